@@ -1,0 +1,210 @@
+"""The translator app: train an attention seq2seq on sentence pairs, translate, evaluate."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import random
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import keras
+import numpy as np
+import sacrebleu
+import tensorflow as tf
+
+from nlpapps import decoding, training
+from nlpapps.data import pad_batch, translation_dataset
+from nlpapps.models.seq2seq import Seq2Seq
+from nlpapps.tokenizer import BOS_ID, EOS_ID, Tokenizer
+
+log = logging.getLogger("nlpapps.translator")
+
+KIND = "translator"
+CONFIG_FILE, TOKENIZER_FILE, WEIGHTS_FILE = "config.json", "tokenizer.model", "model.weights.h5"
+
+
+@dataclasses.dataclass(frozen=True)
+class TranslatorConfig:
+    """Everything that defines a translator and its training; saved as config.json."""
+
+    vocab_size: int = 8000  # joint SentencePiece vocabulary of both languages
+    embedding_dim: int = 256  # embedding and readout width (the output layer is tied)
+    units: int = 512  # encoder memory and decoder cell width
+    encoder_layers: int = 1  # bidirectional layers, residual between them
+    decoder_layers: int = 1  # decoder cells, residual between them
+    cell: str = "lstm"  # "lstm" or "gru"
+    attention: str = "bahdanau"  # "bahdanau" (from s_{i-1}) or "luong" (from s_i)
+    attention_units: int = 256  # hidden width of the additive attention
+    dropout: float = 0.2  # on embeddings, between layers, before the readout
+    batch_size: int = 64  # sentence pairs per step
+    learning_rate: float = 1e-3  # Adam
+    clipnorm: float = 1.0  # gradient clipping by global norm
+    label_smoothing: float = 0.1
+    max_length: int = 64  # tokens per side in training; longer pairs are cut
+    epochs: int = 100  # at most this many epochs of `steps_per_epoch` steps
+    steps_per_epoch: int = 500  # a checkpoint is written after every epoch
+    max_minutes: float = 0.0  # stop after this much training time (0: no limit)
+    eval_every: int = 2  # epochs between dev BLEU evaluations
+    patience: int = 4  # evaluations without a better dev BLEU before stopping
+    dev_sentences: int = 500  # dev pairs used for the BLEU that picks the best model
+    oversample: str = ""  # "source=N": repeat the pairs of that source N times, e.g. "ding=2"
+    seed: int = 0
+    strategy: str = "default"  # tf.distribute strategy: "default" or "mirrored"
+
+    def model_kwargs(self) -> dict:
+        return dict(vocab_size=self.vocab_size, embedding_dim=self.embedding_dim,
+                    units=self.units, encoder_layers=self.encoder_layers,
+                    decoder_layers=self.decoder_layers, cell=self.cell,
+                    attention=self.attention, attention_units=self.attention_units,
+                    dropout=self.dropout)
+
+    def save(self, folder: Path) -> None:
+        training.save_json(Path(folder) / CONFIG_FILE,
+                           {"kind": KIND, "config": dataclasses.asdict(self)})
+
+    @classmethod
+    def load(cls, folder: Path) -> TranslatorConfig:
+        data = json.loads((Path(folder) / CONFIG_FILE).read_text())
+        if data.get("kind") != KIND:
+            raise ValueError(f"{folder} holds a {data.get('kind')!r} model, not a translator")
+        names = {field.name for field in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data["config"].items() if k in names})
+
+
+class Translator:
+    """A trained model with its tokenizer: batched greedy and beam-search translation."""
+
+    def __init__(self, model: Seq2Seq, tokenizer: Tokenizer, config: TranslatorConfig):
+        self.model, self.tokenizer, self.config = model, tokenizer, config
+        self._greedy = tf.function(self._greedy_ids, reduce_retracing=True)
+
+    @classmethod
+    def create(cls, config: TranslatorConfig, tokenizer: Tokenizer) -> Translator:
+        model = Seq2Seq(**config.model_kwargs())
+        model.build()
+        return cls(model, tokenizer, config)
+
+    def _greedy_ids(self, source_ids):
+        memory, states = self.model.encode(source_ids)
+        batch, src_len = tf.shape(source_ids)[0], tf.shape(source_ids)[1]
+        ids, scores, _ = decoding.decode(
+            lambda tokens, states: self.model.decode_step(tokens, states, memory),
+            tf.fill([batch], BOS_ID), states, max_length=max_output_length(src_len))
+        return ids, scores
+
+    def encode_sources(self, texts: Sequence[str]) -> np.ndarray:
+        return pad_batch(self.tokenizer.encode(list(texts), add_eos=True,
+                                               max_length=self.config.max_length))
+
+    def translate(self, texts: Sequence[str], batch_size: int = 64) -> list[str]:
+        """Greedy translations, one per text, in order."""
+        results: list[str] = []
+        for start in range(0, len(texts), batch_size):
+            ids, _ = self._greedy(tf.constant(self.encode_sources(texts[start:start + batch_size])))
+            results += self.tokenizer.decode(strip_after_eos(ids.numpy()))
+        return results
+
+
+def max_output_length(source_length):
+    """The longest translation produced for a source of `source_length` tokens."""
+    return 2 * source_length + 10
+
+
+def strip_after_eos(ids: np.ndarray) -> list[list[int]]:
+    rows = []
+    for row in ids.tolist():
+        rows.append(row[:row.index(EOS_ID)] if EOS_ID in row else row)
+    return rows
+
+
+class DevBleu(keras.callbacks.Callback):
+    """Greedy dev BLEU every `every` epochs: keeps the best weights, stops after `patience`
+    evaluations without improvement. Its state survives a resumed run."""
+
+    def __init__(self, translator: Translator, pairs, out_dir: Path, every: int, patience: int):
+        super().__init__()
+        self.translator, self.pairs, self.every, self.patience = translator, pairs, every, patience
+        self.state_path = out_dir / "dev_bleu.json"
+        self.best_path = out_dir / "best.weights.h5"
+        self.state = json.loads(self.state_path.read_text()) if self.state_path.exists() else \
+            {"best": -1.0, "wait": 0, "history": []}
+
+    def on_epoch_end(self, epoch, logs=None):
+        if (epoch + 1) % self.every:
+            return
+        hypotheses = self.translator.translate([s for s, _ in self.pairs])
+        bleu = sacrebleu.corpus_bleu(hypotheses, [[t for _, t in self.pairs]]).score
+        self.state["history"].append({"epoch": epoch + 1, "bleu": bleu})
+        if bleu > self.state["best"]:
+            self.state.update(best=bleu, wait=0)
+            self.model.save_weights(self.best_path)
+        else:
+            self.state["wait"] += 1
+            if self.state["wait"] >= self.patience:
+                self.model.stop_training = True
+        training.save_json(self.state_path, self.state)
+        log.info("epoch %d: dev BLEU %.2f (best %.2f)", epoch + 1, bleu, self.state["best"])
+
+
+class TimeLimit(keras.callbacks.Callback):
+    """Stops training at the end of the first epoch past `minutes` of this run."""
+
+    def __init__(self, minutes: float):
+        super().__init__()
+        self.minutes, self.start = minutes, time.monotonic()
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.minutes and time.monotonic() - self.start > 60 * self.minutes:
+            self.model.stop_training = True
+
+
+def oversampled(pairs: list[tuple[str, str, str]], spec: str) -> list[tuple[str, str]]:
+    """Applies `"source=N"` oversampling to `(source_text, target_text, corpus)` triples."""
+    repeat = {}
+    for item in filter(None, spec.split(",")):
+        name, _, times = item.partition("=")
+        repeat[name.strip()] = int(times)
+    return [(s, t) for s, t, corpus in pairs for _ in range(repeat.get(corpus, 1))]
+
+
+def train(config: TranslatorConfig, train_pairs: list[tuple[str, str, str]],
+          dev_pairs: list[tuple[str, str]], out_dir: Path) -> Translator:
+    """Trains (or resumes training) in `out_dir`; returns the best translator found."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    keras.utils.set_random_seed(config.seed)
+    config.save(out_dir)
+    tokenizer_path = out_dir / TOKENIZER_FILE
+    if tokenizer_path.exists():
+        tokenizer = Tokenizer.load(tokenizer_path)
+    else:
+        texts = [text for s, t, _ in train_pairs for text in (s, t)]
+        tokenizer = Tokenizer.train(texts, config.vocab_size)
+        tokenizer.save(tokenizer_path)
+    pairs = oversampled(train_pairs, config.oversample)
+    log.info("training on %d pairs (%d after oversampling), vocabulary %d",
+             len(train_pairs), len(pairs), tokenizer.vocab_size)
+    dataset = translation_dataset(pairs, tokenizer, config.batch_size, config.max_length,
+                                  repeat=True, seed=config.seed)
+    dev = random.Random(config.seed).sample(dev_pairs, min(config.dev_sentences, len(dev_pairs)))
+
+    strategy = training.get_strategy(config.strategy)
+    with strategy.scope():
+        translator = Translator.create(config, tokenizer)
+        translator.model.compile(
+            optimizer=keras.optimizers.Adam(config.learning_rate, clipnorm=config.clipnorm),
+            loss=training.masked_cross_entropy(config.label_smoothing))
+    callbacks = training.fit_callbacks(out_dir, [
+        DevBleu(translator, dev, out_dir, config.eval_every, config.patience),
+        TimeLimit(config.max_minutes),
+    ])
+    translator.model.fit(dataset, epochs=config.epochs, steps_per_epoch=config.steps_per_epoch,
+                         callbacks=callbacks, verbose=training.progress_verbosity())
+    best = out_dir / "best.weights.h5"
+    if best.exists():
+        translator.model.load_weights(best)
+    translator.model.save_weights(out_dir / WEIGHTS_FILE)
+    return translator

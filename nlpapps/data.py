@@ -1,0 +1,62 @@
+"""tf.data pipelines: tokenized, length-bucketed, padded batches for the apps."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import tensorflow as tf
+
+from nlpapps.tokenizer import BOS_ID, EOS_ID, Tokenizer
+
+BUCKET_BOUNDARIES = (8, 12, 16, 20, 24, 32, 40, 48, 64, 96, 128)
+
+
+def encode_pairs(pairs: Sequence[tuple[str, str]], tokenizer: Tokenizer, max_length: int
+                 ) -> tuple[list[list[int]], list[list[int]]]:
+    """Source ids (text + eos) and target ids (bos + text + eos), each cut to `max_length`."""
+    sources = tokenizer.encode([s for s, _ in pairs], add_eos=True, max_length=max_length)
+    targets = tokenizer.encode([t for _, t in pairs], add_bos=True, add_eos=True,
+                               max_length=max_length + 1)
+    return sources, targets
+
+
+def translation_dataset(pairs: Sequence[tuple[str, str]], tokenizer: Tokenizer,
+                        batch_size: int, max_length: int = 64, shuffle: bool = True,
+                        repeat: bool = False, seed: int = 0) -> tf.data.Dataset:
+    """Batches of `((source, target_input), target_output)`, padded with 0 and bucketed by
+    length so that a batch holds sentences of similar length.
+
+    `target_input` is bos + text, `target_output` is text + eos; `batch_size` counts pairs.
+    """
+    sources, targets = encode_pairs(pairs, tokenizer, max_length)
+    spec = tf.TensorSpec([None], tf.int32)
+    dataset = tf.data.Dataset.from_generator(
+        lambda: zip(sources, targets), output_signature=(spec, spec))
+    if shuffle:
+        dataset = dataset.shuffle(len(sources), seed=seed, reshuffle_each_iteration=True)
+    if repeat:
+        dataset = dataset.repeat()
+    dataset = dataset.bucket_by_sequence_length(
+        lambda source, target: tf.maximum(tf.shape(source)[0], tf.shape(target)[0]),
+        bucket_boundaries=[b for b in BUCKET_BOUNDARIES if b < max_length + 2],
+        bucket_batch_sizes=[batch_size] * (1 + sum(b < max_length + 2 for b in BUCKET_BOUNDARIES)),
+        pad_to_bucket_boundary=False,
+    )
+    return dataset.map(_split_target, num_parallel_calls=tf.data.AUTOTUNE).prefetch(2)
+
+
+def _split_target(source, target):
+    return (source, target[:, :-1]), target[:, 1:]
+
+
+def pad_batch(rows: Sequence[Sequence[int]], length: int | None = None) -> np.ndarray:
+    """Right-pads id lists with 0 into an int32 array `(batch, length)`."""
+    length = length or max((len(row) for row in rows), default=1) or 1
+    batch = np.zeros((len(rows), length), dtype=np.int32)
+    for index, row in enumerate(rows):
+        batch[index, :min(len(row), length)] = row[:length]
+    return batch
+
+
+__all__ = ["BOS_ID", "EOS_ID", "encode_pairs", "translation_dataset", "pad_batch"]

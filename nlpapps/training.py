@@ -1,0 +1,67 @@
+"""What every app's training shares: the loss, the distribution strategy, the callbacks."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import keras
+import tensorflow as tf
+from keras import ops
+
+from nlpapps.tokenizer import PAD_ID
+
+STRATEGIES = ("default", "mirrored")
+
+
+def masked_cross_entropy(label_smoothing: float = 0.0):
+    """Token cross-entropy over non-pad targets, with optional label smoothing.
+
+    `loss = mean over real tokens of (1 - eps) * -log p(y) + eps * mean_v(-log p(v))`.
+    """
+
+    def loss(y_true, logits):
+        y_true = ops.cast(y_true, "int32")
+        log_probs = ops.log_softmax(ops.cast(logits, "float32"), axis=-1)
+        nll = -ops.take_along_axis(log_probs, y_true[..., None], axis=-1)[..., 0]
+        if label_smoothing:
+            nll = (1.0 - label_smoothing) * nll - label_smoothing * ops.mean(log_probs, axis=-1)
+        mask = ops.cast(ops.not_equal(y_true, PAD_ID), "float32")
+        return ops.sum(nll * mask) / ops.maximum(ops.sum(mask), 1.0)
+
+    loss.__name__ = "masked_cross_entropy"
+    return loss
+
+
+def get_strategy(name: str) -> tf.distribute.Strategy:
+    """"default" (one device) or "mirrored" (every local GPU, else every logical CPU)."""
+    if name == "default":
+        return tf.distribute.get_strategy()
+    if name == "mirrored":
+        gpus = tf.config.list_logical_devices("GPU")
+        devices = [d.name for d in gpus or tf.config.list_logical_devices("CPU")]
+        return tf.distribute.MirroredStrategy(devices)
+    raise ValueError(f"unknown strategy {name!r}; use one of {', '.join(STRATEGIES)}")
+
+
+def fit_callbacks(out_dir: Path, extra: list[keras.callbacks.Callback] = ()) -> list:
+    """Checkpoints that let a killed run resume (weights, optimizer state and epoch, saved at
+    every epoch's end), TensorBoard logs, and the app's own callbacks."""
+    return [
+        keras.callbacks.BackupAndRestore(str(out_dir / "checkpoint"), save_freq="epoch",
+                                         double_checkpoint=True, delete_checkpoint=False),
+        keras.callbacks.TensorBoard(str(out_dir / "logs"), update_freq=50),
+        *extra,
+    ]
+
+
+def progress_verbosity() -> int:
+    """Keras progress bar when a person watches, one line per epoch in a log."""
+    return 1 if os.isatty(2) else 2
+
+
+def save_json(path: Path, data: dict) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+    tmp.replace(path)
