@@ -141,6 +141,14 @@ def cmd_translate_eval(args) -> int:
 
 
 def cmd_data_prepare(args) -> int:
+    try:
+        _prepare(args)
+    except (RuntimeError, FileNotFoundError) as error:
+        raise UserError(str(error).splitlines()[0]) from None
+    return 0
+
+
+def _prepare(args) -> None:
     if args.pair == "en-de":
         from nlpapps.corpora import en_de
 
@@ -153,7 +161,6 @@ def cmd_data_prepare(args) -> int:
         from nlpapps.corpora import austen
 
         austen.prepare(Path(args.out))
-    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -74,3 +74,15 @@ def split_plays(plays: dict[str, str]) -> dict[str, str]:
         split = "test" if name in TEST_PLAYS else "dev" if name in DEV_PLAYS else "train"
         splits[split].append(text)
     return {split: "\n".join(texts) for split, texts in splits.items()}
+
+
+def prepare(out_dir: Path, folder: Path | None = None) -> dict[str, Path]:
+    """Writes the fixed split as `out_dir/{train,dev,test}.txt`; returns {split: path}."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = {}
+    for split, text in split_plays(load_plays(folder)).items():
+        paths[split] = out_dir / f"{split}.txt"
+        paths[split].write_text(text, encoding="utf-8")
+        print(f"shakespeare {split}: {len(text):,} characters -> {paths[split]}")
+    return paths
