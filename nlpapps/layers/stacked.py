@@ -71,12 +71,14 @@ class StackedRNN(keras.layers.Layer):
         x = sequences
         all_states = []
         for index, layer in enumerate(self.layers):
+            layer_inputs = x
             if index > 0 and self.dropout > 0:
                 x = self.dropout_layer(x, training=training)
             state = initial_state[index] if initial_state is not None else None
             output, *states = layer(x, initial_state=state, mask=mask, training=training)
-            if self.residual and output.shape[-1] == x.shape[-1]:
-                output = output + x
+            # The residual path carries the layer's input as it was, not its dropped copy.
+            if self.residual and output.shape[-1] == layer_inputs.shape[-1]:
+                output = output + layer_inputs
             x = output  # (batch, time, units)
             all_states.append(states)
         if not self.return_sequences:
@@ -89,9 +91,13 @@ class StackedRNN(keras.layers.Layer):
 
     def compute_output_shape(self, sequences_shape, initial_state_shape=None):
         shape = tuple(sequences_shape)
+        all_states = []
         for layer in self.layers:
-            shape = shape[:-1] + (layer.compute_output_shape(shape)[0][-1],)
-        return shape if self.return_sequences else (shape[0], shape[-1])
+            output_shape, *state_shapes = layer.compute_output_shape(shape)
+            shape = shape[:-1] + (output_shape[-1],)
+            all_states.append(state_shapes)
+        output = shape if self.return_sequences else (shape[0], shape[-1])
+        return [output, all_states] if self.return_state else output
 
     def get_config(self):
         return {

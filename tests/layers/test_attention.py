@@ -5,6 +5,8 @@ import tensorflow as tf
 
 from nlpapps.layers.attention import BahdanauAttention, LuongAttention
 
+from helpers import tflite_outputs
+
 BATCH, SRC_LEN, TGT_LEN, QUERY_DIM, VALUE_DIM, UNITS = 2, 6, 3, 4, 5, 7
 LENGTHS = (6, 3)  # the second source is padded after 3 positions
 
@@ -128,40 +130,19 @@ def test_gradients_reach_every_weight(kind):
 
 @pytest.mark.parametrize("kind,single_step", [("bahdanau_bias", True), ("luong_general", False)])
 def test_tflite_builtins_match_keras(kind, single_step):
-    from ai_edge_litert.interpreter import Interpreter
-    from tensorflow.python.framework.convert_to_constants import (
-        convert_variables_to_constants_v2,
-    )
-
     layer, (query, values, mask) = make_layer(kind)
-    query, values, mask = (x[:1] for x in (query, values, mask))
+    query, values = (x[:1] for x in (query, values))
     if single_step:
         query = query[:, 0]
-
-    @tf.function(
-        input_signature=[
-            tf.TensorSpec(query.shape, tf.float32),
-            tf.TensorSpec(values.shape, tf.float32),
-            tf.TensorSpec(mask.shape, tf.bool),
-        ],
-        autograph=False,
-    )
-    def attend(query, values, mask):
-        return layer(query, values, mask=mask)
-
-    frozen = convert_variables_to_constants_v2(attend.get_concrete_function())
-    converter = tf.lite.TFLiteConverter.from_concrete_functions([frozen], layer)
-    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
-    interpreter = Interpreter(model_content=converter.convert())
-    interpreter.allocate_tensors()
-    runner = interpreter.get_signature_runner()
     mask = np.array([[True, True, False, True, False, False]])  # holes too, not just a tail
-    results = runner(query=query, values=values, mask=mask)
+    inputs = {"query": query, "values": values, "mask": mask}
+    results = tflite_outputs(lambda query, values, mask: layer(query, values, mask=mask),
+                             inputs, layer)
     context, weights = layer(query, values, mask=mask)
-    assert results["output_0"].shape == context.shape
-    np.testing.assert_allclose(results["output_0"], context, atol=1e-5)
-    np.testing.assert_allclose(results["output_1"], weights, atol=1e-5)
-    assert np.all(results["output_1"][..., ~mask[0]] == 0.0)
+    assert results[0].shape == context.shape
+    np.testing.assert_allclose(results[0], context, atol=1e-5)
+    np.testing.assert_allclose(results[1], weights, atol=1e-5)
+    assert np.all(results[1][..., ~mask[0]] == 0.0)
 
 
 @pytest.mark.parametrize(
