@@ -28,7 +28,10 @@ def masked_cross_entropy(label_smoothing: float = 0.0):
         if label_smoothing:
             nll = (1.0 - label_smoothing) * nll - label_smoothing * ops.mean(log_probs, axis=-1)
         mask = ops.cast(ops.not_equal(y_true, PAD_ID), "float32")
-        return ops.sum(nll * mask) / ops.maximum(ops.sum(mask), 1.0)
+        mean = ops.sum(nll * mask) / ops.maximum(ops.sum(mask), 1.0)
+        # Keras divides a loss averaged over the batch by the replicas in sync, whose
+        # gradients are summed, but leaves a scalar loss as it is: this one divides itself.
+        return mean / tf.distribute.get_strategy().num_replicas_in_sync
 
     loss.__name__ = "masked_cross_entropy"
     return loss

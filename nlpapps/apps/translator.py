@@ -100,11 +100,14 @@ class Translator:
                                                max_length=self.config.max_length))
 
     def translate(self, texts: Sequence[str], batch_size: int = 64) -> list[str]:
-        """Greedy translations, one per text, in order."""
+        """Greedy translations, one per text, in order. A text with no token (empty, only
+        spaces) translates to an empty string, as in the exported model."""
         results: list[str] = []
         for start in range(0, len(texts), batch_size):
-            ids, _ = self._greedy(tf.constant(self.encode_sources(texts[start:start + batch_size])))
-            results += self.tokenizer.decode(strip_after_eos(ids.numpy()))
+            sources = self.encode_sources(texts[start:start + batch_size])
+            ids, _ = self._greedy(tf.constant(sources))
+            outputs = self.tokenizer.decode(strip_after_eos(ids.numpy()))
+            results += ["" if row[0] == EOS_ID else text for row, text in zip(sources, outputs)]
         return results
 
 

@@ -1,0 +1,338 @@
+"""Tests for nlpapps.decoding: the greedy/sampler loop, beam search and its length penalty,
+checked against NumPy on a fixed table of logits and on a tiny Seq2Seq."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from nlpapps import decoding
+from nlpapps.models.seq2seq import Seq2Seq
+from nlpapps.tokenizer import BOS_ID, EOS_ID, PAD_ID
+
+VOCAB = 8
+
+
+def log_softmax(x):
+    x = x - x.max(axis=-1, keepdims=True)
+    return x - np.log(np.exp(x).sum(axis=-1, keepdims=True))
+
+
+def random_table(seed, scale=1.5):
+    """Logits `(VOCAB, VOCAB, VOCAB)` indexed by the two previous tokens."""
+    return (scale * np.random.default_rng(seed).normal(size=(VOCAB,) * 3)).astype("float32")
+
+
+def table_step(table):
+    """A step function reading `table[previous_previous, previous]`; its state is the
+    token before the previous one, so a beam search that reorders states wrongly reads
+    the wrong row."""
+    table = tf.constant(table)
+
+    def step(tokens, before):
+        logits = tf.gather_nd(table, tf.stack([before, tokens], axis=-1))  # (batch, vocab)
+        return logits, tokens, None
+
+    return step
+
+
+def path_log_probs(table, first, ids):
+    """NumPy: the log-probability of each token of `ids` (up to eos) after `first`."""
+    before, previous, result = 0, first, []
+    for token in ids:
+        result.append(log_softmax(table[before, previous])[token])
+        before, previous = previous, token
+        if token == EOS_ID:
+            break
+    return np.array(result)
+
+
+def numpy_decode(table, first_tokens, max_length, choose=np.argmax):
+    """NumPy twin of `decode`: `(ids (batch, steps) 0-padded, scores (batch,))`."""
+    rows, scores = [], []
+    for first in first_tokens:
+        before, previous, row, score = 0, first, [], 0.0
+        while len(row) < max_length:
+            log_probs = log_softmax(table[before, previous])
+            token = int(choose(log_probs))
+            row.append(token)
+            score += log_probs[token]
+            before, previous = previous, token
+            if token == EOS_ID:
+                break
+        rows.append(row)
+        scores.append(score)
+    ids = np.zeros((len(rows), max(map(len, rows))), np.int32)
+    for index, row in enumerate(rows):
+        ids[index, :len(row)] = row
+    return ids, np.array(scores)
+
+
+def run_decode(table, first_tokens, max_length, **kwargs):
+    first = tf.constant(first_tokens, tf.int32)
+    ids, scores, extras = decoding.decode(table_step(table), first, tf.zeros_like(first),
+                                          max_length, **kwargs)
+    assert extras is None
+    return ids.numpy(), scores.numpy()
+
+
+def run_beam(table, first_tokens, beam_size, max_length, alpha):
+    first = tf.constant(first_tokens, tf.int32)
+    states = decoding.tile_beams(tf.zeros_like(first), beam_size)
+    ids, scores, extras = decoding.beam_search(table_step(table), first, states, beam_size,
+                                               max_length, alpha=alpha)
+    assert extras is None
+    return ids.numpy(), scores.numpy()
+
+
+def lengths(ids):
+    """Tokens up to and including the first eos (all of them if none), per row."""
+    return np.array([list(row).index(EOS_ID) + 1 if EOS_ID in row else len(row)
+                     for row in ids])
+
+
+FIRST = [BOS_ID, 4, 5, 6, 7]
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_greedy_matches_numpy_argmax_loop(seed):
+    table = random_table(seed)
+    ids, scores = run_decode(table, FIRST, 12)
+    expected_ids, expected_scores = numpy_decode(table, FIRST, 12)
+    np.testing.assert_array_equal(ids, expected_ids)
+    np.testing.assert_allclose(scores, expected_scores, rtol=1e-5, atol=1e-5)
+
+
+def test_rows_stop_at_eos_and_are_padded_after():
+    table = random_table(0)
+    ids, scores = run_decode(table, FIRST, 12)
+    ends = lengths(ids)
+    # The table makes rows end at different steps, one of them before any other.
+    assert len(set(ends)) > 1 and ends.min() < ids.shape[1]
+    for row, end in zip(ids, ends):
+        if EOS_ID in row:
+            assert row[end - 1] == EOS_ID
+            assert np.all(row[end:] == PAD_ID)
+        assert EOS_ID not in row[:end - 1]
+    # The loop stops as soon as every row is done.
+    assert ids.shape[1] == ends.max()
+    # The score counts each row's own tokens only, not the padding after eos.
+    for first, row, end, score in zip(FIRST, ids, ends, scores):
+        np.testing.assert_allclose(score, path_log_probs(table, first, row[:end]).sum(),
+                                   rtol=1e-5)
+
+
+def test_max_length_cuts_rows_without_eos():
+    table = random_table(0)
+    table[..., EOS_ID] = -30.0  # eos never wins
+    ids, scores = run_decode(table, FIRST, 5)
+    assert ids.shape == (len(FIRST), 5)
+    assert EOS_ID not in ids
+    _, expected_scores = numpy_decode(table, FIRST, 5)
+    np.testing.assert_allclose(scores, expected_scores, rtol=1e-5)
+
+
+def test_decode_uses_the_sampler():
+    table = random_table(1)
+    ids, scores = run_decode(table, FIRST, 6, sampler=lambda logits: tf.argmin(
+        logits, axis=-1, output_type=tf.int32))
+    expected_ids, expected_scores = numpy_decode(table, FIRST, 6, choose=np.argmin)
+    np.testing.assert_array_equal(ids, expected_ids)
+    np.testing.assert_allclose(scores, expected_scores, rtol=1e-5)
+
+
+def test_decode_runs_in_a_compiled_graph():
+    table = random_table(2)
+    step = table_step(table)
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.int32), tf.TensorSpec([], tf.int32)])
+    def greedy(first, max_length):
+        ids, scores, _ = decoding.decode(step, first, tf.zeros_like(first), max_length)
+        return ids, scores
+
+    ids, scores = greedy(tf.constant(FIRST), tf.constant(9))
+    expected_ids, expected_scores = numpy_decode(table, FIRST, 9)
+    np.testing.assert_array_equal(ids.numpy(), expected_ids)
+    np.testing.assert_allclose(scores.numpy(), expected_scores, rtol=1e-5)
+
+
+def test_length_penalty_values():
+    np.testing.assert_allclose(decoding.length_penalty(7, 0.0).numpy(), 1.0)
+    np.testing.assert_allclose(decoding.length_penalty(1, 1.0).numpy(), 1.0)
+    np.testing.assert_allclose(decoding.length_penalty(7, 0.6).numpy(), 2.0 ** 0.6, rtol=1e-6)
+    np.testing.assert_allclose(
+        decoding.length_penalty(tf.constant([1, 3, 13]), 0.5).numpy(),
+        np.sqrt([1.0, 8 / 6, 3.0]), rtol=1e-6)
+
+
+def test_tile_beams_repeats_each_row_adjacently():
+    nest = {"a": tf.constant([[1, 2], [3, 4]]), "b": [tf.constant([5, 6])]}
+    tiled = decoding.tile_beams(nest, 3)
+    np.testing.assert_array_equal(tiled["a"].numpy(), [[1, 2]] * 3 + [[3, 4]] * 3)
+    np.testing.assert_array_equal(tiled["b"][0].numpy(), [5, 5, 5, 6, 6, 6])
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_beam_of_one_is_greedy(seed):
+    table = random_table(seed)
+    ids, scores = run_beam(table, FIRST, 1, 12, alpha=0.6)
+    greedy_ids, greedy_scores = numpy_decode(table, FIRST, 12)
+    np.testing.assert_array_equal(ids[:, 0], greedy_ids)
+    # Beam scores are normalized by the GNMT penalty of each hypothesis's length.
+    penalty = ((5.0 + lengths(greedy_ids)) / 6.0) ** 0.6
+    np.testing.assert_allclose(scores[:, 0], greedy_scores / penalty, rtol=1e-5)
+
+
+@pytest.mark.parametrize("alpha", [0.0, 0.6, 1.0])
+def test_beam_hypotheses_are_sorted_and_scored_by_their_own_tokens(alpha):
+    table = random_table(3)
+    ids, scores = run_beam(table, FIRST, 4, 10, alpha=alpha)
+    assert ids.shape[:2] == scores.shape == (len(FIRST), 4)
+    assert np.all(np.diff(scores, axis=1) <= 0)
+    for first, row_ids, row_scores in zip(FIRST, ids, scores):
+        assert len({tuple(h) for h in row_ids}) == 4  # four different hypotheses
+        for hypothesis, score in zip(row_ids, row_scores):
+            end = lengths([hypothesis])[0]
+            assert np.all(hypothesis[end:] == PAD_ID)
+            log_prob = path_log_probs(table, first, hypothesis[:end]).sum()
+            np.testing.assert_allclose(score, log_prob / ((5.0 + end) / 6.0) ** alpha,
+                                       rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_beam_of_four_scores_at_least_greedy_without_length_penalty(seed):
+    # Not a theorem of beam search, but holds on these tables; a beam that loses its
+    # hypotheses or misorders states falls below greedy here.
+    table = random_table(seed, scale=2.0)
+    ids, scores = run_beam(table, FIRST, 4, 10, alpha=0.0)
+    _, greedy_scores = numpy_decode(table, FIRST, 10)
+    assert np.all(scores[:, 0] >= greedy_scores - 1e-5)
+    assert np.any(scores[:, 0] > greedy_scores + 1e-3)  # and beats it somewhere
+
+
+def test_beam_finds_the_better_sequence_greedy_misses():
+    """bos -> A (0.6) or B (0.4); A -> eos (0.4), A (0.3), B (0.3); B -> eos (0.9), A (0.1).
+    Greedy takes A then eos: 0.6 * 0.4 = 0.24; the best sequence is B eos: 0.4 * 0.9 = 0.36."""
+    a, b = 4, 5
+    probs = np.full((VOCAB, VOCAB), 1e-6)
+    probs[BOS_ID, [a, b]] = [0.6, 0.4]
+    probs[a, [EOS_ID, a, b]] = [0.4, 0.3, 0.3]
+    probs[b, [EOS_ID, a]] = [0.9, 0.1]
+    probs[[PAD_ID, EOS_ID], PAD_ID] = 1.0
+    table = np.broadcast_to(np.log(probs), (VOCAB, VOCAB, VOCAB)).astype("float32")
+
+    greedy_ids, greedy_scores = run_decode(table, [BOS_ID], 5)
+    np.testing.assert_array_equal(greedy_ids, [[a, EOS_ID]])
+    np.testing.assert_allclose(greedy_scores, [np.log(0.24)], rtol=1e-4)
+
+    ids, scores = run_beam(table, [BOS_ID], 2, 5, alpha=0.0)
+    np.testing.assert_array_equal(ids[0], [[b, EOS_ID], [a, EOS_ID]])
+    np.testing.assert_allclose(scores[0], np.log([0.36, 0.24]), rtol=1e-4)
+
+
+def test_beam_search_runs_rows_independently():
+    table = random_table(4)
+    ids, scores = run_beam(table, FIRST, 3, 10, alpha=0.6)
+    for index, first in enumerate(FIRST):
+        row_ids, row_scores = run_beam(table, [first], 3, 10, alpha=0.6)
+        steps = row_ids.shape[2]
+        np.testing.assert_array_equal(ids[index, :, :steps], row_ids[0])
+        assert np.all(ids[index, :, steps:] == PAD_ID)
+        np.testing.assert_allclose(scores[index], row_scores[0], rtol=1e-5)
+
+
+# -- on a tiny Seq2Seq -----------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def seq2seq():
+    keras.utils.set_random_seed(0)
+    model = Seq2Seq(vocab_size=20, embedding_dim=8, units=8, attention_units=6, dropout=0.0)
+    model.build()
+    # Weights far from their small initial values, so that every logit depends strongly on
+    # the state and the attention is sharp: a state swapped between hypotheses shows.
+    rng = np.random.default_rng(0)
+    model.set_weights([rng.normal(0.0, 0.7, w.shape).astype("float32")
+                       for w in model.get_weights()])
+    return model
+
+
+SOURCES = np.array([[5, 9, 12, 7, EOS_ID], [8, 11, EOS_ID, 0, 0], [EOS_ID, 0, 0, 0, 0]],
+                   np.int32)
+
+
+def test_greedy_on_seq2seq_matches_an_eager_loop_and_records_attention(seq2seq):
+    memory, states = seq2seq.encode(SOURCES)
+    batch, max_length = len(SOURCES), 7
+    ids, scores, attention = decoding.decode(
+        lambda tokens, s: seq2seq.decode_step(tokens, s, memory),
+        tf.fill([batch], BOS_ID), states, max_length, extra_shape=(SOURCES.shape[1],))
+    ids, scores, attention = ids.numpy(), scores.numpy(), attention.numpy()
+    assert attention.shape == ids.shape + (SOURCES.shape[1],)
+
+    # The same model driven one step at a time from Python, choosing with NumPy.
+    tokens, done = np.full(batch, BOS_ID, np.int32), np.zeros(batch, bool)
+    expected_ids, expected_scores, expected_attention = [], np.zeros(batch), []
+    for _ in range(ids.shape[1]):
+        logits, states, weights = seq2seq.decode_step(tf.constant(tokens), states, memory)
+        log_probs = log_softmax(logits.numpy().astype("float64"))
+        tokens = np.where(done, PAD_ID, log_probs.argmax(-1)).astype(np.int32)
+        expected_scores += np.where(done, 0.0, log_probs[np.arange(batch), tokens])
+        expected_ids.append(tokens)
+        expected_attention.append(weights.numpy())
+        done |= tokens == EOS_ID
+    np.testing.assert_array_equal(ids, np.stack(expected_ids, 1))
+    np.testing.assert_allclose(scores, expected_scores, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(attention, np.stack(expected_attention, 1), atol=1e-6)
+
+    # Attention weights are a distribution over the real source tokens only.
+    source_mask = SOURCES != 0
+    np.testing.assert_allclose(attention.sum(-1), 1.0, atol=1e-5)
+    assert np.all(attention[~np.broadcast_to(source_mask[:, None], attention.shape)] == 0)
+
+
+def test_beam_on_seq2seq_reorders_states_with_its_hypotheses(seq2seq):
+    """Every hypothesis's score equals its log-probability recomputed step by step along its
+    own tokens, which only holds if each state follows the hypothesis it belongs to."""
+    beam, alpha = 3, 0.6
+    memory, states = seq2seq.encode(SOURCES)
+    tiled_memory = decoding.tile_beams(memory, beam)
+    ids, scores, attention = decoding.beam_search(
+        lambda tokens, s: seq2seq.decode_step(tokens, s, tiled_memory),
+        tf.fill([len(SOURCES)], BOS_ID), decoding.tile_beams(states, beam), beam, 6,
+        alpha=alpha, extra_shape=(SOURCES.shape[1],))
+    ids, scores, attention = ids.numpy(), scores.numpy(), attention.numpy()
+    assert attention.shape == ids.shape + (SOURCES.shape[1],)
+    assert np.all(np.diff(scores, axis=1) <= 0)
+
+    flat = ids.reshape(-1, ids.shape[-1])  # (batch * beam, steps)
+    row_states = decoding.tile_beams(states, beam)
+    tokens = np.full(len(flat), BOS_ID, np.int32)
+    log_prob, weights_seen = np.zeros(len(flat)), []
+    done = np.zeros(len(flat), bool)
+    for t in range(flat.shape[1]):
+        logits, row_states, weights = seq2seq.decode_step(tf.constant(tokens), row_states,
+                                                          tiled_memory)
+        step_log_probs = log_softmax(logits.numpy().astype("float64"))
+        log_prob += np.where(done, 0.0, step_log_probs[np.arange(len(flat)), flat[:, t]])
+        weights_seen.append(weights.numpy())
+        done |= flat[:, t] == EOS_ID
+        tokens = flat[:, t]
+    penalty = ((5.0 + lengths(flat)) / 6.0) ** alpha
+    np.testing.assert_allclose(scores.reshape(-1), log_prob / penalty, rtol=1e-4, atol=1e-5)
+    # The recorded attention is that of each hypothesis's own steps (until it ends).
+    seen = np.stack(weights_seen, 1).reshape(attention.shape)
+    for row, end in enumerate(lengths(flat)):
+        np.testing.assert_allclose(attention[row // beam, row % beam, :end],
+                                   seen[row // beam, row % beam, :end], atol=1e-5)
+
+
+def test_beam_of_one_on_seq2seq_is_greedy_with_the_same_attention(seq2seq):
+    memory, states = seq2seq.encode(SOURCES)
+    step = lambda tokens, s: seq2seq.decode_step(tokens, s, memory)  # noqa: E731
+    first = tf.fill([len(SOURCES)], BOS_ID)
+    greedy_ids, _, greedy_attention = decoding.decode(step, first, states, 6,
+                                                      extra_shape=(SOURCES.shape[1],))
+    ids, _, attention = decoding.beam_search(step, first, states, 1, 6,
+                                             extra_shape=(SOURCES.shape[1],))
+    np.testing.assert_array_equal(ids.numpy()[:, 0], greedy_ids.numpy())
+    np.testing.assert_allclose(attention.numpy()[:, 0], greedy_attention.numpy(), atol=1e-6)

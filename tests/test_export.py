@@ -1,0 +1,135 @@
+"""Tests for nlpapps.export: the translator SavedModel, reloaded in a fresh process that has
+only TensorFlow and TensorFlow Text, against the in-memory Keras model; and the writer."""
+
+import json
+import shutil
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from nlpapps.export import MAX_SOURCE_TOKENS, write_savedmodel
+
+SENTENCES = ["We all make mistakes.", "Where is the station?", "Tom is reading a book.",
+             "Please close the window.", "Save the file."]
+LONG = " ".join(["word"] * 5000)
+
+# Runs in a fresh interpreter: what a server with the exported folder alone has.
+SERVE_SCRIPT = """
+import json, sys
+import tensorflow as tf
+import tensorflow_text  # registers the tokenizer ops
+
+requests = json.loads(sys.stdin.read())
+model = tf.saved_model.load(requests["folder"])
+report = {"nlpapps_imported": any(name.split(".")[0] == "nlpapps" for name in sys.modules),
+          "signatures": sorted(model.signatures)}
+serve, beam = model.signatures["serving_default"], model.signatures["translate"]
+for name, texts in requests["batches"].items():
+    inputs = tf.constant([bytes.fromhex(text) for text in texts], tf.string)
+    greedy = serve(inputs=inputs)
+    searched = beam(inputs=inputs, beam_size=tf.constant(requests["beam"]),
+                    alpha=tf.constant(0.6))
+    report[name] = {
+        "outputs": [text.decode("utf-8") for text in greedy["outputs"].numpy()],
+        "scores": greedy["scores"].numpy().tolist(),
+        "beam_outputs": [[text.decode("utf-8") for text in row]
+                         for row in searched["outputs"].numpy()],
+        "beam_scores": searched["scores"].numpy().tolist(),
+        "source_ids": searched["source_ids"].numpy().tolist(),
+        "attention_shape": list(searched["attention"].shape),
+        "target_ids_shape": list(searched["target_ids"].shape),
+    }
+print(json.dumps(report))
+"""
+
+
+@pytest.fixture(scope="module")
+def served(exported_translator):
+    """What the exported translator answers in a fresh process, by batch name."""
+    batches = {"sentences": SENTENCES, "empty": ["", "   "], "invalid": [b"Wo \xff\xfe ist es?"],
+               "long": [LONG], "emoji": ["Grüße 😀 aus Köln"]}
+    requests = {"folder": str(exported_translator), "beam": 3,
+                "batches": {name: [(t if isinstance(t, bytes) else t.encode()).hex()
+                                   for t in texts] for name, texts in batches.items()}}
+    run = subprocess.run([sys.executable, "-c", textwrap.dedent(SERVE_SCRIPT)],
+                         input=json.dumps(requests), capture_output=True, text=True,
+                         timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    return json.loads(run.stdout.strip().splitlines()[-1])
+
+
+def test_loads_with_tensorflow_and_tensorflow_text_alone(served):
+    assert not served["nlpapps_imported"]
+    assert {"serving_default", "translate"} <= set(served["signatures"])
+
+
+def test_serving_default_matches_the_keras_model(served, trained_translator):
+    result, _ = trained_translator
+    expected = result.translate(SENTENCES)
+    assert served["sentences"]["outputs"] == expected
+    assert len(set(expected)) > 1  # the tiny model's translations differ: not a vacuous match
+    _, scores = result._greedy(tf.constant(result.encode_sources(SENTENCES)))
+    np.testing.assert_allclose(served["sentences"]["scores"], scores.numpy(), rtol=1e-4)
+
+
+def test_translate_signature_is_a_sorted_beam_search(served):
+    batch = served["sentences"]
+    assert batch["target_ids_shape"][:2] == [len(SENTENCES), 3]
+    assert batch["attention_shape"][:3] == batch["target_ids_shape"]
+    assert batch["attention_shape"][3] == len(batch["source_ids"][0])
+    for outputs, scores in zip(batch["beam_outputs"], batch["beam_scores"]):
+        assert len(outputs) == 3
+        assert scores == sorted(scores, reverse=True)
+
+
+def test_empty_input_gives_empty_output(served):
+    assert served["empty"]["outputs"] == ["", ""]
+    assert served["empty"]["beam_outputs"] == [["", "", ""], ["", "", ""]]
+
+
+def test_odd_inputs_translate_without_error(served):
+    for name in ("invalid", "emoji", "long"):
+        batch = served[name]
+        assert len(batch["outputs"]) == 1 and batch["outputs"][0]
+        assert np.isfinite(batch["scores"][0])
+    # The long input is cut to the longest source the model takes.
+    assert len(served["long"]["source_ids"][0]) == MAX_SOURCE_TOKENS
+
+
+@pytest.mark.slow
+def test_saved_model_cli_lists_the_signatures(exported_translator):
+    command = [shutil.which("saved_model_cli")] if shutil.which("saved_model_cli") else \
+        [sys.executable, "-m", "tensorflow.python.tools.saved_model_cli"]
+    run = subprocess.run([*command, "show", "--all", "--dir", str(exported_translator)],
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    for signature in ("serving_default", "translate"):
+        assert f"signature_def['{signature}']" in run.stdout
+    assert "inputs['inputs'] tensor_info:\n        dtype: DT_STRING" in run.stdout
+
+
+class _Echo(tf.Module):
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
+    def serving_default(self, inputs):
+        return {"outputs": inputs}
+
+
+def test_write_savedmodel_replaces_a_folder_whole_or_not_at_all(tmp_path):
+    folder = tmp_path / "model"
+    write_savedmodel(_Echo(), folder, {"config.json": b'{"version": 1}'})
+    write_savedmodel(_Echo(), folder, {"config.json": b'{"version": 2}'})
+    assert json.loads((folder / "config.json").read_text()) == {"version": 2}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
+
+    # A failure while writing (here: an extra file that is not bytes) leaves the old model.
+    with pytest.raises(TypeError):
+        write_savedmodel(_Echo(), folder, {"config.json": "not bytes"})
+    assert json.loads((folder / "config.json").read_text()) == {"version": 2}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
+    loaded = tf.saved_model.load(str(folder))
+    assert loaded.signatures["serving_default"](
+        inputs=tf.constant(["a"]))["outputs"].numpy().tolist() == [b"a"]
