@@ -5,10 +5,17 @@ extra)` where `states` is any nest of `(batch, ...)` tensors and `extra` a `(bat
 to record per step (attention weights) or None. Models do not know how they are decoded; these
 loops do not know what model they drive. Every loop is one `tf.while_loop`, so it compiles into
 a SavedModel or TFLite graph.
+
+A sampler maps `(batch, vocab)` logits to `(batch,)` int32 ids. A random sampler also takes
+`step`, the index of the token being drawn, and draws with stateless random ops seeded by
+`(seed, step)`: the same seed gives the same tokens, and a loop run in chunks (`start_step`)
+draws exactly what one run draws. `make_sampler` composes temperature, top-k and top-p (nucleus)
+filtering into one such sampler.
 """
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 
 import tensorflow as tf
@@ -24,8 +31,101 @@ def greedy_sampler(logits: tf.Tensor) -> tf.Tensor:
     return tf.argmax(logits, axis=-1, output_type=tf.int32)
 
 
+def apply_temperature(logits: tf.Tensor, temperature) -> tf.Tensor:
+    """`logits / temperature`: below 1 sharpens the distribution, above 1 flattens it."""
+    return logits / tf.cast(temperature, logits.dtype)
+
+
+def top_k_filter(logits: tf.Tensor, k) -> tf.Tensor:
+    """Keeps the `k` largest logits of each row, -inf elsewhere; `k <= 0` keeps them all.
+
+    `(batch, vocab) -> (batch, vocab)`; a `k` above the vocabulary size keeps every token.
+    """
+    k = tf.convert_to_tensor(k, tf.int32)
+
+    def keep_top_k():
+        k_th = tf.math.top_k(logits, tf.minimum(k, tf.shape(logits)[-1])).values[:, -1:]
+        return tf.where(logits < k_th, float("-inf"), logits)
+
+    return tf.cond(k > 0, keep_top_k, lambda: logits)
+
+
+def top_p_filter(logits: tf.Tensor, p) -> tf.Tensor:
+    """Keeps the nucleus of each row: the fewest most probable tokens whose probabilities
+    sum to at least `p`, -inf elsewhere (Holtzman et al. 2020); `p >= 1` keeps them all.
+
+    `(batch, vocab) -> (batch, vocab)`; the most probable token is always kept.
+    """
+    p = tf.convert_to_tensor(p, logits.dtype)
+
+    def keep_nucleus():
+        sorted_logits = tf.sort(logits, axis=-1, direction="DESCENDING")
+        # The probability of the tokens more probable than each one: it is kept while < p.
+        before = tf.cumsum(tf.nn.softmax(sorted_logits), axis=-1, exclusive=True)
+        kept = tf.reduce_sum(tf.cast(before < p, tf.int32), axis=-1)  # (batch,)
+        lowest = tf.gather(sorted_logits, tf.maximum(kept, 1) - 1, batch_dims=1)
+        return tf.where(logits < lowest[:, None], float("-inf"), logits)
+
+    return tf.cond(p < 1.0, keep_nucleus, lambda: logits)
+
+
+def categorical_sample(logits: tf.Tensor, seed, step) -> tf.Tensor:
+    """One draw per row from `softmax(logits)`, by stateless ops seeded with `(seed, step)`:
+    `(batch, vocab) -> (batch,)` int32. A row's draw depends on its position in the batch."""
+    key = tf.stack([tf.cast(seed, tf.int64), tf.cast(step, tf.int64)])
+    return tf.random.stateless_categorical(logits, 1, seed=key, dtype=tf.int32)[:, 0]
+
+
+def make_sampler(temperature=1.0, top_k=0, top_p=1.0, seed=0) -> Sampler:
+    """One sampler `(logits, step) -> ids` that scales by `temperature`, keeps the `top_k`
+    most probable tokens, then the nucleus of mass `top_p`, and draws with `(seed, step)`.
+
+    Temperature 0 is greedy (the filters never remove the most probable token); `top_k=0` and
+    `top_p=1` turn those filters off. Every argument may be a Python number or a scalar tensor
+    (as in an exported signature); numbers are checked here, tensors by the caller.
+
+    Example:
+    ```python
+    sampler = make_sampler(temperature=0.8, top_p=0.95, seed=7)
+    ids, scores, _ = decode(step_fn, first_tokens, states, 100, sampler=sampler)
+    ```
+    """
+    check_sampling(temperature, top_k, top_p)
+
+    def sampler(logits, step):
+        logits = tf.cast(logits, tf.float32)
+
+        def draw():
+            filtered = top_p_filter(top_k_filter(apply_temperature(logits, temperature), top_k),
+                                    top_p)
+            return categorical_sample(filtered, seed, step)
+
+        return tf.cond(tf.convert_to_tensor(temperature, tf.float32) > 0, draw,
+                       lambda: greedy_sampler(logits))
+
+    return sampler
+
+
+def check_sampling(temperature=1.0, top_k=0, top_p=1.0) -> None:
+    """Raises ValueError for sampling options out of range (tensors are not checked)."""
+    if isinstance(temperature, (int, float)) and not 0 <= temperature < float("inf"):
+        raise ValueError(f"temperature must be 0 (greedy) or positive, got {temperature}")
+    if isinstance(top_k, int) and top_k < 0:
+        raise ValueError(f"top_k must be 0 (off) or positive, got {top_k}")
+    if isinstance(top_p, (int, float)) and not 0 < top_p <= 1:
+        raise ValueError(f"top_p must be in (0, 1], got {top_p}")
+
+
+def _takes_step(sampler: Callable) -> bool:
+    try:
+        return "step" in inspect.signature(sampler).parameters
+    except (TypeError, ValueError):
+        return False
+
+
 def decode(step_fn: StepFn, first_tokens: tf.Tensor, states, max_length,
-           sampler: Sampler = greedy_sampler, eos_id: int = EOS_ID, extra_shape=None):
+           sampler: Sampler = greedy_sampler, eos_id: int = EOS_ID, extra_shape=None,
+           start_step=0, return_state: bool = False):
     """Runs `step_fn` from `first_tokens` until every row has produced eos or `max_length`.
 
     Args:
@@ -33,13 +133,19 @@ def decode(step_fn: StepFn, first_tokens: tf.Tensor, states, max_length,
         first_tokens: `(batch,)` int32, usually bos.
         states: the initial states nest.
         max_length: int or scalar tensor, the most tokens to produce.
-        sampler: `(batch, vocab) logits -> (batch,)` next tokens.
+        sampler: `(batch, vocab) logits -> (batch,)` next tokens; one that takes `step` is
+            given the index of each token drawn, counted from `start_step`.
+        eos_id: the id that ends a row; -1 for none.
         extra_shape: the shape of `extra` per row (e.g. `(src_len,)`), or None if not recorded.
+        start_step: int or scalar tensor, the index of the first token drawn here: a loop that
+            goes on from where another stopped passes the number of tokens drawn before.
+        return_state: also return the states after the last step, to go on from there.
 
     Returns:
         `(ids, scores, extras)`: ids `(batch, steps)` int32 with eos included and 0 after it;
         scores `(batch,)`, the sum of the chosen tokens' log-probabilities; extras
-        `(batch, steps, *extra_shape)` or None.
+        `(batch, steps, *extra_shape)` or None. With `return_state`, the final states nest
+        follows.
     """
     batch = tf.shape(first_tokens)[0]
     max_length = tf.convert_to_tensor(max_length, tf.int32)
@@ -47,10 +153,14 @@ def decode(step_fn: StepFn, first_tokens: tf.Tensor, states, max_length,
     extras_ta = tf.TensorArray(tf.float32, size=max_length,
                                element_shape=first_tokens.shape + tuple(extra_shape or ()))
 
+    draws_by_step = _takes_step(sampler)
+    start_step = tf.convert_to_tensor(start_step, tf.int32)
+
     def body(t, tokens, states, finished, scores, ids_ta, extras_ta):
         logits, states, extra = step_fn(tokens, states)
         log_probs = tf.nn.log_softmax(logits)  # (batch, vocab)
-        next_tokens = tf.where(finished, PAD_ID, sampler(logits))
+        drawn = sampler(logits, step=start_step + t) if draws_by_step else sampler(logits)
+        next_tokens = tf.where(finished, PAD_ID, drawn)
         chosen = tf.gather(log_probs, next_tokens, batch_dims=1)  # (batch,)
         scores += tf.where(finished, 0.0, chosen)
         ids_ta = ids_ta.write(t, next_tokens)
@@ -59,7 +169,7 @@ def decode(step_fn: StepFn, first_tokens: tf.Tensor, states, max_length,
         finished = finished | tf.equal(next_tokens, eos_id)
         return t + 1, next_tokens, states, finished, scores, ids_ta, extras_ta
 
-    steps, _, _, _, scores, ids_ta, extras_ta = tf.while_loop(
+    steps, _, states, _, scores, ids_ta, extras_ta = tf.while_loop(
         lambda t, tokens, states, finished, *_: (t < max_length)
         & tf.logical_not(tf.reduce_all(finished)),
         body,
@@ -71,6 +181,8 @@ def decode(step_fn: StepFn, first_tokens: tf.Tensor, states, max_length,
     if extra_shape is not None:
         extras = extras_ta.stack()[:steps]  # (steps, batch, *extra_shape)
         extras = tf.transpose(extras, (1, 0, *range(2, 2 + len(extra_shape))))
+    if return_state:
+        return ids, scores, extras, states
     return ids, scores, extras
 
 

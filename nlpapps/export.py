@@ -6,6 +6,10 @@ weights and the decoding loops, so it runs with `tensorflow` and `tensorflow_tex
     import tensorflow as tf, tensorflow_text  # registers the tokenizer ops
     model = tf.saved_model.load("saved_models/translator-en-de")
     model.signatures["serving_default"](inputs=tf.constant(["Where is the station?"]))
+
+Its batch-1 signatures (`translate_one`, and `encode` / `decode_step` / `detokenize` for apps
+that drive the loop themselves) have static shapes but the lengths, which is what TFLite
+needs: `nlpapps.export_tflite` converts them from the SavedModel folder alone.
 """
 
 from __future__ import annotations
@@ -32,16 +36,59 @@ class TranslatorModule(tf.Module):
             {outputs: string[batch, beam], scores, target_ids: int32[batch, beam, steps],
              source_ids: int32[batch, src_len], attention: float[batch, beam, steps, src_len]}
             beam search, best first (beam_size 1 is greedy), with what a plot needs.
+        translate_one(inputs: string[1]) -> {outputs: string[1], scores: float[1]}
+            greedy translation of one sentence, the same as serving_default; every shape is
+            static but the lengths, so it converts to TFLite.
+
+    And one step at a time, for an app that runs the decoding loop itself (batch 1; `S` is the
+    number of decoder states, `units` the model width, `K` the attention key width):
+
+        encode(inputs: string[1]) -> {source_ids: int32[1, src_len],
+            values: float[1, src_len, units], keys: float[1, src_len, K],
+            mask: bool[1, src_len], state: float[1, S, units]}
+        decode_step(token: int32[1], state, values, keys, mask) ->
+            {logits: float[1, vocab], state: float[1, S, units], attention: float[1, src_len]}
+            starting from bos (id 2) and the state of `encode`, feeding back the chosen token
+            and the new state until eos (id 3);
+        detokenize(ids: int32[1, steps]) -> {outputs: string[1]}
+            the text of the chosen ids (those from the first eos on are dropped).
     """
+
+    SIGNATURES = ("serving_default", "translate", "translate_one", "encode", "decode_step",
+                  "detokenize")
 
     def __init__(self, model, tokenizer: Tokenizer):
         super().__init__(name="translator")
         self.model = model
         self.tokenizer = GraphTokenizer(tokenizer)
+        # Traced here, where the model's sizes are known, so that the signature's shapes are
+        # static: S states (the cells' and the attention context) of `units` each.
+        units, states = model.units, len(model.state_sizes) + 1
+        key_width = model.attention_units if model.attention_type == "bahdanau" else units
+        self.decode_step = tf.function(self._decode_step, input_signature=[
+            tf.TensorSpec([1], tf.int32, name="token"),
+            tf.TensorSpec([1, states, units], tf.float32, name="state"),
+            tf.TensorSpec([1, None, units], tf.float32, name="values"),
+            tf.TensorSpec([1, None, key_width], tf.float32, name="keys"),
+            tf.TensorSpec([1, None], tf.bool, name="mask")])
 
     def _source_ids(self, inputs):
         ids = self.tokenizer.tokenize(inputs, add_eos=True, max_length=MAX_SOURCE_TOKENS)
         return tf.ensure_shape(ids.to_tensor(), [None, None])  # (batch, src_len), 0-padded
+
+    def _one_source_ids(self, inputs):
+        # One row needs no padding, so the ragged ids' flat values are the row (and the
+        # ragged-to-dense op, which has no LiteRT builtin, is not needed).
+        ids = self.tokenizer.tokenize(inputs, add_eos=True, max_length=MAX_SOURCE_TOKENS)
+        return ids.flat_values[tf.newaxis]  # (1, src_len)
+
+    def _greedy(self, source_ids, first_tokens):
+        memory, states = self.model.encode(source_ids)
+        src_len = tf.shape(source_ids)[1]
+        ids, scores, _ = decoding.decode(
+            lambda tokens, s: self.model.decode_step(tokens, s, memory),
+            first_tokens, states, 2 * src_len + 10)
+        return ids, scores
 
     def _beam(self, source_ids, beam_size, alpha):
         memory, states = self.model.encode(source_ids)
@@ -54,19 +101,16 @@ class TranslatorModule(tf.Module):
             extra_shape=(src_len,))
 
     def _detokenize(self, ids, source_ids):
-        texts = self.tokenizer.detokenize(_cut_at_eos(ids))
-        # An input with no token (empty, only spaces) translates to an empty string.
+        # An input with no token (empty, only spaces) translates to an empty string. The ids
+        # are cleared rather than the strings: LiteRT has no select on strings.
         empty = tf.reduce_all((source_ids == 0) | (source_ids == EOS_ID), axis=1)
-        return tf.where(empty, "", texts)
+        ids = tf.where(empty[:, tf.newaxis], 0, _cut_at_eos(ids))
+        return self.tokenizer.detokenize(ids)
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
     def serving_default(self, inputs):
         source_ids = self._source_ids(inputs)
-        memory, states = self.model.encode(source_ids)
-        batch, src_len = tf.shape(source_ids)[0], tf.shape(source_ids)[1]
-        ids, scores, _ = decoding.decode(
-            lambda tokens, s: self.model.decode_step(tokens, s, memory),
-            tf.fill([batch], BOS_ID), states, 2 * src_len + 10)
+        ids, scores = self._greedy(source_ids, tf.fill([tf.shape(source_ids)[0]], BOS_ID))
         return {"outputs": self._detokenize(ids, source_ids), "scores": scores}
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string),
@@ -80,6 +124,31 @@ class TranslatorModule(tf.Module):
         return {"outputs": tf.reshape(texts, [batch, beam_size]), "scores": scores,
                 "target_ids": ids, "source_ids": source_ids, "attention": attention}
 
+    @tf.function(input_signature=[tf.TensorSpec([1], tf.string)])
+    def translate_one(self, inputs):
+        source_ids = self._one_source_ids(inputs)
+        # A constant first token keeps the batch static (1) through the loop, so the loop's
+        # buffers have a fixed element shape.
+        ids, scores = self._greedy(source_ids, tf.constant([BOS_ID]))
+        return {"outputs": self._detokenize(ids, source_ids), "scores": scores}
+
+    @tf.function(input_signature=[tf.TensorSpec([1], tf.string)])
+    def encode(self, inputs):
+        source_ids = self._one_source_ids(inputs)
+        memory, states = self.model.encode(source_ids)
+        return {"source_ids": source_ids, "values": memory["values"], "keys": memory["keys"],
+                "mask": memory["mask"], "state": tf.stack(states, axis=1)}  # state (1, S, units)
+
+    def _decode_step(self, token, state, values, keys, mask):
+        memory = {"values": values, "keys": keys, "mask": mask}
+        logits, states, attention = self.model.decode_step(
+            token, tf.unstack(state, axis=1), memory)
+        return {"logits": logits, "state": tf.stack(states, axis=1), "attention": attention}
+
+    @tf.function(input_signature=[tf.TensorSpec([1, None], tf.int32, name="ids")])
+    def detokenize(self, ids):
+        return {"outputs": self.tokenizer.detokenize(_cut_at_eos(ids))}
+
 
 def _cut_at_eos(ids):
     """Zeroes every id from the first eos on: `(batch, steps)`."""
@@ -89,13 +158,17 @@ def _cut_at_eos(ids):
 
 def write_savedmodel(module: tf.Module, out_dir: Path, extra_files: dict[str, bytes]) -> None:
     """Writes a SavedModel (with its signatures) and extra files to a temporary folder beside
-    `out_dir`, then swaps it in, so a failure never leaves a half-written model."""
+    `out_dir`, then swaps it in, so a failure never leaves a half-written model.
+
+    The signatures are the module's functions named in its `SIGNATURES` (default
+    `serving_default` and `translate`, those it has).
+    """
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
     try:
-        signatures = {name: getattr(module, name) for name in ("serving_default", "translate")
-                      if hasattr(module, name)}
+        names = getattr(module, "SIGNATURES", ("serving_default", "translate"))
+        signatures = {name: getattr(module, name) for name in names if hasattr(module, name)}
         tf.saved_model.save(module, str(tmp), signatures=signatures)
         for name, data in extra_files.items():
             (tmp / name).write_bytes(data)
@@ -104,3 +177,40 @@ def write_savedmodel(module: tf.Module, out_dir: Path, extra_files: dict[str, by
         tmp.rename(out_dir)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def export_translator_folder(train_dir: Path, out_dir: Path) -> None:
+    """Writes a translator folder (the SavedModel with every signature of
+    `TranslatorModule`, config.json, tokenizer.model) at `out_dir` from the Keras weights of a
+    training folder (`nlpapps translate-train --out`), e.g. to give an older export the
+    TFLite signatures. Raises ModelError for a folder that is not a trained translator, and
+    refuses to replace a folder that is not a model folder."""
+    from nlpapps.apps.saved_model import ModelError, read_kind
+    from nlpapps.apps.translator import (CONFIG_FILE, KIND, TOKENIZER_FILE, WEIGHTS_FILE,
+                                         Translator, TranslatorConfig)
+
+    train_dir, out_dir = Path(train_dir), Path(out_dir)
+    kind, _ = read_kind(train_dir)
+    if kind != KIND:
+        raise ModelError(f"{train_dir} holds a {kind} model, not a {KIND}")
+    weights = train_dir / WEIGHTS_FILE
+    if not weights.is_file():
+        raise ModelError(f"{train_dir} has no {WEIGHTS_FILE} to export from (an exported "
+                         "folder holds only its SavedModel); pass the training folder")
+    if out_dir.resolve() == train_dir.resolve():
+        raise ModelError("the output folder must differ from the training folder")
+    if out_dir.exists() and (not out_dir.is_dir() or (
+            any(out_dir.iterdir()) and not (out_dir / "saved_model.pb").exists())):
+        raise ModelError(f"{out_dir} exists and is not a model folder; not replacing it")
+    tokenizer = Tokenizer.load(train_dir / TOKENIZER_FILE)
+    translator = Translator.create(TranslatorConfig.load(train_dir), tokenizer)
+    try:
+        translator.model.load_weights(weights)
+    except (ValueError, OSError) as error:
+        first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        raise ModelError(f"{weights} could not be loaded, it may be corrupt: {first_line}") \
+            from None
+    write_savedmodel(TranslatorModule(translator.model, tokenizer), out_dir, {
+        CONFIG_FILE: (train_dir / CONFIG_FILE).read_bytes(),
+        TOKENIZER_FILE: tokenizer.to_bytes(),
+    })

@@ -1,10 +1,18 @@
 """Benchmarks that compare ratios measured inside one run.
 
     python scripts/benchmark.py layers [--rounds 5] [--steps 10]
+    python scripts/benchmark.py generate [--rounds 5] [--tokens 100]
 
 `layers`: training tokens/s (forward + backward + Adam update) of nlpapps's LSTM and GRU against
 `keras.layers.LSTM` / `keras.layers.GRU` with the same weights, measured alternately (ours,
 built-in, ours, ...) so that machine noise hits both alike; prints the median ratio.
+
+`generate`: new tokens/s of text generation at batch 1 and 32 on a language model of the
+default `LanguageModelConfig` size (randomly initialized: speed does not depend on the weights),
+sampling at temperature 1. The compiled loop (`decoding.decode`, one `tf.while_loop` in one
+`tf.function` call) against a Python loop calling a compiled one-step `tf.function` once per
+token (the "OneStep" model of the TensorFlow text-generation tutorial), measured alternately;
+prints the median ratio.
 """
 
 from __future__ import annotations
@@ -64,15 +72,70 @@ def benchmark_layers(rounds: int, repeats: int) -> None:
                   f"{ratio:6.2f}", flush=True)
 
 
+def benchmark_generate(rounds: int, tokens: int) -> None:
+    import tensorflow as tf
+
+    from nlpapps import decoding
+    from nlpapps.apps.language_model import LanguageModelConfig, create_model
+    from nlpapps.tokenizer import BOS_ID
+
+    config = LanguageModelConfig()
+    model = create_model(config, config.vocab_size)
+    sampler = decoding.make_sampler(temperature=1.0, seed=0)
+
+    @tf.function
+    def compiled_loop(first, states):
+        ids, _, _ = decoding.decode(lambda t, s: (*model.step(t, s), None), first, states,
+                                    tokens, sampler=sampler, eos_id=-1)
+        return ids
+
+    @tf.function
+    def one_step(token_ids, states, step):
+        logits, states = model.step(token_ids, states)
+        return sampler(logits, step), states
+
+    def python_loop(first, states):
+        token_ids = first
+        for step in range(tokens):
+            token_ids, states = one_step(token_ids, states, tf.constant(step))
+        return token_ids
+
+    def tokens_per_second(run, batch):
+        first, states = tf.fill([batch], BOS_ID), model.initial_states(batch)
+        start = time.perf_counter()
+        run(first, states).numpy()
+        return batch * tokens / (time.perf_counter() - start)
+
+    print(f"{config.cell} {config.layers}x{config.units}, embedding {config.embedding_dim}, "
+          f"vocabulary {config.vocab_size}, {tokens} new tokens per call")
+    print(f"{'batch':>5} {'loop tok/s':>11} {'one-step tok/s':>15} {'ratio':>6}")
+    for batch in (1, 32):
+        tokens_per_second(compiled_loop, batch)  # trace and compile outside the timing
+        tokens_per_second(python_loop, batch)
+        loop_tps, step_tps = [], []
+        for _ in range(rounds):
+            loop_tps.append(tokens_per_second(compiled_loop, batch))
+            step_tps.append(tokens_per_second(python_loop, batch))
+        ratio = statistics.median(o / k for o, k in zip(loop_tps, step_tps))
+        print(f"{batch:5d} {statistics.median(loop_tps):11.0f} "
+              f"{statistics.median(step_tps):15.0f} {ratio:6.2f}", flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="what", required=True)
     layers_parser = sub.add_parser("layers", help="our LSTM/GRU vs the Keras built-ins")
     layers_parser.add_argument("--rounds", type=int, default=5)
     layers_parser.add_argument("--steps", type=int, default=10, help="training steps per round")
+    generate_parser = sub.add_parser("generate", help="compiled generation loop vs one step "
+                                                      "per Python call")
+    generate_parser.add_argument("--rounds", type=int, default=5)
+    generate_parser.add_argument("--tokens", type=int, default=100, help="new tokens per call")
     args = parser.parse_args(argv)
     if args.what == "layers":
         benchmark_layers(args.rounds, args.steps)
+    elif args.what == "generate":
+        benchmark_generate(args.rounds, args.tokens)
     return 0
 
 

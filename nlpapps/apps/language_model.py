@@ -1,0 +1,382 @@
+"""The language-model app: train a recurrent LM on plain text, measure bits per character,
+score lines.
+
+Text is one stream of tokens, line breaks included (the tokenizer keeps them). The model reads
+`bos` and then the text; `bos` stands for "a line starts here", so every window of training
+starts at the beginning of a line, and so do prompts and scored lines.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from nlpapps import training
+from nlpapps.apps.saved_model import ModelError, read_kind
+from nlpapps.apps.translator import TimeLimit
+from nlpapps.data import pad_batch
+from nlpapps.models.language_model import LanguageModel
+from nlpapps.tokenizer import BOS_ID, PAD_ID, Tokenizer
+
+log = logging.getLogger("nlpapps.language_model")
+
+KIND = "language_model"
+CONFIG_FILE, TOKENIZER_FILE, WEIGHTS_FILE = "config.json", "tokenizer.model", "model.weights.h5"
+BEST_WEIGHTS_FILE, DEV_LOSS_FILE, METRICS_FILE = "best.weights.h5", "dev_loss.json", "metrics.json"
+MODEL_TYPES = ("unigram", "char")
+EVALUATION_WINDOW = 256  # tokens per compiled call when streaming through a text
+
+
+@dataclasses.dataclass(frozen=True)
+class LanguageModelConfig:
+    """Everything that defines a language model and its training; saved as config.json."""
+
+    vocab_size: int = 4000  # SentencePiece vocabulary; for "char", at most this many characters
+    model_type: str = "unigram"  # tokenizer: "unigram" (subword pieces) or "char"
+    embedding_dim: int = 256  # embedding width (the output layer is tied to it)
+    units: int = 512  # width of every recurrent layer
+    layers: int = 2  # recurrent layers, residual between layers of equal width
+    cell: str = "lstm"  # "lstm" or "gru"
+    dropout: float = 0.2  # on embeddings, between layers, before the readout
+    tie_embeddings: bool = True  # output matrix = embedding matrix (projected if units differ)
+    seq_len: int = 128  # tokens per training window (BPTT length); also the prompt context
+    batch_size: int = 64  # windows per step
+    learning_rate: float = 2e-3  # Adam
+    clipnorm: float = 1.0  # gradient clipping by global norm
+    epochs: int = 100  # at most this many epochs of `steps_per_epoch` steps
+    steps_per_epoch: int = 500  # a checkpoint and a dev loss after every epoch
+    max_minutes: float = 0.0  # stop after this much training time (0: no limit)
+    patience: int = 5  # epochs without a lower dev loss before stopping (0: never stop early)
+    seed: int = 0
+    strategy: str = "default"  # tf.distribute strategy: "default" or "mirrored"
+
+    def __post_init__(self):
+        if self.model_type not in MODEL_TYPES:
+            raise ValueError(f"model_type must be one of {MODEL_TYPES}, got {self.model_type!r}")
+        if self.cell not in ("lstm", "gru"):
+            raise ValueError(f"cell must be 'lstm' or 'gru', got {self.cell!r}")
+        if self.strategy not in training.STRATEGIES:
+            raise ValueError(f"strategy must be one of {training.STRATEGIES}, "
+                             f"got {self.strategy!r}")
+        for name in ("vocab_size", "embedding_dim", "units", "layers", "batch_size", "epochs",
+                     "steps_per_epoch"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        if self.seq_len < 2:
+            raise ValueError(f"seq_len must be at least 2, got {self.seq_len}")
+        if not 0 <= self.dropout < 1:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+
+    def model_kwargs(self, vocab_size: int) -> dict:
+        """The `LanguageModel` arguments; `vocab_size` is the trained tokenizer's."""
+        return dict(vocab_size=vocab_size, embedding_dim=self.embedding_dim, units=self.units,
+                    num_layers=self.layers, cell=self.cell, dropout=self.dropout,
+                    tie_embeddings=self.tie_embeddings)
+
+    def save(self, folder: Path) -> None:
+        training.save_json(Path(folder) / CONFIG_FILE,
+                           {"kind": KIND, "config": dataclasses.asdict(self)})
+
+    @classmethod
+    def from_dict(cls, data: dict) -> LanguageModelConfig:
+        names = {field.name for field in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+    @classmethod
+    def load(cls, folder: Path) -> LanguageModelConfig:
+        data = json.loads((Path(folder) / CONFIG_FILE).read_text())
+        if data.get("kind") != KIND:
+            raise ValueError(f"{folder} holds a {data.get('kind')!r} model, not a language model")
+        return cls.from_dict(data["config"])
+
+
+# The fields a checkpoint depends on: a run may resume with other values of the rest.
+ARCHITECTURE = ("vocab_size", "model_type", "embedding_dim", "units", "layers", "cell",
+                "tie_embeddings")
+
+
+def line_start_ids(tokenizer: Tokenizer, text: str | Sequence[str]) -> list[int] | list[list[int]]:
+    """Ids of `text` (or of each text of a list) read from the start of a line.
+
+    SentencePiece starts every encoded string with a word boundary "▁" (its dummy prefix),
+    which a line inside the training stream does not have. Encoding "\\n" + text and dropping
+    the ids of "\\n" gives the ids the text has after a line break.
+    """
+    skip = len(tokenizer.encode("\n"))
+    if isinstance(text, str):
+        return tokenizer.encode("\n" + text)[skip:]
+    return [row[skip:] for row in tokenizer.encode(["\n" + item for item in text])]
+
+
+# -- data ---------------------------------------------------------------------------------
+
+
+def window_starts(ids: np.ndarray, seq_len: int, newline_id: int | None) -> np.ndarray:
+    """Where training windows may start: the beginnings of lines, or every position of a text
+    with fewer line breaks than windows."""
+    last = len(ids) - seq_len
+    if last < 0:
+        raise ValueError(f"the training text has {len(ids)} tokens; it needs at least "
+                         f"seq_len={seq_len}")
+    if newline_id is not None:
+        starts = np.concatenate([[0], np.flatnonzero(ids[:-1] == newline_id) + 1])
+        starts = starts[starts <= last]
+        if len(starts) * seq_len >= len(ids):
+            return starts.astype(np.int64)
+    return np.arange(last + 1, dtype=np.int64)
+
+
+def window_dataset(ids: np.ndarray, seq_len: int, batch_size: int, newline_id: int | None,
+                   seed: int = 0, first_step: int = 0) -> tf.data.Dataset:
+    """Endless batches `(inputs, targets)`, int32 `(batch_size, seq_len)` each.
+
+    Every row is a window of `seq_len` contiguous tokens at a random line start: targets are
+    the window, inputs are bos and the window without its last token. Windows are stateless:
+    each is read from zero states (the model carries no state from one batch to the next),
+    which lets them be drawn at random. Batch `step` is drawn with the stateless seed
+    `(seed, step)`, so a run resumed at `first_step` goes on with new windows.
+    """
+    ids = np.asarray(ids, np.int32)
+    starts = window_starts(ids, seq_len, newline_id)
+    tokens, starts_t = tf.constant(ids), tf.constant(starts)
+    offsets = tf.range(seq_len, dtype=tf.int64)
+    seed = tf.constant(seed, tf.int64)
+
+    def batch_at(step):
+        picks = tf.random.stateless_uniform([batch_size], seed=tf.stack([seed, step]), minval=0,
+                                            maxval=len(starts), dtype=tf.int64)
+        targets = tf.gather(tokens, tf.gather(starts_t, picks)[:, None] + offsets)
+        inputs = tf.concat([tf.fill([batch_size, 1], BOS_ID), targets[:, :-1]], axis=1)
+        return inputs, targets
+
+    return tf.data.Dataset.counter(first_step).map(batch_at).prefetch(2)
+
+
+def dev_dataset(ids: np.ndarray, seq_len: int, batch_size: int, newline_id: int | None
+                ) -> tf.data.Dataset | None:
+    """Non-overlapping windows of the dev text (each at a line start), as `window_dataset`
+    makes them, in order; None for a dev text of fewer than 2 tokens."""
+    ids = np.asarray(ids, np.int32)
+    if len(ids) < 2:
+        return None
+    length = min(seq_len, len(ids))
+    rows, end = [], 0
+    for start in window_starts(ids, length, newline_id):
+        if start >= end:
+            rows.append(ids[start:start + length])
+            end = start + length
+    targets = np.stack(rows)
+    inputs = np.concatenate([np.full((len(rows), 1), BOS_ID, np.int32), targets[:, :-1]], 1)
+    return tf.data.Dataset.from_tensor_slices((inputs, targets)).batch(batch_size)
+
+
+# -- training -----------------------------------------------------------------------------
+
+
+class DevLoss(keras.callbacks.Callback):
+    """Keeps the weights of the lowest dev loss and stops after `patience` epochs without a
+    lower one (0: never). Its state survives a resumed run."""
+
+    def __init__(self, out_dir: Path, patience: int):
+        super().__init__()
+        self.patience = patience
+        self.state_path = out_dir / DEV_LOSS_FILE
+        self.best_path = out_dir / BEST_WEIGHTS_FILE
+        self.state = json.loads(self.state_path.read_text()) if self.state_path.exists() else \
+            {"best": None, "wait": 0, "history": []}
+
+    def on_epoch_end(self, epoch, logs=None):
+        loss = (logs or {}).get("val_loss")
+        if loss is None:
+            return
+        loss = float(loss)
+        self.state["history"].append({"epoch": epoch + 1, "dev_loss": loss})
+        if self.state["best"] is None or loss < self.state["best"]:
+            self.state.update(best=loss, wait=0)
+            self.model.save_weights(self.best_path)
+        else:
+            self.state["wait"] += 1
+            if self.patience and self.state["wait"] >= self.patience:
+                self.model.stop_training = True
+        training.save_json(self.state_path, self.state)
+        log.info("epoch %d: dev loss %.4f (best %.4f)", epoch + 1, loss, self.state["best"])
+
+
+def resumed_epoch(out_dir: Path) -> int:
+    """The epoch a run in `out_dir` resumes at: the one `BackupAndRestore` recorded, else 0."""
+    metadata = Path(out_dir) / "checkpoint" / "training_metadata.json"
+    try:
+        return int(json.loads(metadata.read_text())["epoch"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return 0
+
+
+def check_resumable(config: LanguageModelConfig, out_dir: Path) -> None:
+    """Raises ValueError if `out_dir` holds a run whose model differs from `config`'s."""
+    path = Path(out_dir) / CONFIG_FILE
+    if not path.exists():
+        return
+    data = json.loads(path.read_text())
+    if data.get("kind") != KIND:
+        raise ValueError(f"{out_dir} holds a {data.get('kind')} model, not a language model")
+    old = data["config"]
+    changed = [f"{name} {old.get(name)!r} -> {getattr(config, name)!r}" for name in ARCHITECTURE
+               if old.get(name) != getattr(config, name)]
+    if changed:
+        raise ValueError(f"{out_dir} holds a run of another model ({', '.join(changed)}); "
+                         "use the same options to resume it or another --out")
+
+
+def create_model(config: LanguageModelConfig, vocab_size: int) -> LanguageModel:
+    model = LanguageModel(**config.model_kwargs(vocab_size))
+    model.build()
+    return model
+
+
+def train(config: LanguageModelConfig, train_text: str, dev_text: str, out_dir: Path
+          ) -> tuple[LanguageModel, Tokenizer]:
+    """Trains (or resumes training) in `out_dir`; returns the model of the lowest dev loss
+    and its tokenizer, saved there with the config and the dev metrics."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    check_resumable(config, out_dir)
+    keras.utils.set_random_seed(config.seed)
+    config.save(out_dir)
+    tokenizer_path = out_dir / TOKENIZER_FILE
+    if tokenizer_path.exists():
+        tokenizer = Tokenizer.load(tokenizer_path)
+    else:
+        tokenizer = Tokenizer.train([train_text], config.vocab_size,
+                                    model_type=config.model_type, keep_newlines=True)
+        tokenizer.save(tokenizer_path)
+    train_ids = np.asarray(line_start_ids(tokenizer, train_text), np.int32)
+    dev_ids = np.asarray(line_start_ids(tokenizer, dev_text), np.int32)
+    first_step = resumed_epoch(out_dir) * config.steps_per_epoch
+    log.info("training on %d tokens (%d characters), dev %d tokens, vocabulary %d%s",
+             len(train_ids), len(train_text), len(dev_ids), tokenizer.vocab_size,
+             f", resuming at step {first_step}" if first_step else "")
+    dataset = window_dataset(train_ids, config.seq_len, config.batch_size, tokenizer.newline_id,
+                             seed=config.seed, first_step=first_step)
+    dev = dev_dataset(dev_ids, config.seq_len, config.batch_size, tokenizer.newline_id)
+
+    strategy = training.get_strategy(config.strategy)
+    with strategy.scope():
+        model = create_model(config, tokenizer.vocab_size)
+        model.compile(
+            optimizer=keras.optimizers.Adam(config.learning_rate, clipnorm=config.clipnorm),
+            loss=training.masked_cross_entropy())
+    callbacks = training.fit_callbacks(out_dir, [DevLoss(out_dir, config.patience),
+                                                 TimeLimit(config.max_minutes)])
+    model.fit(dataset, epochs=config.epochs, steps_per_epoch=config.steps_per_epoch,
+              validation_data=dev, callbacks=callbacks, shuffle=False,
+              verbose=training.progress_verbosity())
+    if (out_dir / BEST_WEIGHTS_FILE).exists():
+        model.load_weights(out_dir / BEST_WEIGHTS_FILE)
+    model.save_weights(out_dir / WEIGHTS_FILE)
+    if len(dev_ids):
+        metrics = evaluate(model, tokenizer, dev_text)
+        training.save_json(out_dir / METRICS_FILE, {"dev": metrics})
+        log.info("dev: %.4f bits per character, perplexity %.2f",
+                 metrics["bits_per_character"], metrics["perplexity"])
+    return model, tokenizer
+
+
+# -- evaluation and scoring ---------------------------------------------------------------
+
+
+def _window_nll(model: LanguageModel):
+    """A compiled `(inputs, targets, states) -> (summed nll in nats, states)` for batch 1."""
+
+    @tf.function(reduce_retracing=True)
+    def window_nll(inputs, targets, states):
+        logits, states = model(inputs, initial_state=states, return_state=True)
+        nll = tf.nn.sparse_softmax_cross_entropy_with_logits(targets, tf.cast(logits, tf.float32))
+        return tf.reduce_sum(nll), states
+
+    return window_nll
+
+
+def evaluate(model: LanguageModel, tokenizer: Tokenizer, text: str,
+             window: int = EVALUATION_WINDOW) -> dict:
+    """Negative log-likelihood of `text`, read in windows of `window` tokens with the states
+    carried from one to the next: the same as one pass over the whole text, for any length.
+
+    Returns `{"tokens", "characters", "nll_bits", "bits_per_character", "perplexity"}`:
+    `nll_bits` is `-sum log2 p(token)` over the text's tokens (the first read after bos),
+    bits per character divides it by the text's characters (code points), perplexity is
+    `2 ** (nll_bits / tokens)`.
+    """
+    ids = line_start_ids(tokenizer, text)
+    if not ids:
+        raise ValueError("the text has no tokens to evaluate")
+    inputs = np.asarray([BOS_ID] + ids[:-1], np.int32)[None]  # (1, tokens)
+    targets = np.asarray(ids, np.int32)[None]
+    window_nll = _window_nll(model)
+    states = model.initial_states(1)
+    nats = 0.0
+    for start in range(0, len(ids), window):
+        nll, states = window_nll(inputs[:, start:start + window], targets[:, start:start + window],
+                                 states)
+        nats += float(nll)
+    bits = nats / math.log(2)
+    return {"tokens": len(ids), "characters": len(text), "nll_bits": bits,
+            "bits_per_character": bits / len(text), "perplexity": 2 ** (bits / len(ids))}
+
+
+def score(model: LanguageModel, tokenizer: Tokenizer, lines: Sequence[str],
+          batch_size: int = 64) -> list[float]:
+    """Natural-log probability of each line as a whole line: read from the start of a line
+    through its line break, so that a line cut short scores lower than the full line."""
+    log_prob = _line_log_probs(model)
+    results: list[float] = []
+    for start in range(0, len(lines), batch_size):
+        rows = line_start_ids(tokenizer, [line + "\n" for line in lines[start:start + batch_size]])
+        targets = pad_batch(rows)  # (batch, length), 0-padded
+        inputs = np.concatenate([np.full((len(rows), 1), BOS_ID, np.int32), targets[:, :-1]], 1)
+        results += [float(x) for x in log_prob(inputs, targets).numpy()]
+    return results
+
+
+def _line_log_probs(model: LanguageModel):
+    @tf.function(input_signature=[tf.TensorSpec([None, None], tf.int32)] * 2)
+    def line_log_probs(inputs, targets):
+        logits = tf.cast(model(inputs), tf.float32)  # (batch, length, vocab)
+        nll = tf.nn.sparse_softmax_cross_entropy_with_logits(targets, logits)
+        return -tf.reduce_sum(tf.where(targets == PAD_ID, 0.0, nll), axis=1)
+
+    return line_log_probs
+
+
+# -- loading ------------------------------------------------------------------------------
+
+
+def load(folder: Path) -> tuple[LanguageModel, Tokenizer, LanguageModelConfig]:
+    """The model, tokenizer and config of a trained folder; ModelError if it is not one."""
+    folder = Path(folder)
+    kind, data = read_kind(folder)
+    if kind != KIND:
+        raise ModelError(f"{folder} holds a {kind} model, not a {KIND}; pick a language model "
+                         "folder")
+    for name in (TOKENIZER_FILE, WEIGHTS_FILE):
+        if not (folder / name).exists():
+            raise ModelError(f"{folder} has no {name}; train the model to the end "
+                             "(nlpapps lm train) or pick another folder")
+    try:
+        config = LanguageModelConfig.from_dict(data)
+        tokenizer = Tokenizer.load(folder / TOKENIZER_FILE)
+        model = create_model(config, tokenizer.vocab_size)
+        model.load_weights(folder / WEIGHTS_FILE)
+    except Exception as error:  # noqa: BLE001  (h5py, protobuf and Keras raise many kinds)
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else \
+            type(error).__name__
+        raise ModelError(f"{folder} could not be loaded, it may be corrupt: {first_line}") \
+            from None
+    return model, tokenizer, config

@@ -1,0 +1,227 @@
+"""The text-generator app: continue prompts with a trained language model, all at once or
+streamed as the tokens come.
+
+`TextGenerator` drives a `LanguageModelModule` (`nlpapps.export_lm`), in memory or loaded
+from a SavedModel folder. Both ways run the same two compiled functions: `prefill` reads the
+prompts, `extend` draws tokens in one `tf.while_loop`. `generate` calls `extend` once for all
+the tokens; `stream` calls it once per chunk, going on from the states, last tokens and step
+count of the chunk before, so that with the same seed it yields exactly the text `generate`
+returns.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import tensorflow as tf
+
+from nlpapps.apps.language_model import KIND, line_start_ids
+from nlpapps.apps.saved_model import ModelError, load_saved_model, read_kind
+from nlpapps.decoding import check_sampling
+from nlpapps.tokenizer import UNK_ID, Tokenizer
+
+STREAM_CHUNK_TOKENS = 8  # tokens per compiled call when streaming
+
+
+@dataclasses.dataclass(frozen=True)
+class GenerationConfig:
+    """How to continue a prompt; the `nlpapps generate` flags map one to one onto it."""
+
+    max_new_tokens: int = 200  # tokens generated after the prompt
+    temperature: float = 0.8  # softmax temperature; 0 is greedy
+    top_k: int = 0  # draw among the k most probable tokens only (0: all of them)
+    top_p: float = 1.0  # draw from the nucleus of this much probability (1: all of it)
+    beam: int = 1  # beam search with this many hypotheses (1: sample as above)
+    seed: int = 0  # seed of the draws: the same seed and prompts give the same text
+    stop: tuple[str, ...] = ()  # the text ends before the first of these strings
+
+    def __post_init__(self):
+        check_sampling(self.temperature, self.top_k, self.top_p)
+        if self.max_new_tokens < 0:
+            raise ValueError(f"max_new_tokens must be 0 or more, got {self.max_new_tokens}")
+        if self.beam < 1:
+            raise ValueError(f"beam must be at least 1, got {self.beam}")
+        if any(not stop for stop in self.stop):
+            raise ValueError("a stop string must not be empty")
+
+
+class TextGenerator:
+    """Continues prompts with a `LanguageModelModule` or a SavedModel of one.
+
+    Args:
+        module: a `LanguageModelModule`, or the SavedModel loaded from one.
+        tokenizer: the model's `Tokenizer`.
+        context_tokens: the most prompt tokens the module reads.
+
+    Example:
+    ```python
+    generator = TextGenerator.load("saved_models/shakespeare")
+    [text] = generator.generate(["ROMEO:\\n"], GenerationConfig(temperature=0.7, seed=1))
+    for pieces in generator.stream(["ROMEO:\\n"], GenerationConfig(seed=1)):
+        print(pieces[0], end="", flush=True)
+    ```
+    """
+
+    def __init__(self, module, tokenizer: Tokenizer, context_tokens: int):
+        self.module, self.tokenizer, self.context_tokens = module, tokenizer, context_tokens
+
+    @classmethod
+    def load(cls, folder: Path) -> TextGenerator:
+        """A SavedModel folder of `nlpapps lm train`; ModelError if it is not one."""
+        folder = Path(folder)
+        module = load_saved_model(folder, KIND)
+        _, config = read_kind(folder)
+        try:
+            tokenizer = Tokenizer.load(folder / "tokenizer.model")
+            return cls(module, tokenizer, int(config["seq_len"]))
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            raise ModelError(f"{folder} has no usable tokenizer.model or config.json "
+                             f"({error}); re-export the model") from None
+
+    def warnings(self, prompt: str) -> list[str]:
+        """What a user should know about how the model reads `prompt`."""
+        notes = []
+        length = len(line_start_ids(self.tokenizer, prompt))
+        if length > self.context_tokens:
+            notes.append(f"the prompt is {length} tokens long, more than the model's context of "
+                         f"{self.context_tokens}: only its last {self.context_tokens} are read")
+        unknown = sorted({c for c in set(prompt) if UNK_ID in self.tokenizer.encode(c)})
+        if unknown:
+            shown = "".join(unknown[:10]) + ("..." if len(unknown) > 10 else "")
+            notes.append(f"the prompt has characters the model does not know ({shown!r}); "
+                         "it reads each run of them as one unknown token")
+        return notes
+
+    def generate(self, prompts: Sequence[str], options: GenerationConfig = GenerationConfig()
+                 ) -> list[str]:
+        """The continuation of each prompt (without the prompt), cut before a stop string."""
+        if not prompts:
+            return []
+        state, rows = self._prefill(prompts, options)
+        if options.beam > 1:
+            ids = self.module.beam_search(
+                inputs=_strings(prompts), max_new_tokens=tf.constant(options.max_new_tokens),
+                beam_size=tf.constant(options.beam))["ids"]
+        else:
+            ids = self._extend(state, options, 0, options.max_new_tokens)["ids"]
+        return [row.final(row_ids) for row, row_ids in zip(rows, ids.numpy().tolist())]
+
+    def stream(self, prompts: Sequence[str], options: GenerationConfig = GenerationConfig(),
+               chunk_tokens: int = STREAM_CHUNK_TOKENS) -> Iterator[list[str]]:
+        """Yields, as the tokens come, one new piece of text per prompt (often ""); the pieces
+        of a prompt join into its `generate` text. Beam search cannot stream: with
+        `options.beam > 1` the whole texts come in one piece."""
+        if not prompts:
+            return
+        if options.beam > 1:
+            yield self.generate(prompts, options)
+            return
+        state, rows = self._prefill(prompts, options)
+        drawn = 0
+        while drawn < options.max_new_tokens and not all(row.done for row in rows):
+            count = min(chunk_tokens, options.max_new_tokens - drawn)
+            state = self._extend(state, options, drawn, count)
+            drawn += count
+            yield [row.add(ids) for row, ids in zip(rows, state["ids"].numpy().tolist())]
+        yield [row.add([], last=True) for row in rows]
+
+    def _prefill(self, prompts: Sequence[str], options: GenerationConfig
+                 ) -> tuple[dict, list[_Continuation]]:
+        """The module's `prefill` of the prompts, and one `_Continuation` per prompt over the
+        ids the module read of it."""
+        state = dict(self.module.prefill(inputs=_strings(prompts)))
+        contexts = state["context_ids"].numpy().tolist()
+        lengths = state["context_lengths"].numpy().tolist()
+        return state, [_Continuation(self.tokenizer, ids[:length], options.stop)
+                       for ids, length in zip(contexts, lengths)]
+
+    def _extend(self, state: dict, options: GenerationConfig, start_step: int, count: int
+                ) -> dict:
+        """`count` more tokens after `state` (from `prefill` or the previous `_extend`)."""
+        tokens = state["tokens"] if "tokens" in state else state["ids"][:, -1]
+        result = self.module.extend(
+            tokens=tokens, states=state["states"], max_new_tokens=tf.constant(count),
+            start_step=tf.constant(start_step), temperature=tf.constant(options.temperature,
+                                                                       tf.float32),
+            top_k=tf.constant(options.top_k), top_p=tf.constant(options.top_p, tf.float32),
+            seed=tf.constant(options.seed))
+        return dict(result)
+
+
+class _Continuation:
+    """One prompt's generated text: the decoded ids after its context, cut before the first
+    stop string. `add` returns only text that no stop string can still take back."""
+
+    def __init__(self, tokenizer: Tokenizer, context: list[int], stop: tuple[str, ...]):
+        self.tokenizer, self.context, self.stop = tokenizer, context, stop
+        self.prefix = len(tokenizer.decode(context))
+        self.ids: list[int] = []
+        self.sent = 0  # characters already returned
+        self.done = False
+        self.holdback = max((len(s) for s in stop), default=1) - 1
+
+    def text(self) -> tuple[str, bool]:
+        """The text so far, cut before the first stop string, and whether one was found."""
+        text = self.tokenizer.decode(self.context + self.ids)[self.prefix:]
+        found = [index for index in (text.find(s) for s in self.stop) if index >= 0]
+        return (text[:min(found)], True) if found else (text, False)
+
+    def add(self, ids: list[int], last: bool = False) -> str:
+        if self.done:
+            return ""
+        self.ids += ids
+        text, stopped = self.text()
+        self.done = stopped or last
+        end = len(text) if self.done else max(self.sent, len(text) - self.holdback)
+        piece, self.sent = text[self.sent:end], end
+        return piece
+
+    def final(self, ids: list[int]) -> str:
+        self.ids = list(ids)
+        return self.text()[0]
+
+
+def _strings(prompts: Sequence[str]) -> tf.Tensor:
+    data = [p.encode("utf-8", "surrogateescape") if isinstance(p, str) else p for p in prompts]
+    return tf.constant(data, tf.string)
+
+
+SEPARATOR = "\n---\n"  # printed between the texts of several prompts
+
+
+def write_texts(generator: TextGenerator, prompts: Sequence[str], options: GenerationConfig,
+                out) -> None:
+    """Prints each prompt followed by its continuation, SEPARATOR between them."""
+    texts = generator.generate(prompts, options)
+    out.write(SEPARATOR.join(prompt + text for prompt, text in zip(prompts, texts)) + "\n")
+    out.flush()
+
+
+def write_stream(generator: TextGenerator, prompts: Sequence[str], options: GenerationConfig,
+                 out, separator: str = SEPARATOR) -> None:
+    """As `write_texts`, the first prompt's continuation printed as it comes and the others
+    (generated in the same batch) when done: the same text, as the same seed gives."""
+    texts = [[] for _ in prompts]
+    out.write(prompts[0])
+    out.flush()
+    for pieces in generator.stream(prompts, options):
+        for text, piece in zip(texts, pieces):
+            text.append(piece)
+        if pieces[0]:
+            out.write(pieces[0])
+            out.flush()
+    for prompt, text in zip(prompts[1:], texts[1:]):
+        out.write(separator + prompt + "".join(text))
+    out.write("\n")
+    out.flush()
+
+
+def print_warnings(generator: TextGenerator, prompts: Sequence[str]) -> None:
+    for index, prompt in enumerate(prompts):
+        for note in generator.warnings(prompt):
+            where = f"prompt {index + 1}: " if len(prompts) > 1 else ""
+            print(f"warning: {where}{note}", file=sys.stderr)
+

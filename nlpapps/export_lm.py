@@ -1,0 +1,207 @@
+"""SavedModel export of a language model: text generation behind string signatures.
+
+The SavedModel holds the tokenizer, the weights and the generation loops, so it runs with
+`tensorflow` and `tensorflow_text` alone:
+
+    import tensorflow as tf, tensorflow_text  # registers the tokenizer ops
+    model = tf.saved_model.load("saved_models/shakespeare")
+    model.signatures["serving_default"](inputs=tf.constant(["ROMEO:\\n"]))
+    model.generate(inputs=tf.constant(["ROMEO:\\n"]), max_new_tokens=100, temperature=0.8,
+                   top_k=0, top_p=0.95, seed=7)
+
+A prompt is read as the start of a line (see `nlpapps.apps.language_model`), and only its last
+`context_tokens` tokens are read. Generated text never holds pad, unk, bos or eos: the model
+writes text, and nothing ends it but `max_new_tokens`.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import tensorflow as tf
+
+from nlpapps import decoding
+from nlpapps.apps.text_generator import GenerationConfig
+from nlpapps.export import write_savedmodel
+from nlpapps.tokenizer import BOS_ID, EOS_ID, PAD_ID, UNK_ID, GraphTokenizer, Tokenizer
+
+NO_EOS = -1  # the decoding loops' eos id for text that nothing ends
+_SCALAR_INT, _SCALAR_FLOAT = tf.TensorSpec([], tf.int32), tf.TensorSpec([], tf.float32)
+
+
+class LanguageModelModule(tf.Module):
+    """A language model as a `tf.Module` with string signatures.
+
+    Signatures (`S` is the width of all the model's states together):
+
+        serving_default(inputs: string[batch]) -> {outputs: string[batch],
+            ids: int32[batch, steps], scores: float[batch]}
+            the continuation of each prompt, sampled with `defaults`; scores are the
+            log-probabilities of the generated tokens.
+
+    and functions of the loaded object (`model.generate(...)`):
+
+        generate(inputs, max_new_tokens: int32, temperature: float32, top_k: int32,
+                 top_p: float32, seed: int32) -> as serving_default
+            temperature 0 is greedy, top_k 0 and top_p 1 turn those filters off.
+        beam_search(inputs, max_new_tokens: int32, beam_size: int32) -> as serving_default
+            the best of `beam_size` hypotheses.
+        prefill(inputs) -> {tokens: int32[batch], states: float[batch, S],
+                            context_ids: int32[batch, n], context_lengths: int32[batch]}
+        extend(tokens, states, max_new_tokens, start_step: int32, temperature, top_k, top_p,
+               seed) -> {ids: int32[batch, steps], scores: float[batch], states}
+            generation in pieces: `prefill` reads the prompts, each `extend` goes on from the
+            last token and states of the one before with `start_step` = the tokens drawn so
+            far. The pieces together are what `generate` draws in one call.
+
+    Args:
+        model: a `LanguageModel`.
+        tokenizer: its `Tokenizer`.
+        context_tokens: the most prompt tokens read (the last ones).
+        defaults: the options of serving_default.
+    """
+
+    def __init__(self, model, tokenizer: Tokenizer, context_tokens: int,
+                 defaults: GenerationConfig = GenerationConfig()):
+        super().__init__(name="language_model")
+        self.model = model
+        self.tokenizer = GraphTokenizer(tokenizer)
+        self.context_tokens = context_tokens
+        self.defaults = defaults
+        # Prompts are encoded after "\n" and these ids dropped (see `line_start_ids`).
+        self.newline_tokens = len(tokenizer.encode("\n"))
+        self.state_sizes = [cell.state_size for cell in model.cells]
+        # Added to every step's logits: the ids that are not text are never drawn.
+        self.special_penalty = tf.scatter_nd([[PAD_ID], [UNK_ID], [BOS_ID], [EOS_ID]],
+                                             [-1e9] * 4, [model.vocab_size])
+
+    # -- graph pieces ---------------------------------------------------------------------
+
+    def context_ids(self, inputs):
+        """The ids the model reads of each prompt: `(batch,)` strings -> ragged `(batch, None)`."""
+        ids = self.tokenizer.tokenize(tf.strings.join(["\n", inputs]))
+        return ids[:, self.newline_tokens:][:, -self.context_tokens:]
+
+    def read_prompts(self, context):
+        """`(first_tokens (batch,), states)`: bos and all of a row's context but its last
+        token are read; the last (bos for an empty prompt) is the first the loop feeds."""
+        lengths = tf.cast(context.row_lengths(), tf.int32)  # (batch,)
+        padded = tf.ensure_shape(context.to_tensor(), [None, None])  # (batch, n)
+        tokens = tf.concat([tf.fill([tf.shape(padded)[0], 1], BOS_ID), padded], axis=1)
+        first = tf.gather(tokens, lengths, batch_dims=1)
+        mask = tf.range(tf.shape(tokens)[1])[None, :] < lengths[:, None]  # (batch, n + 1)
+        return first, self.model.advance(tokens, mask=mask)
+
+    def step(self, tokens, states):
+        logits, states = self.model.step(tokens, states)
+        return logits + self.special_penalty, states, None
+
+    def sample(self, first, states, max_new_tokens, start_step, temperature, top_k, top_p,
+               seed):
+        """`(ids, scores, states)` of `max_new_tokens` drawn by one `decoding.decode` loop."""
+        max_new_tokens = tf.convert_to_tensor(max_new_tokens, tf.int32)
+        checks = [
+            tf.debugging.assert_non_negative(max_new_tokens,
+                                             message="max_new_tokens must be >= 0"),
+            tf.debugging.assert_non_negative(temperature, message="temperature must be >= 0"),
+            tf.debugging.assert_non_negative(top_k, message="top_k must be >= 0 (0: off)"),
+            tf.debugging.assert_positive(top_p, message="top_p must be in (0, 1]"),
+            tf.debugging.assert_less_equal(top_p, 1.0, message="top_p must be in (0, 1]"),
+        ]
+        sampler = decoding.make_sampler(temperature, top_k, top_p, seed)
+
+        def loop():
+            ids, scores, _, new_states = decoding.decode(
+                self.step, first, states, max_new_tokens, sampler=sampler, eos_id=NO_EOS,
+                start_step=start_step, return_state=True)
+            return ids, scores, new_states
+
+        def nothing():  # the loop's buffers cannot be stacked empty
+            batch = tf.shape(first)[0]
+            return tf.zeros([batch, 0], tf.int32), tf.zeros([batch]), states
+
+        with tf.control_dependencies(checks):
+            return tf.cond(max_new_tokens > 0, loop, nothing)
+
+    def continuations(self, context, ids):
+        """The text `ids` add after each row's context: `(batch,)` strings."""
+        ids = tf.RaggedTensor.from_tensor(ids, row_splits_dtype=context.row_splits.dtype)
+        full = self.tokenizer.detokenize(tf.concat([context, ids], axis=1))
+        start = tf.strings.length(self.tokenizer.detokenize(context))
+        return tf.strings.substr(full, start, tf.strings.length(full) - start)
+
+    def flatten(self, states):
+        return tf.concat(tf.nest.flatten(states), axis=1)  # (batch, S)
+
+    def unflatten(self, flat):
+        parts = iter(tf.split(flat, [size for sizes in self.state_sizes for size in sizes], 1))
+        return [[next(parts) for _ in sizes] for sizes in self.state_sizes]
+
+    # -- signatures -----------------------------------------------------------------------
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
+    def serving_default(self, inputs):
+        d = self.defaults
+        return self._generate(inputs, d.max_new_tokens, d.temperature, d.top_k, d.top_p, d.seed)
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string), _SCALAR_INT, _SCALAR_FLOAT,
+                                  _SCALAR_INT, _SCALAR_FLOAT, _SCALAR_INT])
+    def generate(self, inputs, max_new_tokens, temperature, top_k, top_p, seed):
+        return self._generate(inputs, max_new_tokens, temperature, top_k, top_p, seed)
+
+    def _generate(self, inputs, max_new_tokens, temperature, top_k, top_p, seed):
+        context = self.context_ids(inputs)
+        first, states = self.read_prompts(context)
+        ids, scores, _ = self.sample(first, states, max_new_tokens, 0, temperature, top_k,
+                                     top_p, seed)
+        return {"outputs": self.continuations(context, ids), "ids": ids, "scores": scores}
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string), _SCALAR_INT, _SCALAR_INT])
+    def beam_search(self, inputs, max_new_tokens, beam_size):
+        tf.debugging.assert_positive(beam_size, message="beam_size must be >= 1")
+        context = self.context_ids(inputs)
+        first, states = self.read_prompts(context)
+        ids, scores, _ = decoding.beam_search(
+            self.step, first, decoding.tile_beams(states, beam_size), beam_size,
+            max_new_tokens, eos_id=NO_EOS)
+        best = ids[:, 0]  # (batch, steps)
+        return {"outputs": self.continuations(context, best), "ids": best,
+                "scores": scores[:, 0]}
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
+    def prefill(self, inputs):
+        context = self.context_ids(inputs)
+        first, states = self.read_prompts(context)
+        return {"tokens": first, "states": self.flatten(states),
+                "context_ids": context.to_tensor(),
+                "context_lengths": tf.cast(context.row_lengths(), tf.int32)}
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.int32),
+                                  tf.TensorSpec([None, None], tf.float32), _SCALAR_INT,
+                                  _SCALAR_INT, _SCALAR_FLOAT, _SCALAR_INT, _SCALAR_FLOAT,
+                                  _SCALAR_INT])
+    def extend(self, tokens, states, max_new_tokens, start_step, temperature, top_k, top_p,
+               seed):
+        ids, scores, states = self.sample(tokens, self.unflatten(states), max_new_tokens,
+                                          start_step, temperature, top_k, top_p, seed)
+        return {"ids": ids, "scores": scores, "states": self.flatten(states)}
+
+
+def write_language_model(module: LanguageModelModule, out_dir: Path,
+                         extra_files: dict[str, bytes]) -> None:
+    """Writes the SavedModel and `extra_files` into `out_dir`, keeping the rest of what is
+    there (a training run's checkpoints, logs and weights); an existing SavedModel is
+    replaced whole."""
+    out_dir = Path(out_dir)
+    if not out_dir.exists():
+        write_savedmodel(module, out_dir, extra_files)
+        return
+    staging = out_dir / ".savedmodel"
+    write_savedmodel(module, staging, extra_files)
+    for item in staging.iterdir():
+        target = out_dir / item.name
+        if target.is_dir():
+            shutil.rmtree(target)
+        item.replace(target)
+    staging.rmdir()

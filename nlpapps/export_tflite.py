@@ -1,0 +1,478 @@
+"""LiteRT (TFLite) files from a translator's SavedModel folder: conversion, quantization, an op
+audit, and a runner.
+
+    nlpapps export --model saved_models/translator-en-de --format tflite --quantize dynamic
+    LiteRTTranslator("saved_models/translator-en-de.dynamic.tflite").translate("Hello.")
+
+Conversion needs the folder alone. The batch-1 signatures of `nlpapps.export.TranslatorModule`
+are frozen first (variables become constants): converted straight from the SavedModel, the
+variables stay READ_VARIABLE ops inside the WHILE loops, which fail when the file runs. The
+file holds LiteRT builtins and the two TF Text tokenizer ops (`TFTEXT_OPS`), so it runs with
+
+    InterpreterWithCustomOps(
+        custom_op_registerers=tensorflow_text.tflite_registrar.SELECT_TFTEXT_OPS,
+        model_content=open(path, "rb").read())
+
+Two kinds of file:
+    one call (default): `serving_default(inputs: string[1]) -> {outputs: string[1],
+        scores: float[1]}`, the greedy translation of `TranslatorModule.translate_one`.
+    step-wise (`stepwise=True`): `encode`, `decode_step` and `detokenize`, as documented in
+        `TranslatorModule`, for an app that runs the decoding loop itself.
+
+Quantization (`QUANTIZATIONS`):
+    none: float32.
+    dynamic: int8 weights for the matmuls and the embedding; activations stay float and the
+        matmuls quantize them on the fly.
+    float16: float16 weights, widened to float32 when the file is loaded.
+    int8: int8 weights and int8 activations, with ranges calibrated on
+        `representative_texts` (source sentences from the training data): the matmuls, gates,
+        attention, softmaxes and embedding lookups all run int8 kernels. Calibration runs the
+        whole graph, tokenizer and loops included. What stays float is the state the WHILE
+        loops carry from step to step (quantized again at the top of each step) and the
+        file's interface: a fully integer model (int8-only op set, int8 input and output)
+        cannot be made from this graph, whose input and output are strings and whose
+        tokenizer ops have no integer kernels. The step-wise file keeps float32 `state`,
+        `values`, `keys` and `logits` for the app, quantized inside `decode_step`.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import logging
+import os
+import statistics
+import tempfile
+import time
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from nlpapps.apps.saved_model import ModelError, load_saved_model
+from nlpapps.tokenizer import BOS_ID, EOS_ID, PAD_ID
+
+log = logging.getLogger("nlpapps.export")
+
+KIND = "translator"
+QUANTIZATIONS = ("none", "dynamic", "float16", "int8")
+ONE_CALL_SIGNATURES = ("translate_one",)
+STEP_SIGNATURES = ("encode", "decode_step", "detokenize")
+# The custom ops of the tokenizer (tensorflow_text.FastSentencepieceTokenizer); every other op
+# of an exported file must be a LiteRT builtin.
+TFTEXT_OPS = frozenset({"TFText>FastSentencepieceTokenize", "TFText>FastSentencepieceDetokenize"})
+FILE_SUFFIXES = {"none": "float32", "dynamic": "dynamic", "float16": "float16", "int8": "int8"}
+
+
+class ExportError(Exception):
+    """An export that cannot be done: bad arguments, a model without the signatures, an op
+    outside `TFTEXT_OPS` and the builtins, an unwritable output. The message says which."""
+
+
+# -- conversion --------------------------------------------------------------------------------
+
+def default_output(model_dir: Path, quantize: str, stepwise: bool = False) -> Path:
+    """`translator-en-de.dynamic.tflite` (`.steps.tflite` step-wise) beside the folder."""
+    model_dir = Path(model_dir)
+    kind = ".steps" if stepwise else ""
+    return model_dir.parent / f"{model_dir.name}.{FILE_SUFFIXES[quantize]}{kind}.tflite"
+
+
+def convert(model_dir: Path, quantize: str = "none",
+            representative_texts: Sequence[str | bytes] | None = None,
+            stepwise: bool = False) -> bytes:
+    """The LiteRT flatbuffer of the translator SavedModel in `model_dir`.
+
+    Raises ModelError for a missing, corrupt or wrong-kind folder and ExportError for the
+    rest (see `export_tflite`).
+    """
+    import tensorflow as tf
+    import tensorflow_text as tf_text
+
+    _check_quantize(quantize, representative_texts)
+    loaded = load_saved_model(Path(model_dir), KIND)
+    names = STEP_SIGNATURES if stepwise else ONE_CALL_SIGNATURES
+    missing = [name for name in names if name not in loaded.signatures]
+    if missing:
+        raise ExportError(
+            f"{model_dir} has no {', '.join(missing)} signature (it was exported before "
+            "TFLite export existed); re-export it from its training folder with "
+            "`nlpapps export --format savedmodel`")
+    functions = [_frozen(name, loaded.signatures[name]) for name in names]
+    converter = tf.lite.TFLiteConverter.from_concrete_functions(functions, loaded)
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    converter.allow_custom_ops = True  # the TF Text ops; `audit_ops` refuses any other
+    if quantize != "none":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    if quantize == "float16":
+        converter.target_spec.supported_types = [tf.float16]
+    if quantize == "int8":
+        texts = [_utf8(text) for text in representative_texts]
+        converter.representative_dataset = (
+            _step_samples(loaded, texts) if stepwise else _one_call_samples(texts))
+        # Calibration runs the graph, so its interpreter needs the tokenizer ops. The
+        # converter takes them only through this attribute.
+        converter.target_spec._experimental_custom_op_registerers = list(
+            tf_text.tflite_registrar.SELECT_TFTEXT_OPS)
+    try:
+        with warnings.catch_warnings():
+            # Calibration runs TensorFlow's own tf.lite.Interpreter, which warns that it is
+            # deprecated in favour of LiteRT's, the one that runs the file afterwards.
+            warnings.filterwarnings("ignore", message=".*tf.lite.Interpreter is deprecated")
+            return converter.convert()
+    except Exception as error:  # noqa: BLE001  (the converter raises many kinds)
+        log.debug("conversion failed", exc_info=True)
+        raise ExportError(f"TFLite conversion of {model_dir} failed: {_first_line(error)}") \
+            from None
+
+
+def _frozen(name: str, signature):
+    """The signature with its variables as constants, named `name`, with named outputs."""
+    import tensorflow as tf
+    from tensorflow.python.framework.convert_to_constants import \
+        convert_variables_to_constants_v2
+
+    # The loops stay functional WHILE ops (lowering them would give TF1 control flow).
+    frozen = convert_variables_to_constants_v2(signature, lower_control_flow=False)
+    specs = signature.structured_input_signature[1]  # {input name: TensorSpec}
+    input_names = [tensor.name.split(":")[0] for tensor in frozen.inputs]
+    output_names = sorted(signature.structured_outputs)  # the frozen function's flat order
+
+    def call(*inputs):
+        return dict(zip(output_names, frozen(*inputs)))
+
+    # With several functions the converter names each signature after its function.
+    call.__name__ = name
+    return tf.function(call, input_signature=[specs[n] for n in input_names]
+                       ).get_concrete_function()
+
+
+def _one_call_samples(texts: list[bytes]) -> Callable[[], Iterator[dict]]:
+    def samples():
+        for text in texts:
+            yield {"inputs": np.array([text], dtype=object)}
+    return samples
+
+
+def _step_samples(loaded, texts: list[bytes]) -> Callable[[], Iterator[tuple[str, dict]]]:
+    """Every signature's inputs as the float SavedModel's greedy loop meets them.
+
+    The calibrator sizes a signature's inputs once, from its first sample, so every
+    `decode_step` sample must have the same source length: those of the length that gives
+    the most steps are kept. (Padding to one length would not do: the masked attention
+    scores, -1e9, would set the range of a tensor that real runs never fill with them.)
+    """
+    encode = _numpy_function(loaded.signatures["encode"])
+    decode_step = _numpy_function(loaded.signatures["decode_step"])
+    steps_by_length: dict[int, list[dict]] = collections.defaultdict(list)
+    last_ids = [EOS_ID]
+    for text in texts:
+        steps: list[dict] = []
+        last_ids = greedy_steps(encode, decode_step, text, on_step=steps.append) or last_ids
+        for inputs in steps:
+            steps_by_length[inputs["mask"].shape[1]].append(inputs)
+    steps = max(steps_by_length.values(), key=len, default=[])
+
+    def samples():
+        for text in texts:
+            yield "encode", {"inputs": np.array([text], dtype=object)}
+        for inputs in steps:
+            yield "decode_step", inputs
+        yield "detokenize", {"ids": np.array([last_ids], np.int32)}
+    return samples
+
+
+def _numpy_function(signature) -> Callable[..., dict[str, np.ndarray]]:
+    import tensorflow as tf
+
+    def call(**inputs):
+        outputs = signature(**{name: tf.constant(value) for name, value in inputs.items()})
+        return {name: value.numpy() for name, value in outputs.items()}
+    return call
+
+
+def _check_quantize(quantize: str, representative_texts) -> None:
+    if quantize not in QUANTIZATIONS:
+        raise ExportError(f"unknown quantization {quantize!r}; use one of "
+                          f"{', '.join(QUANTIZATIONS)}")
+    if quantize == "int8" and not representative_texts:
+        raise ExportError("int8 quantization needs representative texts to calibrate on "
+                          "(source sentences from the training data)")
+
+
+def export_tflite(model_dir: Path, output: Path, quantize: str = "none",
+                  representative_texts: Sequence[str | bytes] | None = None,
+                  stepwise: bool = False) -> Path:
+    """Converts the translator SavedModel in `model_dir`, audits its ops and writes `output`.
+
+    Args:
+        model_dir: a translator folder (SavedModel + config.json + tokenizer.model).
+        output: the `.tflite` file to write; written to a temporary file beside it and renamed,
+            so a failure leaves no partial file.
+        quantize: one of QUANTIZATIONS.
+        representative_texts: source sentences to calibrate int8 on (a few hundred).
+        stepwise: write the encode / decode_step / detokenize signatures instead of one call.
+
+    Returns:
+        `output`. Raises ModelError (bad folder) or ExportError.
+    """
+    output = Path(output)
+    _check_quantize(quantize, representative_texts)
+    if output.is_dir():
+        raise ExportError(f"output {output} is a folder; give a file name")
+    with _atomic_file(output) as file:  # made first, so an unwritable path fails fast
+        model = convert(model_dir, quantize, representative_texts, stepwise)
+        audit_ops(model)
+        file.write(model)
+    return output
+
+
+@contextlib.contextmanager
+def _atomic_file(path: Path):
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as error:
+        raise ExportError(f"cannot write {path}: {error.strerror or error}") from None
+    try:
+        with os.fdopen(fd, "wb") as file:
+            yield file
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+# -- what a file holds -------------------------------------------------------------------------
+
+def _schema():
+    from ai_edge_litert import schema_py_generated
+
+    return schema_py_generated
+
+
+def _read_model(model_bytes: bytes):
+    schema = _schema()
+    if len(model_bytes) < 8 or model_bytes[4:8] != b"TFL3":
+        raise ExportError("not a LiteRT (TFLite) flatbuffer")
+    return schema, schema.Model.GetRootAs(model_bytes, 0)
+
+
+def tflite_ops(model_bytes: bytes) -> set[str]:
+    """The ops that a LiteRT file's subgraphs run: builtin names ("FULLY_CONNECTED", "WHILE")
+    and custom op names ("TFText>FastSentencepieceTokenize", "FlexStringSplit")."""
+    schema, model = _read_model(model_bytes)
+    builtin_names = {code: name for name, code in vars(schema.BuiltinOperator).items()
+                     if not name.startswith("_")}
+    names = []
+    for index in range(model.OperatorCodesLength()):
+        code = model.OperatorCodes(index)
+        # Codes past 127 are only in builtin_code; older files only have the deprecated one.
+        builtin = max(code.BuiltinCode(), code.DeprecatedBuiltinCode())
+        if builtin == schema.BuiltinOperator.CUSTOM:
+            names.append(code.CustomCode().decode("utf-8", "replace"))
+        else:
+            names.append(builtin_names.get(builtin, f"BUILTIN_{builtin}"))
+    used = set()
+    for index in range(model.SubgraphsLength()):
+        subgraph = model.Subgraphs(index)
+        for position in range(subgraph.OperatorsLength()):
+            used.add(names[subgraph.Operators(position).OpcodeIndex()])
+    return used
+
+
+def audit_ops(model_bytes: bytes) -> set[str]:
+    """`tflite_ops`, after checking that each is a builtin or one of TFTEXT_OPS; raises
+    ExportError naming the others (Flex ops need the TF Select runtime, other custom ops a
+    kernel of their own, and neither is on a phone with LiteRT and TF Text)."""
+    schema = _schema()
+    builtins = {name for name in vars(schema.BuiltinOperator)
+                if not name.startswith("_") and name != "CUSTOM"}
+    ops = tflite_ops(model_bytes)
+    foreign = sorted(ops - builtins - TFTEXT_OPS)
+    if foreign:
+        raise ExportError(f"the TFLite model uses ops outside the LiteRT builtins and the TF "
+                          f"Text tokenizer ops: {', '.join(foreign)}")
+    return ops
+
+
+def weight_bytes(model_bytes: bytes) -> dict[str, int]:
+    """Bytes of constant data per tensor type ("FLOAT32", "INT8", "FLOAT16", ...), each buffer
+    counted once. The tokenizer models are the "UINT8" part."""
+    schema, model = _read_model(model_bytes)
+    type_names = {code: name for name, code in vars(schema.TensorType).items()
+                  if not name.startswith("_")}
+    sizes: dict[str, int] = collections.Counter()
+    seen = set()
+    for index in range(model.SubgraphsLength()):
+        subgraph = model.Subgraphs(index)
+        for position in range(subgraph.TensorsLength()):
+            tensor = subgraph.Tensors(position)
+            buffer = model.Buffers(tensor.Buffer())
+            if tensor.Buffer() in seen or buffer is None:
+                continue
+            size = buffer.DataLength() or buffer.Size()  # inline data, or stored past the end
+            if size:
+                seen.add(tensor.Buffer())
+                sizes[type_names.get(tensor.Type(), str(tensor.Type()))] += size
+    return dict(sizes)
+
+
+# -- running a file ----------------------------------------------------------------------------
+
+def greedy_steps(encode: Callable[..., dict], decode_step: Callable[..., dict], text: bytes,
+                 on_step: Callable[[dict], None] | None = None) -> list[int] | None:
+    """Greedy decoding driven from Python over the step-wise signatures (LiteRT signature
+    runners, or anything taking and returning numpy dicts the same way).
+
+    Returns the chosen ids (eos included), or None for an input with no token, which
+    translates to "". `on_step` sees each step's inputs.
+    """
+    encoded = encode(inputs=np.array([text], dtype=object))
+    source = encoded["source_ids"][0]  # (src_len,)
+    if np.all((source == PAD_ID) | (source == EOS_ID)):
+        return None
+    inputs = {"token": np.array([BOS_ID], np.int32), "state": encoded["state"],
+              "values": encoded["values"], "keys": encoded["keys"], "mask": encoded["mask"]}
+    ids = []
+    for _ in range(2 * len(source) + 10):  # as TranslatorModule's loop
+        if on_step is not None:
+            on_step(dict(inputs))
+        outputs = decode_step(**inputs)
+        token = int(np.argmax(outputs["logits"][0]))  # first of equals, as tf.argmax
+        ids.append(token)
+        if token == EOS_ID:
+            break
+        inputs.update(token=np.array([token], np.int32), state=outputs["state"])
+    return ids
+
+
+class LiteRTTranslator:
+    """A translator `.tflite` file (one call or step-wise) run with LiteRT and the TF Text ops.
+
+    Example:
+    ```python
+    translator = LiteRTTranslator("saved_models/translator-en-de.dynamic.tflite")
+    translator.translate("Where is the station?")  # greedy, as the SavedModel's
+    ```
+    """
+
+    def __init__(self, path: Path, num_threads: int | None = None):
+        import tensorflow_text as tf_text
+        from ai_edge_litert.interpreter import InterpreterWithCustomOps
+
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise ModelError(f"TFLite file {self.path} does not exist")
+        try:
+            self.interpreter = InterpreterWithCustomOps(
+                custom_op_registerers=tf_text.tflite_registrar.SELECT_TFTEXT_OPS,
+                model_content=self.path.read_bytes(), num_threads=num_threads)
+        except (ValueError, RuntimeError) as error:
+            raise ModelError(f"{self.path} is not a usable TFLite file: "
+                             f"{_first_line(error)}") from None
+        signatures = self.interpreter.get_signature_list()
+        if set(STEP_SIGNATURES) <= set(signatures):
+            self.stepwise = True
+            self._encode, self._step, self._detokenize = (
+                self.interpreter.get_signature_runner(name) for name in STEP_SIGNATURES)
+        elif list(signatures) == ["serving_default"]:
+            self.stepwise = False
+            self._one = self.interpreter.get_signature_runner("serving_default")
+        else:
+            raise ModelError(f"{self.path} is not an nlpapps translator TFLite file "
+                             f"(its signatures: {', '.join(signatures) or 'none'})")
+
+    def translate(self, text: str | bytes) -> str:
+        """The greedy translation of one sentence (invalid UTF-8 reads as unknown)."""
+        data = _utf8(text)
+        if not self.stepwise:
+            return self._one(inputs=np.array([data], dtype=object))["outputs"][0].decode(
+                "utf-8", "replace")
+        ids = greedy_steps(self._encode, self._step, data)
+        if ids is None:
+            return ""
+        texts = self._detokenize(ids=np.array([ids], np.int32))["outputs"]
+        return texts[0].decode("utf-8", "replace")
+
+
+# -- comparing variants ------------------------------------------------------------------------
+
+def compare(model_dir: Path, files: dict[str, Path], pairs: Sequence[tuple[str, str]]
+            ) -> dict[str, dict]:
+    """Size, quality and speed of LiteRT `files` (name -> path) against the SavedModel.
+
+    Every sentence is translated alone (greedy) by the SavedModel's `translate_one` and by
+    each file, in this one process. Returns, per row ("savedmodel", then each name):
+    `size_bytes` (the folder's for the SavedModel), `bleu`, `chrf` (sacrebleu defaults),
+    `median_ms` per sentence and, for the files, `bleu_change` and `chrf_change` against the
+    SavedModel and `exact_match`, the share of outputs equal to the SavedModel's.
+    """
+    import sacrebleu
+    import tensorflow as tf
+
+    model_dir = Path(model_dir)
+    sources = [_utf8(source) for source, _ in pairs]
+    references = [[target for _, target in pairs]]
+    loaded = load_saved_model(model_dir, KIND)
+    if "translate_one" not in loaded.signatures:
+        raise ExportError(f"{model_dir} has no translate_one signature; re-export it")
+    translate_one = loaded.signatures["translate_one"]
+
+    def saved_model(data: bytes) -> str:
+        outputs = translate_one(inputs=tf.constant([data]))["outputs"]
+        return outputs.numpy()[0].decode("utf-8", "replace")
+
+    def measure(translate: Callable[[bytes], str]) -> tuple[list[str], float]:
+        translate(sources[0] if sources else b"")  # warm-up, not timed
+        outputs, times = [], []
+        for source in sources:
+            start = time.perf_counter()
+            outputs.append(translate(source))
+            times.append(time.perf_counter() - start)
+        return outputs, 1000 * statistics.median(times) if times else 0.0
+
+    def scores(hypotheses: list[str]) -> dict:
+        return {"bleu": round(sacrebleu.BLEU().corpus_score(hypotheses, references).score, 2),
+                "chrf": round(sacrebleu.CHRF().corpus_score(hypotheses, references).score, 2)}
+
+    baseline, median = measure(saved_model)
+    size = sum(path.stat().st_size for path in model_dir.rglob("*") if path.is_file())
+    rows = {"savedmodel": {"size_bytes": size, **scores(baseline),
+                           "median_ms": round(median, 3), "sentences": len(sources)}}
+    for name, path in files.items():
+        translator = LiteRTTranslator(path)
+        outputs, median = measure(translator.translate)
+        row = {"size_bytes": Path(path).stat().st_size, **scores(outputs),
+               "median_ms": round(median, 3), "sentences": len(sources)}
+        row["bleu_change"] = round(row["bleu"] - rows["savedmodel"]["bleu"], 2)
+        row["chrf_change"] = round(row["chrf"] - rows["savedmodel"]["chrf"], 2)
+        same = sum(a == b for a, b in zip(outputs, baseline))
+        row["exact_match"] = round(same / len(sources), 4) if sources else 1.0
+        rows[name] = row
+    return rows
+
+
+def format_report(rows: dict[str, dict]) -> str:
+    """`compare`'s rows as an aligned text table."""
+    columns = ("size_bytes", "bleu", "bleu_change", "chrf", "chrf_change", "exact_match",
+               "median_ms")
+    width = max(len(name) for name in rows) + 2
+    lines = ["variant".ljust(width) + "".join(c.rjust(13) for c in columns)]
+    for name, row in rows.items():
+        cells = [str(row.get(column, "-")).rjust(13) for column in columns]
+        lines.append(name.ljust(width) + "".join(cells))
+    sentences = next(iter(rows.values()))["sentences"] if rows else 0
+    lines.append(f"({sentences} sentences, one at a time, greedy; exact_match against the "
+                 "SavedModel's outputs)")
+    return "\n".join(lines)
+
+
+def _utf8(text: str | bytes) -> bytes:
+    return text if isinstance(text, bytes) else text.encode("utf-8", "surrogatepass")
+
+
+def _first_line(error: BaseException) -> str:
+    lines = str(error).strip().splitlines()
+    return lines[0] if lines else type(error).__name__

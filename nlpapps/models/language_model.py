@@ -1,0 +1,155 @@
+"""Recurrent language model over token ids, built only from nlpapps layers."""
+
+import keras
+from keras import ops
+
+from nlpapps.layers import GRU, LSTM, StackedRNN
+
+CELLS = {"lstm": LSTM, "gru": GRU}
+
+
+@keras.saving.register_keras_serializable(package="nlpapps")
+class LanguageModel(keras.Model):
+    """Embedding, a stack of recurrent layers and a softmax readout tied to the embedding.
+
+    With `E` the embedding `(vocab_size, embedding_dim)` and `y_t` the token at position t:
+
+        x_t = drop(E y_t)
+        h_t = StackedRNN(x_1 .. x_t)               LSTM or GRU layers, residual between layers
+                                                   of equal width, dropout between layers
+        o_t = drop(h_t) P                          projection, only when tied and units differ
+        logits_t = o_t E^T + b                     tied (`tie_embeddings`)
+        logits_t = drop(h_t) W + b                 untied
+
+    and `p(y_{t+1} | y_1 .. y_t) = softmax(logits_t)`. Tying the output to the embedding saves
+    `vocab_size * embedding_dim` weights and regularizes (Press & Wolf 2017, Inan et al. 2017).
+
+    The model reads text of any length in windows: `call` takes the states where the previous
+    window stopped and returns the states it stops in (truncated backpropagation through time).
+    `step` reads one token per row, for decoding loops.
+
+    Args:
+        vocab_size: size of the vocabulary.
+        embedding_dim: width of the embedding (and of the projection when tied).
+        units: width of every recurrent layer.
+        num_layers: depth of the stack.
+        cell: "lstm" or "gru".
+        dropout: dropout on the embeddings, between layers and before the readout.
+        tie_embeddings: use the embedding matrix as the output matrix.
+
+    Call arguments:
+        token_ids: int `(batch, time)`.
+        initial_state: optional states to start from (`initial_states(batch)` structure): one
+            list per layer of `(batch, units)` tensors (h, and c for LSTM).
+        mask: optional `(batch, time)` bool; at a masked position the states are carried over.
+        training: whether dropout is active.
+        return_state: also return the final states.
+
+    Returns:
+        logits `(batch, time, vocab_size)`; with `return_state`, `(logits, states)`.
+
+    Example:
+        >>> model = LanguageModel(vocab_size=50, embedding_dim=8, units=16, num_layers=2)
+        >>> logits, states = model(ops.ones((2, 7), "int32"), return_state=True)
+        >>> logits.shape
+        (2, 7, 50)
+        >>> logits, states = model(ops.ones((2, 7), "int32"), initial_state=states,
+        ...                        return_state=True)  # the next window
+
+    Reference: Zaremba, Sutskever & Vinyals, "Recurrent Neural Network Regularization", 2014;
+    Press & Wolf, "Using the Output Embedding to Improve Language Models", 2017.
+    """
+
+    def __init__(self, vocab_size, embedding_dim=256, units=512, num_layers=2, cell="lstm",
+                 dropout=0.2, tie_embeddings=True, **kwargs):
+        super().__init__(**kwargs)
+        if cell not in CELLS:
+            raise ValueError(f"`cell` must be one of {sorted(CELLS)}. Received: cell={cell!r}")
+        for name, value in (("vocab_size", vocab_size), ("embedding_dim", embedding_dim),
+                            ("units", units), ("num_layers", num_layers)):
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                raise ValueError(f"`{name}` must be a positive integer. Received: {name}={value!r}")
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"`dropout` must be in [0, 1). Received: dropout={dropout}")
+        self.vocab_size = vocab_size
+        self.embedding_dim = embedding_dim
+        self.units = units
+        self.num_layers = num_layers
+        self.cell = cell
+        self.dropout = dropout
+        self.tie_embeddings = tie_embeddings
+
+        self.embedding = keras.layers.Embedding(vocab_size, embedding_dim, name="embedding")
+        self.rnn = StackedRNN([CELLS[cell](units, return_sequences=True, name=f"{cell}_{i}")
+                               for i in range(num_layers)],
+                              residual=True, dropout=dropout, return_state=True, name="rnn")
+        self.projection = None
+        if tie_embeddings and units != embedding_dim:
+            self.projection = keras.layers.Dense(embedding_dim, name="projection")
+        self.output_layer = None if tie_embeddings else keras.layers.Dense(
+            vocab_size, name="output")
+        self.output_bias = self.add_weight(
+            name="output_bias", shape=(vocab_size,), initializer="zeros") \
+            if tie_embeddings else None
+        self.dropout_layer = keras.layers.Dropout(dropout)
+
+    def build(self, input_shape=None):
+        self.embedding.build((None, None))
+        self.rnn.build((None, None, self.embedding_dim))
+        if self.projection is not None:
+            self.projection.build((None, self.units))
+        if self.output_layer is not None:
+            self.output_layer.build((None, self.units))
+        self.built = True
+
+    @property
+    def cells(self):
+        return [layer.cell for layer in self.rnn.layers]
+
+    def initial_states(self, batch_size):
+        """Zero states: one list per layer of `(batch, units)` tensors."""
+        return [cell.get_initial_state(batch_size) for cell in self.cells]
+
+    def _logits(self, outputs, training=False):
+        outputs = self.dropout_layer(outputs, training=training)
+        if self.output_layer is not None:
+            return self.output_layer(outputs)
+        if self.projection is not None:
+            outputs = self.projection(outputs)  # (..., embedding_dim)
+        return ops.matmul(outputs, ops.transpose(self.embedding.embeddings)) + self.output_bias
+
+    def call(self, token_ids, initial_state=None, mask=None, training=False, return_state=False):
+        x = self.dropout_layer(self.embedding(token_ids), training=training)
+        outputs, states = self.rnn(x, initial_state=initial_state, mask=mask, training=training)
+        logits = self._logits(outputs, training=training)  # (batch, time, vocab_size)
+        return (logits, states) if return_state else logits
+
+    def advance(self, token_ids, initial_state=None, mask=None):
+        """The states after reading `token_ids` `(batch, time)` (masked positions skipped),
+        without computing the logits: for a prompt before decoding."""
+        _, states = self.rnn(self.embedding(token_ids), initial_state=initial_state, mask=mask)
+        return states
+
+    def step(self, token_ids, states):
+        """Reads one token per row: `(batch,)` ids and states -> `(logits (batch, vocab),
+        new states)`. The same function as `call` on a window of length one."""
+        x = self.embedding(token_ids)  # (batch, embedding_dim)
+        new_states = []
+        for cell, layer_states in zip(self.cells, states):
+            h, layer_states = cell.step(cell.project_inputs(x), list(layer_states))
+            # As in StackedRNN: a residual connection where input and output widths agree.
+            x = h + x if h.shape[-1] == x.shape[-1] else h  # (batch, units)
+            new_states.append(layer_states)
+        return self._logits(x), new_states
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "vocab_size": self.vocab_size,
+            "embedding_dim": self.embedding_dim,
+            "units": self.units,
+            "num_layers": self.num_layers,
+            "cell": self.cell,
+            "dropout": self.dropout,
+            "tie_embeddings": self.tie_embeddings,
+        }

@@ -1,0 +1,199 @@
+"""Tests for nlpapps.apps.language_model: training with resume, bits per character against an
+independent computation, windowed evaluation, line scores, and the `nlpapps lm` commands."""
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from nlpapps.apps import language_model as lm
+from nlpapps.tokenizer import BOS_ID
+
+SHAKESPEARE = Path(__file__).parent.parent / "fixtures" / "shakespeare"
+TINY = dict(vocab_size=200, embedding_dim=16, units=32, layers=2, dropout=0.0, seq_len=32,
+            batch_size=16, learning_rate=1e-2, epochs=3, steps_per_epoch=20, patience=0)
+
+
+def text(split: str) -> str:
+    return (SHAKESPEARE / f"{split}.txt").read_text(encoding="utf-8")
+
+
+def tiny_config(**changes) -> lm.LanguageModelConfig:
+    return lm.LanguageModelConfig(**{**TINY, **changes})
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """`(model, tokenizer, out_dir)` of a tiny model trained for 3 epochs of 20 steps."""
+    out_dir = tmp_path_factory.mktemp("lm")
+    model, tokenizer = lm.train(tiny_config(), text("train"), text("dev"), out_dir)
+    return model, tokenizer, out_dir
+
+
+def log_softmax(logits):
+    logits = np.asarray(logits, np.float64)
+    shifted = logits - logits.max(axis=-1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+
+
+def numpy_log_probs(model, ids):
+    """log p(ids[t] | bos, ids[:t]) for every t, from one call over the whole sequence."""
+    logits = model(np.asarray([[BOS_ID] + ids[:-1]], np.int32))[0]  # (tokens, vocab)
+    return log_softmax(logits)[np.arange(len(ids)), ids]
+
+
+def test_training_lowers_the_dev_loss_and_saves_the_run(trained):
+    model, tokenizer, out_dir = trained
+    history = json.loads((out_dir / lm.DEV_LOSS_FILE).read_text())["history"]
+    assert [h["epoch"] for h in history] == [1, 2, 3]
+    assert history[-1]["dev_loss"] < history[0]["dev_loss"]
+    untrained = lm.create_model(tiny_config(), tokenizer.vocab_size)
+    before = lm.evaluate(untrained, tokenizer, text("dev"))["bits_per_character"]
+    after = json.loads((out_dir / lm.METRICS_FILE).read_text())["dev"]["bits_per_character"]
+    assert after < 0.85 * before
+    for name in (lm.CONFIG_FILE, lm.TOKENIZER_FILE, lm.WEIGHTS_FILE, lm.BEST_WEIGHTS_FILE):
+        assert (out_dir / name).exists(), name
+    loaded, loaded_tokenizer, config = lm.load(out_dir)
+    assert config == tiny_config()
+    ids = np.asarray([[BOS_ID, 5, 6, 7]], np.int32)
+    np.testing.assert_allclose(loaded(ids), model(ids), atol=0)
+
+
+def test_tokenizer_keeps_line_breaks(trained):
+    _, tokenizer, _ = trained
+    sample = "BERNARDO:\nWho's there?\n\nFRANCISCO:\n"
+    assert tokenizer.decode(lm.line_start_ids(tokenizer, sample)) == sample
+
+
+def test_bits_per_character_equal_the_summed_log_probs_over_characters(trained):
+    model, tokenizer, _ = trained
+    sample = text("test")[:3000]
+    ids = lm.line_start_ids(tokenizer, sample)
+    expected_bits = -numpy_log_probs(model, ids).sum() / math.log(2)
+    report = lm.evaluate(model, tokenizer, sample, window=64)
+    assert report["tokens"] == len(ids) and report["characters"] == len(sample)
+    assert report["nll_bits"] == pytest.approx(expected_bits, rel=1e-5)
+    assert report["bits_per_character"] == pytest.approx(expected_bits / len(sample), rel=1e-5)
+    assert report["perplexity"] == pytest.approx(2 ** (expected_bits / len(ids)), rel=1e-4)
+
+
+def test_windowed_evaluation_with_carried_states_equals_one_pass(trained):
+    model, tokenizer, _ = trained
+    sample = text("test")
+    one_pass = lm.evaluate(model, tokenizer, sample, window=10**6)
+    for window in (1, 7, 100):
+        windowed = lm.evaluate(model, tokenizer, sample[:600] if window == 1 else sample,
+                               window=window)
+        reference = one_pass if window > 1 else lm.evaluate(model, tokenizer, sample[:600],
+                                                            window=10**6)
+        assert windowed["nll_bits"] == pytest.approx(reference["nll_bits"], rel=1e-5)
+
+
+def test_evaluating_an_empty_text_is_an_error(trained):
+    model, tokenizer, _ = trained
+    with pytest.raises(ValueError, match="no tokens"):
+        lm.evaluate(model, tokenizer, "")
+
+
+def test_line_scores_are_log_probs_of_the_whole_line(trained):
+    model, tokenizer, _ = trained
+    lines = ["Who's there?", "", "Long live the king!", "Nay, answer me: stand, and unfold"]
+    scores = lm.score(model, tokenizer, lines, batch_size=3)
+    for line, value in zip(lines, scores):
+        expected = numpy_log_probs(model, lm.line_start_ids(tokenizer, line + "\n")).sum()
+        assert value == pytest.approx(expected, rel=1e-5, abs=1e-4)
+    assert lm.score(model, tokenizer, []) == []
+
+
+def test_training_windows_start_at_line_starts_and_resume_with_new_draws():
+    ids = np.array([7, 4, 9, 9, 4, 5, 4, 6, 7, 4, 8, 5], np.int32)  # 4 is the line break
+    dataset = lm.window_dataset(ids, 3, 5, newline_id=4, seed=1)
+    (inputs, targets), = dataset.take(1).as_numpy_iterator()
+    assert inputs.shape == targets.shape == (5, 3)
+    assert (inputs[:, 0] == BOS_ID).all()
+    np.testing.assert_array_equal(inputs[:, 1:], targets[:, :-1])
+    line_starts = {0, 2, 5, 7}  # those that leave room for a whole window
+    for row in targets:
+        assert any((ids[s:s + 3] == row).all() for s in line_starts)
+    batches = [b[1] for b in lm.window_dataset(ids, 3, 5, 4, seed=1).take(3)]
+    resumed = next(iter(lm.window_dataset(ids, 3, 5, 4, seed=1, first_step=2)))[1]
+    np.testing.assert_array_equal(resumed, batches[2])
+
+
+def test_a_text_with_few_line_breaks_has_windows_everywhere():
+    ids = np.array([7, 8, 4, 9, 9, 9, 5, 6, 7, 8, 4, 5], np.int32)
+    np.testing.assert_array_equal(lm.window_starts(ids, 3, newline_id=4), np.arange(10))
+    np.testing.assert_array_equal(lm.window_starts(ids, 3, newline_id=None), np.arange(10))
+
+
+def test_a_text_shorter_than_a_window_is_an_error():
+    with pytest.raises(ValueError, match="seq_len"):
+        lm.window_dataset(np.arange(5, 10), 8, 2, newline_id=None)
+
+
+def test_resuming_goes_on_from_the_last_epoch(tmp_path):
+    config = tiny_config(epochs=1, steps_per_epoch=5)
+    lm.train(config, text("train"), text("dev"), tmp_path)
+    assert lm.resumed_epoch(tmp_path) == 1
+    lm.train(tiny_config(epochs=2, steps_per_epoch=5), text("train"), text("dev"), tmp_path)
+    history = json.loads((tmp_path / lm.DEV_LOSS_FILE).read_text())["history"]
+    assert [h["epoch"] for h in history] == [1, 2]
+    with pytest.raises(ValueError, match="units 32 -> 16"):
+        lm.train(tiny_config(units=16), text("train"), text("dev"), tmp_path)
+
+
+@pytest.mark.parametrize("changes, message", [
+    (dict(model_type="bpe"), "model_type"), (dict(cell="rnn"), "cell"),
+    (dict(seq_len=1), "seq_len"), (dict(units=0), "units"), (dict(dropout=1.0), "dropout"),
+])
+def test_bad_config_values_are_named(changes, message):
+    with pytest.raises(ValueError, match=message):
+        tiny_config(**changes)
+
+
+def test_char_models_train_on_characters(tmp_path):
+    model, tokenizer = lm.train(tiny_config(model_type="char", epochs=1, steps_per_epoch=2),
+                                text("train"), text("dev"), tmp_path)
+    assert tokenizer.model_type == "char" and tokenizer.vocab_size < 100
+    assert model.vocab_size == tokenizer.vocab_size
+
+
+@pytest.mark.slow
+def test_lm_commands_train_evaluate_and_score(tmp_path, capsys, monkeypatch):
+    import io
+
+    from nlpapps.cli import main
+
+    out = tmp_path / "run"
+    flags = [f"--{k.replace('_', '-')}={v}" for k, v in {**TINY, "epochs": 1,
+                                                        "steps_per_epoch": 3}.items()]
+    assert main(["-v", "lm", "train", "--data", str(SHAKESPEARE), "--out", str(out),
+                 "--export", str(tmp_path / "export"), *flags]) == 0
+    for folder in (out, tmp_path / "export"):
+        for name in ("saved_model.pb", "config.json", "tokenizer.model", "model.weights.h5"):
+            assert (folder / name).exists(), (folder, name)
+    assert (out / "checkpoint").is_dir() and (out / "logs").is_dir()
+    capsys.readouterr()
+
+    test_file = str(SHAKESPEARE / "test.txt")
+    assert main(["-v", "lm", "evaluate", test_file, "--model", str(tmp_path / "export")]) == 0
+    report = json.loads(capsys.readouterr().out)
+    model, tokenizer, _ = lm.load(out)
+    assert report == pytest.approx(lm.evaluate(model, tokenizer, text("test")))
+
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(b"Who's there?\n\nHo!\n")))
+    assert main(["-v", "lm", "score", "--model", str(out)]) == 0
+    printed = [float(x) for x in capsys.readouterr().out.split()]
+    expected = lm.score(model, tokenizer, ["Who's there?", "", "Ho!"])
+    assert printed == pytest.approx(expected, abs=1e-4)
+
+    assert main(["-v", "lm", "evaluate", test_file, "--model", str(tmp_path / "nothing")]) == 2
+    assert main(["-v", "lm", "train", "--text", test_file, "--out", str(out),
+                 "--units=16"]) == 2
+    assert main(["-v", "lm", "train", "--out", str(out), "--cell", "rnn"]) == 2
+    errors = capsys.readouterr().err.splitlines()
+    assert [line.split(":")[0] for line in errors[-3:]] == ["error"] * 3
+    assert "does not exist" in errors[-3] and "units 32 -> 16" in errors[-2]
+    assert "cell" in errors[-1]
