@@ -132,7 +132,9 @@ def decode(step_fn: StepFn, first_tokens: tf.Tensor, states, max_length,
         step_fn: the one-step function.
         first_tokens: `(batch,)` int32, usually bos.
         states: the initial states nest.
-        max_length: int or scalar tensor, the most tokens to produce.
+        max_length: the most tokens to produce: an int or scalar tensor, or a `(batch,)`
+            tensor with each row's own limit (a row stops there even without eos, so a
+            row's output never depends on the other rows of its batch).
         sampler: `(batch, vocab) logits -> (batch,)` next tokens; one that takes `step` is
             given the index of each token drawn, counted from `start_step`.
         eos_id: the id that ends a row; -1 for none.
@@ -148,7 +150,7 @@ def decode(step_fn: StepFn, first_tokens: tf.Tensor, states, max_length,
         follows.
     """
     batch = tf.shape(first_tokens)[0]
-    max_length = tf.convert_to_tensor(max_length, tf.int32)
+    row_limits, max_length = _limits(max_length, batch)
     ids_ta = tf.TensorArray(tf.int32, size=max_length, element_shape=first_tokens.shape)
     extras_ta = tf.TensorArray(tf.float32, size=max_length,
                                element_shape=first_tokens.shape + tuple(extra_shape or ()))
@@ -166,7 +168,7 @@ def decode(step_fn: StepFn, first_tokens: tf.Tensor, states, max_length,
         ids_ta = ids_ta.write(t, next_tokens)
         if extra_shape is not None:
             extras_ta = extras_ta.write(t, tf.cast(extra, tf.float32))
-        finished = finished | tf.equal(next_tokens, eos_id)
+        finished = finished | tf.equal(next_tokens, eos_id) | (t + 1 >= row_limits)
         return t + 1, next_tokens, states, finished, scores, ids_ta, extras_ta
 
     steps, _, states, _, scores, ids_ta, extras_ta = tf.while_loop(
@@ -213,7 +215,7 @@ def beam_search(step_fn: StepFn, first_tokens: tf.Tensor, states, beam_size: int
     """
     batch = tf.shape(first_tokens)[0]
     k = beam_size
-    max_length = tf.convert_to_tensor(max_length, tf.int32)
+    row_limits, max_length = _limits(max_length, batch)
     positions = tf.range(max_length)[None, None, :]  # (1, 1, max_length)
     extra_shape = None if extra_shape is None else tuple(extra_shape)
 
@@ -241,7 +243,7 @@ def beam_search(step_fn: StepFn, first_tokens: tf.Tensor, states, beam_size: int
         log_probs = tf.gather(tf.reshape(candidates, [batch, -1]), top, batch_dims=1)
         lengths = tf.gather(new_lengths, beam, batch_dims=1)
         was_finished = tf.gather(finished, beam, batch_dims=1)
-        finished = was_finished | tf.equal(token, eos_id)
+        finished = was_finished | tf.equal(token, eos_id) | (t + 1 >= row_limits[:, None])
         ids = tf.gather(ids, beam, batch_dims=1)
         ids = tf.where(tf.equal(positions, t), token[..., None], ids)
         if extra_shape is not None:
@@ -266,3 +268,9 @@ def beam_search(step_fn: StepFn, first_tokens: tf.Tensor, states, beam_size: int
     if extra_shape is None:
         return ids, scores, None
     return ids, scores, tf.gather(extras, order, batch_dims=1)[:, :, :steps]
+
+
+def _limits(max_length, batch):
+    """`(row_limits (batch,), loop_limit scalar)` from a scalar or per-row `max_length`."""
+    row_limits = tf.broadcast_to(tf.convert_to_tensor(max_length, tf.int32), [batch])
+    return row_limits, tf.reduce_max(row_limits)

@@ -21,6 +21,7 @@ from pathlib import Path
 import tensorflow as tf
 
 from nlpapps import decoding
+from nlpapps.models.seq2seq import output_length_limit
 from nlpapps.tokenizer import BOS_ID, EOS_ID, GraphTokenizer, Tokenizer
 
 MAX_SOURCE_TOKENS = 128  # longer inputs are cut to this many tokens (eos included)
@@ -84,10 +85,9 @@ class TranslatorModule(tf.Module):
 
     def _greedy(self, source_ids, first_tokens):
         memory, states = self.model.encode(source_ids)
-        src_len = tf.shape(source_ids)[1]
         ids, scores, _ = decoding.decode(
             lambda tokens, s: self.model.decode_step(tokens, s, memory),
-            first_tokens, states, 2 * src_len + 10)
+            first_tokens, states, output_length_limit(source_ids))
         return ids, scores
 
     def _beam(self, source_ids, beam_size, alpha):
@@ -97,7 +97,8 @@ class TranslatorModule(tf.Module):
         states = decoding.tile_beams(states, beam_size)
         return decoding.beam_search(
             lambda tokens, s: self.model.decode_step(tokens, s, memory),
-            tf.fill([batch], BOS_ID), states, beam_size, 2 * src_len + 10, alpha=alpha,
+            tf.fill([batch], BOS_ID), states, beam_size, output_length_limit(source_ids),
+            alpha=alpha,
             extra_shape=(src_len,))
 
     def _detokenize(self, ids, source_ids):

@@ -40,7 +40,7 @@ class LanguageModelModule(tf.Module):
             the continuation of each prompt, sampled with `defaults`; scores are the
             log-probabilities of the generated tokens.
 
-    and functions of the loaded object (`model.generate(...)`):
+    and, also as signatures:
 
         generate(inputs, max_new_tokens: int32, temperature: float32, top_k: int32,
                  top_p: float32, seed: int32) -> as serving_default
@@ -61,6 +61,8 @@ class LanguageModelModule(tf.Module):
         context_tokens: the most prompt tokens read (the last ones).
         defaults: the options of serving_default.
     """
+
+    SIGNATURES = ("serving_default", "generate", "beam_search", "prefill", "extend")
 
     def __init__(self, model, tokenizer: Tokenizer, context_tokens: int,
                  defaults: GenerationConfig = GenerationConfig()):

@@ -132,6 +132,21 @@ def test_max_length_cuts_rows_without_eos():
     np.testing.assert_allclose(scores, expected_scores, rtol=1e-5)
 
 
+def test_per_row_limits_make_each_row_independent_of_its_batch():
+    table = random_table(0)
+    table[..., EOS_ID] = -30.0  # eos never wins, so only the limits end the rows
+    table[..., PAD_ID] = -30.0  # nor padding, so the produced tokens can be counted
+    limits = tf.constant([2, 5, 3, 1, 4])
+    ids, _ = run_decode(table, FIRST, limits)
+    produced = (ids != PAD_ID).sum(axis=1)
+    np.testing.assert_array_equal(produced, limits.numpy())
+    for index, first in enumerate(FIRST):
+        alone, _ = run_decode(table, [first], int(limits[index]))
+        np.testing.assert_array_equal(ids[index, :limits[index]], alone[0])
+    beam_ids, _ = run_beam(table, FIRST, 3, limits, alpha=0.0)
+    np.testing.assert_array_equal((beam_ids[:, 0] != PAD_ID).sum(axis=1), limits.numpy())
+
+
 def test_decode_uses_the_sampler():
     table = random_table(1)
     ids, scores = run_decode(table, FIRST, 6, sampler=lambda logits: tf.argmin(

@@ -17,7 +17,7 @@ import tensorflow as tf
 
 from nlpapps import decoding, training
 from nlpapps.data import pad_batch, translation_dataset
-from nlpapps.models.seq2seq import Seq2Seq
+from nlpapps.models.seq2seq import Seq2Seq, output_length_limit
 from nlpapps.tokenizer import BOS_ID, EOS_ID, Tokenizer
 
 log = logging.getLogger("nlpapps.translator")
@@ -89,10 +89,10 @@ class Translator:
 
     def _greedy_ids(self, source_ids):
         memory, states = self.model.encode(source_ids)
-        batch, src_len = tf.shape(source_ids)[0], tf.shape(source_ids)[1]
+        batch = tf.shape(source_ids)[0]
         ids, scores, _ = decoding.decode(
             lambda tokens, states: self.model.decode_step(tokens, states, memory),
-            tf.fill([batch], BOS_ID), states, max_length=max_output_length(src_len))
+            tf.fill([batch], BOS_ID), states, max_length=output_length_limit(source_ids))
         return ids, scores
 
     def encode_sources(self, texts: Sequence[str]) -> np.ndarray:
@@ -109,11 +109,6 @@ class Translator:
             outputs = self.tokenizer.decode(strip_after_eos(ids.numpy()))
             results += ["" if row[0] == EOS_ID else text for row, text in zip(sources, outputs)]
         return results
-
-
-def max_output_length(source_length):
-    """The longest translation produced for a source of `source_length` tokens."""
-    return 2 * source_length + 10
 
 
 def strip_after_eos(ids: np.ndarray) -> list[list[int]]:

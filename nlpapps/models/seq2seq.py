@@ -197,6 +197,12 @@ class Seq2Seq(keras.Model):
         }
 
 
+def output_length_limit(source_ids):
+    """Each row's longest translation: twice its real source tokens plus 10, `(batch,)`."""
+    source_length = ops.sum(ops.cast(ops.not_equal(source_ids, 0), "int32"), axis=1)
+    return 2 * source_length + 10
+
+
 def _run_decoder(step, projected, states, feature_size):
     """Teacher-forced decoder loop: `(tgt, batch, p)` -> features `(tgt, batch, feature_size)`."""
     steps = tf.shape(projected)[0]
