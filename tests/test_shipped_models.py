@@ -7,6 +7,8 @@ from nlpapps.apps.translate import SavedTranslator
 from nlpapps.cli import DEFAULT_TRANSLATOR
 from nlpapps.corpora.en_de import split_bucket
 
+from conftest import FIXTURES
+
 # chrF of the shipped translator on the 30 Ding test pairs of the fixture: 26.1 greedy and
 # 27.9 with beam 5 when it was shipped; an untrained model scores below 5.
 CHRF_FLOOR = 20.0
@@ -37,3 +39,30 @@ def test_shipped_translator_beats_the_chrf_floor_on_test_sentences(translator, t
 def test_shipped_translator_keeps_empty_lines_empty(translator):
     outputs = [t.outputs[0] for t in translator.translate(["", "Good morning.", "   "])]
     assert outputs[0] == "" and outputs[2] == "" and outputs[1]
+
+
+# Bits per character of the shipped language model on the fixture's Othello excerpt (held out:
+# a test play): 1.97 when it was shipped; a model that learned nothing is above 10.
+BPC_BOUND = 2.3
+
+
+def test_shipped_language_model_bits_per_character_on_a_test_play():
+    from nlpapps.apps import language_model
+    from nlpapps.cli import DEFAULT_GENERATOR
+
+    model, tokenizer, _ = language_model.load(DEFAULT_GENERATOR)
+    text = (FIXTURES / "shakespeare" / "test.txt").read_text(encoding="utf-8")
+    result = language_model.evaluate(model, tokenizer, text)
+    assert result["characters"] == len(text)
+    assert result["bits_per_character"] < BPC_BOUND
+
+
+def test_shipped_generator_writes_play_text():
+    from nlpapps.apps.text_generator import GenerationConfig, TextGenerator
+    from nlpapps.cli import DEFAULT_GENERATOR
+
+    generator = TextGenerator.load(DEFAULT_GENERATOR)
+    config = GenerationConfig(max_new_tokens=60, temperature=0.0)
+    first = generator.generate(["ROMEO:\n"], config)
+    again = generator.generate(["ROMEO:\n"], config)
+    assert first == again and len(first[0].split()) >= 5
