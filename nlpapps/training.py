@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from pathlib import Path
 
 import keras
@@ -57,6 +58,18 @@ def fit_callbacks(out_dir: Path, extra: list[keras.callbacks.Callback] = ()) -> 
         keras.callbacks.TensorBoard(str(out_dir / "logs"), update_freq=50),
         *extra,
     ]
+
+
+class TimeLimit(keras.callbacks.Callback):
+    """Stops training at the end of the first epoch past `minutes` of this run."""
+
+    def __init__(self, minutes: float):
+        super().__init__()
+        self.minutes, self.start = minutes, time.monotonic()
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.minutes and time.monotonic() - self.start > 60 * self.minutes:
+            self.model.stop_training = True
 
 
 def progress_verbosity() -> int:

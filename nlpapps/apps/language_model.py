@@ -14,14 +14,15 @@ import logging
 import math
 from collections.abc import Sequence
 from pathlib import Path
+from typing import ClassVar
 
 import keras
 import numpy as np
 import tensorflow as tf
 
 from nlpapps import training
+from nlpapps.apps.config import AppConfig
 from nlpapps.apps.saved_model import ModelError, read_kind
-from nlpapps.apps.translator import TimeLimit
 from nlpapps.data import pad_batch
 from nlpapps.models.language_model import LanguageModel
 from nlpapps.tokenizer import BOS_ID, PAD_ID, Tokenizer
@@ -36,8 +37,10 @@ EVALUATION_WINDOW = 256  # tokens per compiled call when streaming through a tex
 
 
 @dataclasses.dataclass(frozen=True)
-class LanguageModelConfig:
+class LanguageModelConfig(AppConfig):
     """Everything that defines a language model and its training; saved as config.json."""
+
+    kind: ClassVar[str] = KIND
 
     vocab_size: int = 4000  # SentencePiece vocabulary; for "char", at most this many characters
     model_type: str = "unigram"  # tokenizer: "unigram" (subword pieces) or "char"
@@ -81,21 +84,6 @@ class LanguageModelConfig:
                     num_layers=self.layers, cell=self.cell, dropout=self.dropout,
                     tie_embeddings=self.tie_embeddings)
 
-    def save(self, folder: Path) -> None:
-        training.save_json(Path(folder) / CONFIG_FILE,
-                           {"kind": KIND, "config": dataclasses.asdict(self)})
-
-    @classmethod
-    def from_dict(cls, data: dict) -> LanguageModelConfig:
-        names = {field.name for field in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in names})
-
-    @classmethod
-    def load(cls, folder: Path) -> LanguageModelConfig:
-        data = json.loads((Path(folder) / CONFIG_FILE).read_text())
-        if data.get("kind") != KIND:
-            raise ValueError(f"{folder} holds a {data.get('kind')!r} model, not a language model")
-        return cls.from_dict(data["config"])
 
 
 # The fields a checkpoint depends on: a run may resume with other values of the rest.
@@ -274,7 +262,7 @@ def train(config: LanguageModelConfig, train_text: str, dev_text: str, out_dir: 
             optimizer=keras.optimizers.Adam(config.learning_rate, clipnorm=config.clipnorm),
             loss=training.masked_cross_entropy())
     callbacks = training.fit_callbacks(out_dir, [DevLoss(out_dir, config.patience),
-                                                 TimeLimit(config.max_minutes)])
+                                                 training.TimeLimit(config.max_minutes)])
     model.fit(dataset, epochs=config.epochs, steps_per_epoch=config.steps_per_epoch,
               validation_data=dev, callbacks=callbacks, shuffle=False,
               verbose=training.progress_verbosity())

@@ -6,9 +6,9 @@ import dataclasses
 import json
 import logging
 import random
-import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import ClassVar
 
 import keras
 import numpy as np
@@ -16,6 +16,7 @@ import sacrebleu
 import tensorflow as tf
 
 from nlpapps import decoding, training
+from nlpapps.apps.config import AppConfig
 from nlpapps.data import pad_batch, translation_dataset
 from nlpapps.models.seq2seq import Seq2Seq, output_length_limit
 from nlpapps.tokenizer import BOS_ID, EOS_ID, Tokenizer
@@ -27,8 +28,10 @@ CONFIG_FILE, TOKENIZER_FILE, WEIGHTS_FILE = "config.json", "tokenizer.model", "m
 
 
 @dataclasses.dataclass(frozen=True)
-class TranslatorConfig:
+class TranslatorConfig(AppConfig):
     """Everything that defines a translator and its training; saved as config.json."""
+
+    kind: ClassVar[str] = KIND
 
     vocab_size: int = 8000  # joint SentencePiece vocabulary of both languages
     embedding_dim: int = 256  # embedding and readout width (the output layer is tied)
@@ -61,17 +64,6 @@ class TranslatorConfig:
                     attention=self.attention, attention_units=self.attention_units,
                     dropout=self.dropout)
 
-    def save(self, folder: Path) -> None:
-        training.save_json(Path(folder) / CONFIG_FILE,
-                           {"kind": KIND, "config": dataclasses.asdict(self)})
-
-    @classmethod
-    def load(cls, folder: Path) -> TranslatorConfig:
-        data = json.loads((Path(folder) / CONFIG_FILE).read_text())
-        if data.get("kind") != KIND:
-            raise ValueError(f"{folder} holds a {data.get('kind')!r} model, not a translator")
-        names = {field.name for field in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in data["config"].items() if k in names})
 
 
 class Translator:
@@ -147,18 +139,6 @@ class DevBleu(keras.callbacks.Callback):
         log.info("epoch %d: dev BLEU %.2f (best %.2f)", epoch + 1, bleu, self.state["best"])
 
 
-class TimeLimit(keras.callbacks.Callback):
-    """Stops training at the end of the first epoch past `minutes` of this run."""
-
-    def __init__(self, minutes: float):
-        super().__init__()
-        self.minutes, self.start = minutes, time.monotonic()
-
-    def on_epoch_end(self, epoch, logs=None):
-        if self.minutes and time.monotonic() - self.start > 60 * self.minutes:
-            self.model.stop_training = True
-
-
 def oversampled(pairs: list[tuple[str, str, str]], spec: str) -> list[tuple[str, str]]:
     """Applies `"source=N"` oversampling to `(source_text, target_text, corpus)` triples."""
     repeat = {}
@@ -197,7 +177,7 @@ def train(config: TranslatorConfig, train_pairs: list[tuple[str, str, str]],
             loss=training.masked_cross_entropy(config.label_smoothing))
     callbacks = training.fit_callbacks(out_dir, [
         DevBleu(translator, dev, out_dir, config.eval_every, config.patience),
-        TimeLimit(config.max_minutes),
+        training.TimeLimit(config.max_minutes),
     ])
     translator.model.fit(dataset, epochs=config.epochs, steps_per_epoch=config.steps_per_epoch,
                          callbacks=callbacks, verbose=training.progress_verbosity())
