@@ -69,12 +69,10 @@ class LSTMCell(RecurrentCell):
         h_tm1, c_tm1 = states
         h_in = h_tm1 * recurrent_mask if recurrent_mask is not None else h_tm1
         z = projected + ops.matmul(h_in, self.recurrent_kernel)  # (batch, 4 units)
-        # One activation over all four blocks is cheaper than three slices of it.
-        gates = self.recurrent_activation(z)
-        u = self.units
-        i, f, o = gates[:, :u], gates[:, u:2 * u], gates[:, 3 * u:]
-        c = f * c_tm1 + i * self.activation(z[:, 2 * u:3 * u])
-        h = o * self.activation(c)
+        z_i, z_f, z_c, z_o = ops.split(z, 4, axis=-1)
+        c = (self.recurrent_activation(z_f) * c_tm1
+             + self.recurrent_activation(z_i) * self.activation(z_c))
+        h = self.recurrent_activation(z_o) * self.activation(c)
         return h, [h, c]
 
     def get_config(self):
