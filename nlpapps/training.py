@@ -72,6 +72,18 @@ class TimeLimit(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
+def load_or_train_tokenizer(path: Path, train):
+    """The run's tokenizer: loaded from `path` when a resumed run has one, else `train()`'s
+    result saved there."""
+    from nlpapps.tokenizer import Tokenizer
+
+    if Path(path).exists():
+        return Tokenizer.load(path)
+    tokenizer = train()
+    tokenizer.save(path)
+    return tokenizer
+
+
 def progress_verbosity() -> int:
     """Keras progress bar when a person watches, one line per epoch in a log."""
     return 1 if os.isatty(2) else 2

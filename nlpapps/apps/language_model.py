@@ -21,7 +21,7 @@ import numpy as np
 import tensorflow as tf
 
 from nlpapps import training
-from nlpapps.apps.config import AppConfig
+from nlpapps.apps.config import CONFIG_FILE, AppConfig
 from nlpapps.apps.saved_model import ModelError, read_kind
 from nlpapps.data import pad_batch
 from nlpapps.models.language_model import LanguageModel
@@ -30,7 +30,7 @@ from nlpapps.tokenizer import BOS_ID, PAD_ID, Tokenizer
 log = logging.getLogger("nlpapps.language_model")
 
 KIND = "language_model"
-CONFIG_FILE, TOKENIZER_FILE, WEIGHTS_FILE = "config.json", "tokenizer.model", "model.weights.h5"
+TOKENIZER_FILE, WEIGHTS_FILE = "tokenizer.model", "model.weights.h5"
 BEST_WEIGHTS_FILE, DEV_LOSS_FILE, METRICS_FILE = "best.weights.h5", "dev_loss.json", "metrics.json"
 MODEL_TYPES = ("unigram", "char")
 EVALUATION_WINDOW = 256  # tokens per compiled call when streaming through a text
@@ -238,13 +238,8 @@ def train(config: LanguageModelConfig, train_text: str, dev_text: str, out_dir: 
     check_resumable(config, out_dir)
     keras.utils.set_random_seed(config.seed)
     config.save(out_dir)
-    tokenizer_path = out_dir / TOKENIZER_FILE
-    if tokenizer_path.exists():
-        tokenizer = Tokenizer.load(tokenizer_path)
-    else:
-        tokenizer = Tokenizer.train([train_text], config.vocab_size,
-                                    model_type=config.model_type, keep_newlines=True)
-        tokenizer.save(tokenizer_path)
+    tokenizer = training.load_or_train_tokenizer(out_dir / TOKENIZER_FILE, lambda: Tokenizer.train(
+        [train_text], config.vocab_size, model_type=config.model_type, keep_newlines=True))
     train_ids = np.asarray(line_start_ids(tokenizer, train_text), np.int32)
     dev_ids = np.asarray(line_start_ids(tokenizer, dev_text), np.int32)
     first_step = resumed_epoch(out_dir) * config.steps_per_epoch

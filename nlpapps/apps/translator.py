@@ -16,7 +16,7 @@ import sacrebleu
 import tensorflow as tf
 
 from nlpapps import decoding, training
-from nlpapps.apps.config import AppConfig
+from nlpapps.apps.config import CONFIG_FILE, AppConfig  # noqa: F401  (the folder layout)
 from nlpapps.data import pad_batch, translation_dataset
 from nlpapps.models.seq2seq import Seq2Seq, output_length_limit
 from nlpapps.tokenizer import BOS_ID, EOS_ID, Tokenizer
@@ -24,7 +24,7 @@ from nlpapps.tokenizer import BOS_ID, EOS_ID, Tokenizer
 log = logging.getLogger("nlpapps.translator")
 
 KIND = "translator"
-CONFIG_FILE, TOKENIZER_FILE, WEIGHTS_FILE = "config.json", "tokenizer.model", "model.weights.h5"
+TOKENIZER_FILE, WEIGHTS_FILE = "tokenizer.model", "model.weights.h5"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -155,13 +155,8 @@ def train(config: TranslatorConfig, train_pairs: list[tuple[str, str, str]],
     out_dir.mkdir(parents=True, exist_ok=True)
     keras.utils.set_random_seed(config.seed)
     config.save(out_dir)
-    tokenizer_path = out_dir / TOKENIZER_FILE
-    if tokenizer_path.exists():
-        tokenizer = Tokenizer.load(tokenizer_path)
-    else:
-        texts = [text for s, t, _ in train_pairs for text in (s, t)]
-        tokenizer = Tokenizer.train(texts, config.vocab_size)
-        tokenizer.save(tokenizer_path)
+    tokenizer = training.load_or_train_tokenizer(out_dir / TOKENIZER_FILE, lambda: Tokenizer.train(
+        [text for s, t, _ in train_pairs for text in (s, t)], config.vocab_size))
     pairs = oversampled(train_pairs, config.oversample)
     log.info("training on %d pairs (%d after oversampling), vocabulary %d",
              len(train_pairs), len(pairs), tokenizer.vocab_size)
