@@ -182,7 +182,7 @@ def write_savedmodel(module: tf.Module, out_dir: Path, extra_files: dict[str, by
 
 def export_translator_folder(train_dir: Path, out_dir: Path) -> None:
     """Writes a translator folder (the SavedModel with every signature of
-    `TranslatorModule`, config.json, tokenizer.model) at `out_dir` from the Keras weights of a
+    `TranslatorModule`, config.json, tokenizer.model, model.weights.h5) at `out_dir` from the Keras weights of a
     training folder (`nlpapps translate-train --out`), e.g. to give an older export the
     TFLite signatures. Raises ModelError for a folder that is not a trained translator, and
     refuses to replace a folder that is not a model folder."""
@@ -214,4 +214,5 @@ def export_translator_folder(train_dir: Path, out_dir: Path) -> None:
     write_savedmodel(TranslatorModule(translator.model, tokenizer), out_dir, {
         CONFIG_FILE: (train_dir / CONFIG_FILE).read_bytes(),
         TOKENIZER_FILE: tokenizer.to_bytes(),
+        WEIGHTS_FILE: weights.read_bytes(),  # to train on from (`--init-from`)
     })

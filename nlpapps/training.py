@@ -14,6 +14,7 @@ from keras import ops
 from nlpapps.tokenizer import PAD_ID
 
 STRATEGIES = ("default", "mirrored")
+WEIGHTS_FILE = "model.weights.h5"  # the trained weights in a model folder
 
 
 def masked_cross_entropy(label_smoothing: float = 0.0):
@@ -49,6 +50,15 @@ def get_strategy(name: str) -> tf.distribute.Strategy:
     raise ValueError(f"unknown strategy {name!r}; use one of {', '.join(STRATEGIES)}")
 
 
+def adam(learning_rate: float, clipnorm: float, decay_steps: int = 0) -> keras.optimizers.Adam:
+    """Adam with gradient clipping; with `decay_steps`, the learning rate follows a cosine from
+    `learning_rate` down to a tenth of it over that many steps, then stays there."""
+    if decay_steps:
+        learning_rate = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps,
+                                                               alpha=0.1)
+    return keras.optimizers.Adam(learning_rate, clipnorm=clipnorm)
+
+
 def fit_callbacks(out_dir: Path, extra: list[keras.callbacks.Callback] = ()) -> list:
     """Checkpoints that let a killed run resume (weights, optimizer state and epoch, saved at
     every epoch's end), TensorBoard logs, and the app's own callbacks."""
@@ -82,6 +92,37 @@ def load_or_train_tokenizer(path: Path, train):
     tokenizer = train()
     tokenizer.save(path)
     return tokenizer
+
+
+def copy_tokenizer(init_from: str, path: Path) -> None:
+    """A run that starts from a trained model (`init_from`) keeps that model's tokenizer."""
+    if init_from and not Path(path).exists():
+        from nlpapps.apps.saved_model import read_kind
+
+        read_kind(Path(init_from))  # a clear error for a folder that is not a model
+        source = Path(init_from) / Path(path).name
+        if not source.exists():
+            from nlpapps.apps.saved_model import ModelError
+
+            raise ModelError(f"{init_from} has no {source.name}, so it cannot start a run")
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_bytes(source.read_bytes())
+
+
+def warm_start(model: keras.Model, folder: Path) -> None:
+    """Sets the weights of the built `model` from the `model.weights.h5` of the trained or
+    exported model folder `folder`; ModelError if it has none or holds another architecture."""
+    from nlpapps.apps.saved_model import ModelError
+
+    path = Path(folder) / WEIGHTS_FILE
+    if not path.exists():
+        raise ModelError(f"{folder} has no {WEIGHTS_FILE} to start from; pick a training "
+                         "folder or a folder exported with its weights")
+    try:
+        model.load_weights(path)
+    except ValueError as error:
+        raise ModelError(f"{folder} holds another architecture than this run's: "
+                         f"{str(error).strip().splitlines()[0]}") from None
 
 
 def progress_verbosity() -> int:

@@ -116,3 +116,10 @@ def test_mirrored_strategy_trains_on_two_logical_cpus(tmp_path):
     vocab = 200
     assert all(np.isfinite(report["loss"]))
     assert 0.7 * np.log(vocab) < report["loss"][0] < 1.3 * np.log(vocab)
+
+
+def test_adam_learning_rate_follows_a_cosine_down_to_a_tenth():
+    schedule = training.adam(2.0, 1.0, decay_steps=10)._learning_rate
+    rates = [float(schedule(step)) for step in (0, 5, 10, 20)]
+    np.testing.assert_allclose(rates, [2.0, 1.1, 0.2, 0.2], rtol=1e-5)
+    assert float(training.adam(2.0, 1.0).learning_rate) == pytest.approx(2.0)

@@ -53,6 +53,7 @@ class LanguageModelConfig(AppConfig):
     seq_len: int = 128  # tokens per training window (BPTT length); also the prompt context
     batch_size: int = 64  # windows per step
     learning_rate: float = 2e-3  # Adam
+    decay_steps: int = 0  # cosine decay of the learning rate to a tenth over these steps (0: none)
     clipnorm: float = 1.0  # gradient clipping by global norm
     epochs: int = 100  # at most this many epochs of `steps_per_epoch` steps
     steps_per_epoch: int = 500  # a checkpoint and a dev loss after every epoch
@@ -60,6 +61,7 @@ class LanguageModelConfig(AppConfig):
     patience: int = 5  # epochs without a lower dev loss before stopping (0: never stop early)
     seed: int = 0
     strategy: str = "default"  # tf.distribute strategy: "default" or "mirrored"
+    init_from: str = ""  # a trained language-model folder whose weights and tokenizer start the run
 
     def __post_init__(self):
         if self.model_type not in MODEL_TYPES:
@@ -238,6 +240,7 @@ def train(config: LanguageModelConfig, train_text: str, dev_text: str, out_dir: 
     check_resumable(config, out_dir)
     keras.utils.set_random_seed(config.seed)
     config.save(out_dir)
+    training.copy_tokenizer(config.init_from, out_dir / TOKENIZER_FILE)
     tokenizer = training.load_or_train_tokenizer(out_dir / TOKENIZER_FILE, lambda: Tokenizer.train(
         [train_text], config.vocab_size, model_type=config.model_type, keep_newlines=True))
     train_ids = np.asarray(line_start_ids(tokenizer, train_text), np.int32)
@@ -253,8 +256,10 @@ def train(config: LanguageModelConfig, train_text: str, dev_text: str, out_dir: 
     strategy = training.get_strategy(config.strategy)
     with strategy.scope():
         model = create_model(config, tokenizer.vocab_size)
+        if config.init_from:  # a resumed run's checkpoint then replaces these weights
+            training.warm_start(model, Path(config.init_from))
         model.compile(
-            optimizer=keras.optimizers.Adam(config.learning_rate, clipnorm=config.clipnorm),
+            optimizer=training.adam(config.learning_rate, config.clipnorm, config.decay_steps),
             loss=training.masked_cross_entropy())
     callbacks = training.fit_callbacks(out_dir, [DevLoss(out_dir, config.patience),
                                                  training.TimeLimit(config.max_minutes)])

@@ -44,6 +44,7 @@ class TranslatorConfig(AppConfig):
     dropout: float = 0.2  # on embeddings, between layers, before the readout
     batch_size: int = 64  # sentence pairs per step
     learning_rate: float = 1e-3  # Adam
+    decay_steps: int = 0  # cosine decay of the learning rate to a tenth over these steps (0: none)
     clipnorm: float = 1.0  # gradient clipping by global norm
     label_smoothing: float = 0.1
     max_length: int = 64  # tokens per side in training; longer pairs are cut
@@ -56,6 +57,7 @@ class TranslatorConfig(AppConfig):
     oversample: str = ""  # "source=N": repeat the pairs of that source N times, e.g. "ding=2"
     seed: int = 0
     strategy: str = "default"  # tf.distribute strategy: "default" or "mirrored"
+    init_from: str = ""  # a trained translator folder whose weights and tokenizer start the run
 
     def model_kwargs(self) -> dict:
         return dict(vocab_size=self.vocab_size, embedding_dim=self.embedding_dim,
@@ -155,6 +157,7 @@ def train(config: TranslatorConfig, train_pairs: list[tuple[str, str, str]],
     out_dir.mkdir(parents=True, exist_ok=True)
     keras.utils.set_random_seed(config.seed)
     config.save(out_dir)
+    training.copy_tokenizer(config.init_from, out_dir / TOKENIZER_FILE)
     tokenizer = training.load_or_train_tokenizer(out_dir / TOKENIZER_FILE, lambda: Tokenizer.train(
         [text for s, t, _ in train_pairs for text in (s, t)], config.vocab_size))
     pairs = oversampled(train_pairs, config.oversample)
@@ -167,8 +170,10 @@ def train(config: TranslatorConfig, train_pairs: list[tuple[str, str, str]],
     strategy = training.get_strategy(config.strategy)
     with strategy.scope():
         translator = Translator.create(config, tokenizer)
+        if config.init_from:  # a resumed run's checkpoint then replaces these weights
+            training.warm_start(translator.model, Path(config.init_from))
         translator.model.compile(
-            optimizer=keras.optimizers.Adam(config.learning_rate, clipnorm=config.clipnorm),
+            optimizer=training.adam(config.learning_rate, config.clipnorm, config.decay_steps),
             loss=training.masked_cross_entropy(config.label_smoothing))
     callbacks = training.fit_callbacks(out_dir, [
         DevBleu(translator, dev, out_dir, config.eval_every, config.patience),

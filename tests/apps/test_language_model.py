@@ -197,3 +197,13 @@ def test_lm_commands_train_evaluate_and_score(tmp_path, capsys, monkeypatch):
     assert [line.split(":")[0] for line in errors[-3:]] == ["error"] * 3
     assert "does not exist" in errors[-3] and "units 32 -> 16" in errors[-2]
     assert "cell" in errors[-1]
+
+
+def test_training_can_start_from_a_trained_folder(trained, tmp_path):
+    model, tokenizer, out_dir = trained
+    config = tiny_config(init_from=str(out_dir), epochs=1, steps_per_epoch=1,
+                         learning_rate=1e-9)
+    tuned, tuned_tokenizer = lm.train(config, text("train"), text("dev"), tmp_path)
+    assert tuned_tokenizer.to_bytes() == tokenizer.to_bytes()
+    for a, b in zip(tuned.weights, model.weights):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-6)
