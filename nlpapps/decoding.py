@@ -71,18 +71,60 @@ def top_p_filter(logits: tf.Tensor, p) -> tf.Tensor:
 
 def categorical_sample(logits: tf.Tensor, seed, step) -> tf.Tensor:
     """One draw per row from `softmax(logits)`, by stateless ops seeded with `(seed, step)`:
-    `(batch, vocab) -> (batch,)` int32. A row's draw depends on its position in the batch."""
+    `(batch, vocab) -> (batch,)` int32. A row's draw depends on its position in the batch.
+    """
     key = tf.stack([tf.cast(seed, tf.int64), tf.cast(step, tf.int64)])
     return tf.random.stateless_categorical(logits, 1, seed=key, dtype=tf.int32)[:, 0]
 
 
-def make_sampler(temperature=1.0, top_k=0, top_p=1.0, seed=0) -> Sampler:
+MINSTD = (2147483647, 16807, 127773, 2836)  # Park-Miller: modulus, multiplier, m // a, m % a
+
+
+def _minstd_next(x):
+    m, a, q, r = MINSTD
+    x = a * tf.math.floormod(x, q) - r * tf.math.floordiv(x, q)  # Schrage: no product >= 2^31
+    return tf.where(x <= 0, x + m, x)
+
+
+def portable_uniforms(seed, count) -> tf.Tensor:
+    """`(count,)` float32 uniforms in (0, 1) from the Park-Miller generator seeded by `seed`.
+
+    Integer arithmetic that every runtime computes alike, in one WHILE loop of LiteRT builtins:
+    LiteRT has no stateless random op, and its MULTINOMIAL draws the same value at every
+    iteration of a loop.
+    """
+    m = MINSTD[0]
+    x = tf.math.floormod(tf.cast(seed, tf.int32), m - 1) + 1
+    for _ in range(8):  # small seeds give small first values
+        x = _minstd_next(x)
+    values = tf.TensorArray(tf.float32, size=count, element_shape=[])
+
+    def body(i, x, values):
+        x = _minstd_next(x)
+        return i + 1, x, values.write(i, tf.cast(x, tf.float32) / float(m))
+
+    _, _, values = tf.while_loop(lambda i, *_: i < count, body, (0, x, values))
+    return tf.minimum(values.stack(), 1.0 - 2.0 ** -24)
+
+
+def inverse_cdf_sample(logits: tf.Tensor, uniform) -> tf.Tensor:
+    """The draw from `softmax(logits)` that the uniform `u` picks: the first token whose
+    cumulative probability reaches `u`. `(batch, vocab)`, a scalar -> `(batch,)` int32; a token
+    of probability 0 (a -inf logit) is never picked."""
+    cdf = tf.cumsum(tf.nn.softmax(logits), axis=-1)
+    below = tf.cast(cdf < uniform * cdf[:, -1:], tf.int32)
+    return tf.minimum(tf.reduce_sum(below, axis=-1), tf.shape(logits)[-1] - 1)
+
+
+def make_sampler(temperature=1.0, top_k=0, top_p=1.0, seed=0, uniforms=None) -> Sampler:
     """One sampler `(logits, step) -> ids` that scales by `temperature`, keeps the `top_k`
     most probable tokens, then the nucleus of mass `top_p`, and draws with `(seed, step)`.
 
     Temperature 0 is greedy (the filters never remove the most probable token); `top_k=0` and
     `top_p=1` turn those filters off. Every argument may be a Python number or a scalar tensor
-    (as in an exported signature); numbers are checked here, tensors by the caller.
+    (as in an exported signature); numbers are checked here, tensors by the caller. With
+    `uniforms` (`(steps,)`, e.g. `portable_uniforms(seed, steps)`), the token of step t is
+    `inverse_cdf_sample(logits, uniforms[t])` in every row, with LiteRT builtins only.
 
     Example:
     ```python
@@ -98,6 +140,8 @@ def make_sampler(temperature=1.0, top_k=0, top_p=1.0, seed=0) -> Sampler:
         def draw():
             filtered = top_p_filter(top_k_filter(apply_temperature(logits, temperature), top_k),
                                     top_p)
+            if uniforms is not None:
+                return inverse_cdf_sample(filtered, tf.gather(uniforms, step))
             return categorical_sample(filtered, seed, step)
 
         return tf.cond(tf.convert_to_tensor(temperature, tf.float32) > 0, draw,

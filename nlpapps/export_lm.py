@@ -27,6 +27,7 @@ from nlpapps.export import write_savedmodel
 from nlpapps.tokenizer import BOS_ID, EOS_ID, PAD_ID, UNK_ID, GraphTokenizer, Tokenizer
 
 NO_EOS = -1  # the decoding loops' eos id for text that nothing ends
+MAX_NEW_TOKENS_ONE = 1024  # the most tokens `generate_one` draws in one call
 _SCALAR_INT, _SCALAR_FLOAT = tf.TensorSpec([], tf.int32), tf.TensorSpec([], tf.float32)
 
 
@@ -55,6 +56,26 @@ class LanguageModelModule(tf.Module):
             last token and states of the one before with `start_step` = the tokens drawn so
             far. The pieces together are what `generate` draws in one call.
 
+    At batch 1, with static shapes but the lengths, for LiteRT (`nlpapps.export_tflite`):
+
+        generate_one(inputs: string[1], max_new_tokens: int32, temperature: float32,
+                     top_k: int32, top_p: float32, seed: int32) ->
+                     {text: string[1], ids: int32[1, steps]}
+            the prompt as read (its last `context_tokens` tokens) followed by what is drawn,
+            at most MAX_NEW_TOKENS_ONE tokens (`ids` is [[0]], one pad, for none); draws
+            come from `decoding.portable_uniforms(seed, ...)`, the same in TensorFlow and
+            LiteRT (not those of `generate`, whose random ops LiteRT lacks). Temperature <= 0
+            is greedy, top_k <= 0 and top_p >= 1 are off.
+        score(tokens: int32[1, n], states: float[1, S]) -> {log_probs: float[1, n - 1], states}
+            log p(tokens[i] | what came before) for i >= 1, reading from `states` (zeros and
+            tokens[0] = bos at the start of a text); a text is scored in windows, each
+            starting with the last token of the one before, with its states.
+        prefill_one(inputs: string[1]) -> {token: int32[1], states: float[1, S]}
+        step_one(token: int32[1], states) -> {logits: float[1, vocab], states}
+            for an app that runs the loop itself: feed `token`, draw from `logits` (ids 0-3,
+            pad, unk, bos and eos, are not text: never draw them), feed the drawn id back.
+        detokenize(ids: int32[1, steps]) -> {outputs: string[1]}
+
     Args:
         model: a `LanguageModel`.
         tokenizer: its `Tokenizer`.
@@ -62,7 +83,8 @@ class LanguageModelModule(tf.Module):
         defaults: the options of serving_default.
     """
 
-    SIGNATURES = ("serving_default", "generate", "beam_search", "prefill", "extend")
+    SIGNATURES = ("serving_default", "generate", "beam_search", "prefill", "extend",
+                  "generate_one", "score", "prefill_one", "step_one", "detokenize")
 
     def __init__(self, model, tokenizer: Tokenizer, context_tokens: int,
                  defaults: GenerationConfig = GenerationConfig()):
@@ -71,19 +93,26 @@ class LanguageModelModule(tf.Module):
         self.tokenizer = GraphTokenizer(tokenizer)
         self.context_tokens = context_tokens
         self.defaults = defaults
-        # Prompts are encoded after "\n" and these ids dropped (see `line_start_ids`).
-        self.newline_tokens = len(tokenizer.encode("\n"))
+        # Prompts are encoded as the start of a line (see `line_start_ids`).
+        self.line_tokenizer = GraphTokenizer(tokenizer, line_start=True)
         self.state_sizes = [cell.state_size for cell in model.cells]
         # Added to every step's logits: the ids that are not text are never drawn.
         self.special_penalty = tf.scatter_nd([[PAD_ID], [UNK_ID], [BOS_ID], [EOS_ID]],
                                              [-1e9] * 4, [model.vocab_size])
+        # Traced here, where the width of the states is known, so that their shape is static.
+        width = sum(size for sizes in self.state_sizes for size in sizes)
+        self.step_one = tf.function(self._step_one, input_signature=[
+            tf.TensorSpec([1], tf.int32, name="token"),
+            tf.TensorSpec([1, width], tf.float32, name="states")])
+        self.score = tf.function(self._score, input_signature=[
+            tf.TensorSpec([1, None], tf.int32, name="tokens"),
+            tf.TensorSpec([1, width], tf.float32, name="states")])
 
     # -- graph pieces ---------------------------------------------------------------------
 
     def context_ids(self, inputs):
         """The ids the model reads of each prompt: `(batch,)` strings -> ragged `(batch, None)`."""
-        ids = self.tokenizer.tokenize(tf.strings.join(["\n", inputs]))
-        return ids[:, self.newline_tokens:][:, -self.context_tokens:]
+        return self.line_tokenizer.tokenize(inputs)[:, -self.context_tokens:]
 
     def read_prompts(self, context):
         """`(first_tokens (batch,), states)`: bos and all of a row's context but its last
@@ -171,6 +200,55 @@ class LanguageModelModule(tf.Module):
         return {"outputs": self.continuations(context, best), "ids": best,
                 "scores": scores[:, 0]}
 
+    # -- batch-1 signatures: static shapes but the lengths, for LiteRT --------------------
+
+    def one_context(self, inputs):
+        """The ids the model reads of one prompt, `(1,)` string -> `(1, n)`. One row needs
+        no padding: its flat values are the row (the ragged-to-dense op has no builtin)."""
+        return self.line_tokenizer.tokenize(inputs).flat_values[-self.context_tokens:][None]
+
+    def read_one(self, context):
+        """`read_prompts` for one unpadded row: `(first (1,), states)`."""
+        tokens = tf.concat([[[BOS_ID]], context], axis=1)  # (1, n + 1)
+        return tokens[:, -1], self.model.advance(tokens[:, :-1])
+
+    @tf.function(input_signature=[tf.TensorSpec([1], tf.string), _SCALAR_INT, _SCALAR_FLOAT,
+                                  _SCALAR_INT, _SCALAR_FLOAT, _SCALAR_INT])
+    def generate_one(self, inputs, max_new_tokens, temperature, top_k, top_p, seed):
+        context = self.one_context(inputs)
+        first, states = self.read_one(context)
+        count = tf.clip_by_value(max_new_tokens, 0, MAX_NEW_TOKENS_ONE)
+        uniforms = decoding.portable_uniforms(seed, tf.maximum(count, 1))
+        sampler = decoding.make_sampler(temperature, top_k, top_p, uniforms=uniforms)
+        # A constant-size loop buffer of at least one step (a TensorArray of size 0 cannot
+        # be stacked), cut to `count` after.
+        ids, _, _ = decoding.decode(self.step, first, states, tf.maximum(count, 1),
+                                    sampler=sampler, eos_id=NO_EOS)
+        # LiteRT cannot return an empty tensor: for 0 tokens, one pad stands for none.
+        ids = tf.where(tf.range(tf.shape(ids)[1])[None, :] < count, ids, PAD_ID)
+        return {"text": self.tokenizer.detokenize(tf.concat([context, ids], axis=1)),
+                "ids": ids}
+
+    @tf.function(input_signature=[tf.TensorSpec([1], tf.string)])
+    def prefill_one(self, inputs):
+        first, states = self.read_one(self.one_context(inputs))
+        return {"token": first, "states": self.flatten(states)}
+
+    def _step_one(self, token, states):
+        logits, states = self.model.step(token, self.unflatten(states))
+        return {"logits": logits, "states": self.flatten(states)}
+
+    def _score(self, tokens, states):
+        logits, states = self.model(tokens[:, :-1], initial_state=self.unflatten(states),
+                                    return_state=True)  # (1, n - 1, vocab)
+        log_probs = tf.nn.log_softmax(logits)
+        chosen = tf.gather(log_probs, tokens[:, 1:], batch_dims=2)  # (1, n - 1)
+        return {"log_probs": chosen, "states": self.flatten(states)}
+
+    @tf.function(input_signature=[tf.TensorSpec([1, None], tf.int32, name="ids")])
+    def detokenize(self, ids):
+        return {"outputs": self.tokenizer.detokenize(ids)}
+
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
     def prefill(self, inputs):
         context = self.context_ids(inputs)
@@ -207,3 +285,27 @@ def write_language_model(module: LanguageModelModule, out_dir: Path,
             shutil.rmtree(target)
         item.replace(target)
     staging.rmdir()
+
+
+def export_language_model_folder(train_dir: Path, out_dir: Path) -> None:
+    """Writes a language-model folder (the SavedModel with every signature of
+    `LanguageModelModule`, config.json, tokenizer.model, model.weights.h5 and the dev metrics)
+    at `out_dir` from a training or exported folder that has the Keras weights. Raises
+    ModelError for a folder that is not a trained language model, and refuses to replace a
+    folder that is not a model folder."""
+    from nlpapps.apps import language_model
+    from nlpapps.apps.saved_model import ModelError
+
+    train_dir, out_dir = Path(train_dir), Path(out_dir)
+    model, tokenizer, config = language_model.load(train_dir)
+    if out_dir.resolve() == train_dir.resolve():
+        raise ModelError("the output folder must differ from the model folder")
+    if out_dir.exists() and (not out_dir.is_dir() or (
+            any(out_dir.iterdir()) and not (out_dir / "saved_model.pb").exists())):
+        raise ModelError(f"{out_dir} exists and is not a model folder; not replacing it")
+    files = {"config.json": (train_dir / "config.json").read_bytes(),
+             "tokenizer.model": tokenizer.to_bytes()}
+    for name in (language_model.WEIGHTS_FILE, language_model.METRICS_FILE):
+        if (train_dir / name).exists():
+            files[name] = (train_dir / name).read_bytes()
+    write_savedmodel(LanguageModelModule(model, tokenizer, config.seq_len), out_dir, files)

@@ -1,5 +1,6 @@
-"""LiteRT (TFLite) files from a translator's SavedModel folder: conversion, quantization, an op
-audit, and a runner.
+"""LiteRT (TFLite) files from a translator's or language model's SavedModel folder:
+conversion, quantization, an op audit, and the translator's runner (the language model's is
+in `nlpapps.export_tflite_lm`).
 
     nlpapps export --model saved_models/translator-en-de --format tflite --quantize dynamic
     LiteRTTranslator("saved_models/translator-en-de.dynamic.tflite").translate("Hello.")
@@ -21,8 +22,8 @@ Two kinds of file:
 
 Quantization (`QUANTIZATIONS`):
     none: float32.
-    dynamic: int8 weights for the matmuls and the embedding; activations stay float and the
-        matmuls quantize them on the fly.
+    dynamic: int8 weights for the matmuls and the embedding, one scale per matrix;
+        activations stay float and the matmuls quantize them on the fly.
     float16: float16 weights, widened to float32 when the file is loaded.
     int8: int8 weights and int8 activations, with ranges calibrated on
         `representative_texts` (source sentences from the training data): the matmuls, gates,
@@ -57,8 +58,20 @@ log = logging.getLogger("nlpapps.export")
 
 KIND = "translator"
 QUANTIZATIONS = ("none", "dynamic", "float16", "int8")
-ONE_CALL_SIGNATURES = ("translate_one",)
 STEP_SIGNATURES = ("encode", "decode_step", "detokenize")
+# What a file of each kind of model holds, one call or step-wise: (SavedModel signature,
+# the file's signature) pairs. The language model's are documented in
+# `nlpapps.export_lm.LanguageModelModule`.
+FILE_SIGNATURES = {
+    "translator": {
+        False: (("translate_one", "serving_default"),),
+        True: tuple((name, name) for name in STEP_SIGNATURES),
+    },
+    "language_model": {
+        False: (("generate_one", "serving_default"), ("score", "score")),
+        True: (("prefill_one", "prefill"), ("step_one", "step"), ("detokenize", "detokenize")),
+    },
+}
 # The custom ops of the tokenizer (tensorflow_text.FastSentencepieceTokenizer); every other op
 # of an exported file must be a LiteRT builtin.
 TFTEXT_OPS = frozenset({"TFText>FastSentencepieceTokenize", "TFText>FastSentencepieceDetokenize"})
@@ -82,7 +95,7 @@ def default_output(model_dir: Path, quantize: str, stepwise: bool = False) -> Pa
 def convert(model_dir: Path, quantize: str = "none",
             representative_texts: Sequence[str | bytes] | None = None,
             stepwise: bool = False) -> bytes:
-    """The LiteRT flatbuffer of the translator SavedModel in `model_dir`.
+    """The LiteRT flatbuffer of the translator or language-model SavedModel in `model_dir`.
 
     Raises ModelError for a missing, corrupt or wrong-kind folder and ExportError for the
     rest (see `export_tflite`).
@@ -91,26 +104,37 @@ def convert(model_dir: Path, quantize: str = "none",
     import tensorflow_text as tf_text
 
     _check_quantize(quantize, representative_texts)
-    loaded = load_saved_model(Path(model_dir), KIND)
-    names = STEP_SIGNATURES if stepwise else ONE_CALL_SIGNATURES
-    missing = [name for name in names if name not in loaded.signatures]
+    kind = model_kind(model_dir)
+    loaded = load_saved_model(Path(model_dir), kind)
+    names = FILE_SIGNATURES[kind][stepwise]
+    missing = [saved for saved, _ in names if saved not in loaded.signatures]
     if missing:
         raise ExportError(
             f"{model_dir} has no {', '.join(missing)} signature (it was exported before "
             "TFLite export existed); re-export it from its training folder with "
             "`nlpapps export --format savedmodel`")
-    functions = [_frozen(name, loaded.signatures[name]) for name in names]
+    functions = [_frozen(name, loaded.signatures[saved]) for saved, name in names]
     converter = tf.lite.TFLiteConverter.from_concrete_functions(functions, loaded)
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
     converter.allow_custom_ops = True  # the TF Text ops; `audit_ops` refuses any other
     if quantize != "none":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    if quantize == "dynamic":
+        # One scale per matrix rather than per output channel: the tied embedding matrix,
+        # read by the lookup and by the output layer, is then stored once instead of as two
+        # int8 copies with different scales.
+        converter._experimental_disable_per_channel = True
     if quantize == "float16":
         converter.target_spec.supported_types = [tf.float16]
     if quantize == "int8":
         texts = [_utf8(text) for text in representative_texts]
-        converter.representative_dataset = (
-            _step_samples(loaded, texts) if stepwise else _one_call_samples(texts))
+        if kind == "language_model":
+            from nlpapps.export_tflite_lm import representative_samples
+
+            converter.representative_dataset = representative_samples(loaded, texts, stepwise)
+        else:
+            converter.representative_dataset = (
+                _step_samples(loaded, texts) if stepwise else _one_call_samples(texts))
         # Calibration runs the graph, so its interpreter needs the tokenizer ops. The
         # converter takes them only through this attribute.
         converter.target_spec._experimental_custom_op_registerers = list(
@@ -125,6 +149,18 @@ def convert(model_dir: Path, quantize: str = "none",
         log.debug("conversion failed", exc_info=True)
         raise ExportError(f"TFLite conversion of {model_dir} failed: {_first_line(error)}") \
             from None
+
+
+def model_kind(model_dir: Path) -> str:
+    """The kind of model in `model_dir` (from its config.json), one that TFLite export takes;
+    ModelError otherwise."""
+    from nlpapps.apps.saved_model import read_kind
+
+    kind, _ = read_kind(Path(model_dir))
+    if kind not in FILE_SIGNATURES:
+        raise ModelError(f"{model_dir} holds a {kind} model; TFLite export takes "
+                         f"{' and '.join(FILE_SIGNATURES)} models")
+    return kind
 
 
 def _frozen(name: str, signature):
@@ -454,18 +490,23 @@ def compare(model_dir: Path, files: dict[str, Path], pairs: Sequence[tuple[str, 
     return rows
 
 
-def format_report(rows: dict[str, dict]) -> str:
-    """`compare`'s rows as an aligned text table."""
-    columns = ("size_bytes", "bleu", "bleu_change", "chrf", "chrf_change", "exact_match",
-               "median_ms")
+REPORT_COLUMNS = ("size_bytes", "bleu", "bleu_change", "chrf", "chrf_change", "exact_match",
+                  "median_ms")
+
+
+def format_report(rows: dict[str, dict], columns: Sequence[str] = REPORT_COLUMNS,
+                  footer: str | None = None) -> str:
+    """`compare`'s rows (or those of another app's comparison) as an aligned text table."""
     width = max(len(name) for name in rows) + 2
     lines = ["variant".ljust(width) + "".join(c.rjust(13) for c in columns)]
     for name, row in rows.items():
         cells = [str(row.get(column, "-")).rjust(13) for column in columns]
         lines.append(name.ljust(width) + "".join(cells))
-    sentences = next(iter(rows.values()))["sentences"] if rows else 0
-    lines.append(f"({sentences} sentences, one at a time, greedy; exact_match against the "
-                 "SavedModel's outputs)")
+    if footer is None:
+        sentences = next(iter(rows.values()))["sentences"] if rows else 0
+        footer = (f"({sentences} sentences, one at a time, greedy; exact_match against the "
+                  "SavedModel's outputs)")
+    lines.append(footer)
     return "\n".join(lines)
 
 

@@ -277,6 +277,8 @@ class GraphTokenizer(tf.Module):
 
     Args:
         model: a `Tokenizer` or its `to_bytes()`.
+        line_start: encode every text as if it started a line of a longer text (needs a
+            model trained with `keep_newlines`): without SentencePiece's leading "▁".
 
     Example:
     ```python
@@ -286,7 +288,8 @@ class GraphTokenizer(tf.Module):
     ```
     """
 
-    def __init__(self, model: Tokenizer | bytes, name: str | None = None) -> None:
+    def __init__(self, model: Tokenizer | bytes, name: str | None = None,
+                 line_start: bool = False) -> None:
         super().__init__(name=name)
         tokenizer = model if isinstance(model, Tokenizer) else Tokenizer(model)
         proto = model_pb2.ModelProto.FromString(tokenizer.to_bytes())
@@ -299,7 +302,12 @@ class GraphTokenizer(tf.Module):
             raise ValueError(f"GraphTokenizer takes the normalization rules {NORMALIZATION_RULES}, "
                              f"got {proto.normalizer_spec.name!r}")
         self.vocab_size = tokenizer.vocab_size
-        self._encoder = tf_text.FastSentencepieceTokenizer(tokenizer.to_bytes())
+        encoder = model_pb2.ModelProto.FromString(tokenizer.to_bytes())
+        # Without the dummy prefix "▁" that SentencePiece puts before every text, a text gets
+        # the ids it has after a line break of a longer text (as `line_start_ids` of the
+        # language model gives them in Python, by encoding "\n" + text).
+        encoder.normalizer_spec.add_dummy_prefix = not line_start
+        self._encoder = tf_text.FastSentencepieceTokenizer(encoder.SerializeToString())
         # The op ignores denormalization rules, so its decoder reads "␤" as "\n" directly.
         for piece in proto.pieces:
             if piece.piece == NEWLINE_PIECE:

@@ -351,3 +351,28 @@ def test_beam_of_one_on_seq2seq_is_greedy_with_the_same_attention(seq2seq):
                                              extra_shape=(SOURCES.shape[1],))
     np.testing.assert_array_equal(ids.numpy()[:, 0], greedy_ids.numpy())
     np.testing.assert_allclose(attention.numpy()[:, 0], greedy_attention.numpy(), atol=1e-6)
+
+
+def test_portable_uniforms_follow_park_miller_and_look_uniform():
+    from nlpapps.decoding import MINSTD, portable_uniforms
+
+    m, a = MINSTD[0], MINSTD[1]
+    x = 7 % (m - 1) + 1
+    expected = []
+    for step in range(8 + 5):
+        x = a * x % m
+        if step >= 8:
+            expected.append(x / m)
+    np.testing.assert_allclose(portable_uniforms(7, 5).numpy(), expected, rtol=1e-6)
+    draws = portable_uniforms(123, 20000).numpy()
+    assert 0 < draws.min() and draws.max() < 1
+    counts, _ = np.histogram(draws, bins=10, range=(0, 1))
+    assert counts.min() > 1800 and counts.max() < 2200
+
+
+def test_inverse_cdf_sample_picks_by_cumulative_probability():
+    from nlpapps.decoding import inverse_cdf_sample
+
+    logits = tf.math.log(tf.constant([[0.2, 0.0, 0.5, 0.3]]))  # token 1 has probability 0
+    picks = [int(inverse_cdf_sample(logits, u)[0]) for u in (0.1, 0.2001, 0.69, 0.71, 0.999)]
+    assert picks == [0, 2, 2, 3, 3]

@@ -283,7 +283,10 @@ def _bad_folders(tmp_path):
     (broken / "saved_model.pb").write_bytes(b"not a protobuf")
     other = tmp_path / "other"
     other.mkdir()
-    (other / "config.json").write_text('{"kind": "language_model", "config": {}}')
+    (other / "config.json").write_text('{"kind": "speller", "config": {}}')
+    untrained = tmp_path / "untrained"
+    untrained.mkdir()
+    (untrained / "config.json").write_text('{"kind": "language_model", "config": {}}')
     (tmp_path / "file").write_text("x")
 
 
@@ -291,13 +294,18 @@ def _bad_folders(tmp_path):
     (["--model", "{tmp}/missing"], "does not exist"),
     (["--model", "{tmp}/corrupt"], "is corrupt"),
     (["--model", "{tmp}/broken"], "could not be loaded"),
-    (["--model", "{tmp}/other"], "holds a language_model model, not a translator"),
+    (["--model", "{tmp}/other"], "holds a speller model; TFLite export takes translator and "
+                                 "language_model models"),
+    (["--model", "{tmp}/untrained"], "has no saved_model.pb"),
     (["--model", "{tmp}/other", "--format", "onnx"], "unknown --format 'onnx'"),
     (["--model", "{tmp}/other", "--quantize", "int4"], "unknown --quantize 'int4'"),
-    (["--model", "{tmp}/other", "--output", "{tmp}/file/x.tflite"], "cannot write"),
-    (["--model", "{tmp}/other", "--quantize", "int8"], "needs --calibrate"),
-    (["--model", "{tmp}/other", "--report"], "--report needs --pairs"),
-    (["--model", "{tmp}/other", "--format", "savedmodel"], "not a translator"),
+    (["--model", "{tmp}/untrained", "--output", "{tmp}/file/x.tflite"], "cannot write"),
+    (["--model", "{tmp}/broken", "--quantize", "int8"], "needs --calibrate TRAIN.tsv"),
+    (["--model", "{tmp}/untrained", "--quantize", "int8"], "needs --calibrate TRAIN.txt"),
+    (["--model", "{tmp}/broken", "--report"], "--report needs --pairs"),
+    (["--model", "{tmp}/untrained", "--report"], "--report needs --text"),
+    (["--model", "{tmp}/other", "--format", "savedmodel"], "holds a speller model"),
+    (["--model", "{tmp}/untrained", "--format", "savedmodel"], "has no tokenizer.model"),
 ])
 def test_export_command_errors_are_one_line(tmp_path, monkeypatch, capsys, argv, message):
     _bad_folders(tmp_path)

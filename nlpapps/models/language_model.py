@@ -4,6 +4,7 @@ import keras
 from keras import ops
 
 from nlpapps.layers import GRU, LSTM, StackedRNN
+from nlpapps.models.tied_output import tied_logits
 
 CELLS = {"lstm": LSTM, "gru": GRU}
 
@@ -116,7 +117,7 @@ class LanguageModel(keras.Model):
             return self.output_layer(outputs)
         if self.projection is not None:
             outputs = self.projection(outputs)  # (..., embedding_dim)
-        return ops.matmul(outputs, ops.transpose(self.embedding.embeddings)) + self.output_bias
+        return tied_logits(outputs, self.embedding.embeddings, self.output_bias)
 
     def call(self, token_ids, initial_state=None, mask=None, training=False, return_state=False):
         x = self.dropout_layer(self.embedding(token_ids), training=training)

@@ -6,6 +6,7 @@ from keras import ops
 
 from nlpapps.layers import (GRU, LSTM, BahdanauAttention, Bidirectional, GRUCell, LSTMCell,
                             LuongAttention, StackedRNN)
+from nlpapps.models.tied_output import tied_logits
 
 CELLS = {"lstm": (LSTM, LSTMCell), "gru": (GRU, GRUCell)}
 ATTENTIONS = {"bahdanau": BahdanauAttention, "luong": LuongAttention}
@@ -161,7 +162,7 @@ class Seq2Seq(keras.Model):
 
     def _logits(self, features, training=False):
         readout = self.readout(self.dropout_layer(features, training=training))
-        return ops.matmul(readout, ops.transpose(self.embedding.embeddings)) + self.output_bias
+        return tied_logits(readout, self.embedding.embeddings, self.output_bias)
 
     def decode_step(self, token_ids, states, memory):
         """Inference step: `(batch,)` previous tokens -> `(logits (batch, vocab),

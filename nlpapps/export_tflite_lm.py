@@ -1,0 +1,243 @@
+"""A language model's LiteRT files: int8 calibration samples, a runner, and the comparison of
+files against the SavedModel (size, bits per character, greedy agreement, latency).
+
+    nlpapps export --model saved_models/shakespeare --format tflite --quantize dynamic
+    LiteRTLanguageModel("saved_models/shakespeare.dynamic.tflite").generate("ROMEO:\\n", 50)
+
+The files' signatures are those of `nlpapps.export_lm.LanguageModelModule` at batch 1: one
+call, `serving_default` (= `generate_one`) and `score`; step-wise, `prefill`, `step` (=
+`step_one`) and `detokenize`. Conversion is `nlpapps.export_tflite.convert`.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+import time
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from nlpapps.apps.saved_model import ModelError, load_saved_model
+from nlpapps.export_tflite import _first_line, _numpy_function, _utf8
+from nlpapps.tokenizer import BOS_ID, EOS_ID, PAD_ID, UNK_ID
+
+KIND = "language_model"
+ONE_CALL = ("score", "serving_default")
+STEPWISE = ("detokenize", "prefill", "step")
+NOT_TEXT = (PAD_ID, UNK_ID, BOS_ID, EOS_ID)  # ids a generator never draws
+SCORE_WINDOW = 256  # tokens per `score` call
+CALIBRATION_TOKENS = 64  # greedy tokens per calibration prompt
+REPORT_COLUMNS = ("size_bytes", "bits_per_char", "bpc_change", "exact_match", "median_ms")
+
+
+def sampling_inputs(max_new_tokens: int, temperature: float = 0.0, top_k: int = 0,
+                    top_p: float = 1.0, seed: int = 0) -> dict[str, np.ndarray]:
+    """The scalar inputs of `generate_one` / a file's `serving_default`."""
+    return {"max_new_tokens": np.array(max_new_tokens, np.int32),
+            "temperature": np.array(temperature, np.float32),
+            "top_k": np.array(top_k, np.int32), "top_p": np.array(top_p, np.float32),
+            "seed": np.array(seed, np.int32)}
+
+
+def score_windows(ids: Sequence[int], window: int = SCORE_WINDOW) -> Iterator[np.ndarray]:
+    """`(1, n)` token windows of bos + `ids` for `score`, each starting with the last token
+    of the one before."""
+    tokens = [BOS_ID, *ids]
+    for start in range(0, len(tokens) - 1, window - 1):
+        yield np.array([tokens[start:start + window]], np.int32)
+
+
+def total_log_prob(score: Callable[..., dict], ids: Sequence[int], state_width: int) -> float:
+    """Sum of log p(ids[i] | bos, ids[:i]) by a `score` function, window by window."""
+    states = np.zeros([1, state_width], np.float32)
+    total = 0.0
+    for tokens in score_windows(ids):
+        outputs = score(tokens=tokens, states=states)
+        total += float(np.sum(outputs["log_probs"], dtype=np.float64))
+        states = outputs["states"]
+    return total
+
+
+def greedy_steps(prefill: Callable[..., dict], step: Callable[..., dict], prompt: bytes,
+                 max_new_tokens: int, on_step: Callable[[dict], None] | None = None
+                 ) -> list[int]:
+    """Greedy generation driven from Python over the step-wise signatures (LiteRT signature
+    runners, or anything taking and returning numpy dicts the same way); `on_step` sees each
+    step's inputs."""
+    outputs = prefill(inputs=np.array([prompt], dtype=object))
+    inputs = {"token": outputs["token"], "states": outputs["states"]}
+    ids = []
+    for _ in range(max_new_tokens):
+        if on_step is not None:
+            on_step(dict(inputs))
+        outputs = step(**inputs)
+        logits = outputs["logits"][0].copy()
+        logits[list(NOT_TEXT)] = -np.inf
+        token = int(np.argmax(logits))  # first of equals, as tf.argmax
+        ids.append(token)
+        inputs = {"token": np.array([token], np.int32), "states": outputs["states"]}
+    return ids
+
+
+def representative_samples(loaded, texts: list[bytes], stepwise: bool
+                           ) -> Callable[[], Iterator[tuple[str, dict]]]:
+    """int8 calibration inputs for every signature of a file, as the float SavedModel meets
+    them: the texts as prompts and scored windows, and the steps of their greedy
+    continuations."""
+    prefill = _numpy_function(loaded.signatures["prefill_one"])
+    step = _numpy_function(loaded.signatures["step_one"])
+
+    def samples():
+        for text in texts:
+            if stepwise:
+                yield "prefill", {"inputs": np.array([text], dtype=object)}
+                steps: list[dict] = []
+                ids = greedy_steps(prefill, step, text, CALIBRATION_TOKENS, steps.append)
+                for inputs in steps:
+                    yield "step", inputs
+                yield "detokenize", {"ids": np.array([ids], np.int32)}
+            else:
+                yield "serving_default", {"inputs": np.array([text], dtype=object),
+                                          **sampling_inputs(CALIBRATION_TOKENS)}
+                start = prefill(inputs=np.array([text], dtype=object))
+                ids = greedy_steps(prefill, step, text, CALIBRATION_TOKENS)
+                yield "score", {"tokens": np.array([[int(start["token"][0]), *ids]], np.int32),
+                                "states": start["states"]}
+    return samples
+
+
+class LiteRTLanguageModel:
+    """A language-model `.tflite` file (one call or step-wise) run with LiteRT and the TF
+    Text ops.
+
+    Example:
+    ```python
+    model = LiteRTLanguageModel("saved_models/shakespeare.float32.tflite")
+    model.generate("ROMEO:\\n", 50, temperature=0.8, top_p=0.95)
+    model.log_prob(ids)  # ids as `line_start_ids` gives them
+    ```
+    """
+
+    def __init__(self, path: Path, num_threads: int | None = None):
+        import tensorflow_text as tf_text
+        from ai_edge_litert.interpreter import InterpreterWithCustomOps
+
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise ModelError(f"TFLite file {self.path} does not exist")
+        try:
+            self.interpreter = InterpreterWithCustomOps(
+                custom_op_registerers=tf_text.tflite_registrar.SELECT_TFTEXT_OPS,
+                model_content=self.path.read_bytes(), num_threads=num_threads)
+        except (ValueError, RuntimeError) as error:
+            raise ModelError(f"{self.path} is not a usable TFLite file: "
+                             f"{_first_line(error)}") from None
+        signatures = self.interpreter.get_signature_list()
+        runners = {name: self.interpreter.get_signature_runner(name) for name in signatures}
+        self.stepwise = tuple(sorted(signatures)) == STEPWISE
+        if not self.stepwise and tuple(sorted(signatures)) != ONE_CALL:
+            raise ModelError(f"{self.path} is not an nlpapps language-model TFLite file "
+                             f"(its signatures: {', '.join(signatures) or 'none'})")
+        self._runners = runners
+        detail = runners["step" if self.stepwise else "score"].get_input_details()["states"]
+        self.state_width = int(detail["shape"][1])
+
+    def generate(self, prompt: str | bytes, max_new_tokens: int, temperature: float = 0.0,
+                 top_k: int = 0, top_p: float = 1.0, seed: int = 0) -> tuple[str, list[int]]:
+        """`(text, ids)`: the drawn ids and their text, after the prompt as read for a one-call
+        file, alone for a step-wise file (which this runner drives greedily only)."""
+        data = _utf8(prompt)
+        if self.stepwise:
+            if temperature > 0:
+                raise ValueError("a step-wise file samples in the app; this runner is greedy")
+            ids = greedy_steps(self._runners["prefill"], self._runners["step"], data,
+                               max_new_tokens)
+            text = self._runners["detokenize"](ids=np.array([ids], np.int32))["outputs"][0]
+            return text.decode("utf-8", "replace"), ids
+        outputs = self._runners["serving_default"](
+            inputs=np.array([data], dtype=object),
+            **sampling_inputs(max_new_tokens, temperature, top_k, top_p, seed))
+        ids = [i for i in outputs["ids"][0].tolist() if i != PAD_ID]  # [0] stands for none
+        return outputs["text"][0].decode("utf-8", "replace"), ids
+
+    def log_prob(self, ids: Sequence[int]) -> float:
+        """log p(ids) read after bos, in natural log units."""
+        if self.stepwise:
+            states = np.zeros([1, self.state_width], np.float32)
+            token, total = np.array([BOS_ID], np.int32), 0.0
+            for next_id in ids:
+                outputs = self._runners["step"](token=token, states=states)
+                logits = outputs["logits"][0].astype(np.float64)
+                top = logits.max()
+                total += logits[next_id] - top - math.log(np.exp(logits - top).sum())
+                token, states = np.array([next_id], np.int32), outputs["states"]
+            return total
+        return total_log_prob(self._runners["score"], ids, self.state_width)
+
+
+def compare(model_dir: Path, files: dict[str, Path], text: str, prompts: Sequence[str],
+            max_new_tokens: int = 32) -> dict[str, dict]:
+    """Size, bits per character of `text`, greedy agreement and latency of language-model
+    LiteRT `files` (name -> path) against the SavedModel, in this one process.
+
+    Returns, per row ("savedmodel", then each name): `size_bytes`, `bits_per_char` of `text`
+    (read from the start of a line), `median_ms` per prompt for `max_new_tokens` greedy
+    tokens, and for the files `bpc_change` and `exact_match`, the share of prompts whose
+    greedy ids equal the SavedModel's.
+    """
+    import tensorflow as tf
+
+    from nlpapps.apps.language_model import line_start_ids
+    from nlpapps.tokenizer import Tokenizer
+
+    model_dir = Path(model_dir)
+    loaded = load_saved_model(model_dir, KIND)
+    if "generate_one" not in loaded.signatures:
+        raise ModelError(f"{model_dir} has no generate_one signature; re-export it")
+    tokenizer = Tokenizer.load(model_dir / "tokenizer.model")
+    ids = line_start_ids(tokenizer, text)
+    bits = 1 / (math.log(2) * max(len(text), 1))
+    generate_one = loaded.signatures["generate_one"]
+    score = _numpy_function(loaded.signatures["score"])
+    width = int(loaded.signatures["score"].structured_input_signature[1]["states"].shape[1])
+    data = [_utf8(prompt) for prompt in prompts]
+
+    def saved_generate(prompt: bytes) -> list[int]:
+        inputs = {name: tf.constant(value) for name, value in
+                  sampling_inputs(max_new_tokens).items()}
+        return generate_one(inputs=tf.constant([prompt]), **inputs)["ids"].numpy()[0].tolist()
+
+    def measure(generate: Callable[[bytes], list[int]]) -> tuple[list[list[int]], float]:
+        generate(data[0] if data else b"")  # warm-up, not timed
+        outputs, times = [], []
+        for prompt in data:
+            start = time.perf_counter()
+            outputs.append(generate(prompt))
+            times.append(time.perf_counter() - start)
+        return outputs, 1000 * statistics.median(times) if times else 0.0
+
+    baseline, median = measure(saved_generate)
+    size = sum(path.stat().st_size for path in model_dir.rglob("*") if path.is_file())
+    saved_bpc = -total_log_prob(score, ids, width) * bits
+    rows = {"savedmodel": {"size_bytes": size, "bits_per_char": round(saved_bpc, 4),
+                           "median_ms": round(median, 3), "prompts": len(data),
+                           "characters": len(text)}}
+    for name, path in files.items():
+        model = LiteRTLanguageModel(path)
+        outputs, median = measure(lambda prompt: model.generate(prompt, max_new_tokens)[1])
+        bpc = -model.log_prob(ids) * bits
+        same = sum(a == b for a, b in zip(outputs, baseline))
+        rows[name] = {"size_bytes": Path(path).stat().st_size, "bits_per_char": round(bpc, 4),
+                      "bpc_change": round(bpc - saved_bpc, 4),
+                      "exact_match": round(same / len(data), 4) if data else 1.0,
+                      "median_ms": round(median, 3)}
+    return rows
+
+
+def report_footer(rows: dict[str, dict], max_new_tokens: int = 32) -> str:
+    first = rows["savedmodel"]
+    return (f"(bits per character of {first['characters']} characters; {first['prompts']} "
+            f"prompts, one at a time, {max_new_tokens} greedy tokens each; exact_match: the "
+            "share of prompts whose ids equal the SavedModel's)")

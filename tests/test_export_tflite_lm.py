@@ -1,0 +1,200 @@
+"""Tests for the language model's LiteRT files (nlpapps.export_tflite with
+nlpapps.export_tflite_lm): a tiny trained model's files against its SavedModel and Keras
+model, run in LiteRT: greedy ids, log-probabilities, the step-wise signatures, sampling, odd
+input, quantization, the op audit and the `export` command."""
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from nlpapps import cli
+from nlpapps.apps import language_model as lm
+from nlpapps.apps.saved_model import ModelError, load_saved_model
+from nlpapps.export_lm import MAX_NEW_TOKENS_ONE, export_language_model_folder
+from nlpapps.export_tflite import (TFTEXT_OPS, audit_ops, default_output, export_tflite,
+                                   tflite_ops, weight_bytes)
+from nlpapps.export_tflite_lm import NOT_TEXT, LiteRTLanguageModel, compare
+
+SHAKESPEARE = Path(__file__).parent / "fixtures" / "shakespeare"
+PROMPTS = ["BERNARDO:\n", "", "Who's there? Nay, answer me", " stand", "\n\n",
+           b"Who\xff\xfe is there", "\u4e2d\u6587 \U0001f600"]
+NEW_TOKENS = 24
+
+
+def text(split: str) -> str:
+    return (SHAKESPEARE / f"{split}.txt").read_text(encoding="utf-8")
+
+
+def as_bytes(prompt):
+    return prompt if isinstance(prompt, bytes) else prompt.encode("utf-8", "surrogatepass")
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    """A tiny language model trained for 2 epochs of 20 steps, exported with its weights."""
+    config = lm.LanguageModelConfig(vocab_size=200, embedding_dim=16, units=32, layers=2,
+                                    dropout=0.0, seq_len=32, batch_size=16,
+                                    learning_rate=1e-2, epochs=2, steps_per_epoch=20)
+    run = tmp_path_factory.mktemp("lm") / "run"
+    lm.train(config, text("train"), text("dev"), run)
+    out = tmp_path_factory.mktemp("exported") / "shakespeare"
+    export_language_model_folder(run, out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def loaded(folder):
+    return load_saved_model(folder, "language_model")
+
+
+def _export(folder, quantize, stepwise=False):
+    lines = [line for line in text("train").splitlines() if line.strip()][:30]
+    return export_tflite(folder, default_output(folder, quantize, stepwise), quantize, lines,
+                         stepwise)
+
+
+@pytest.fixture(scope="module")
+def float_file(folder):
+    return _export(folder, "none")
+
+
+@pytest.fixture(scope="module")
+def steps_file(folder):
+    return _export(folder, "none", stepwise=True)
+
+
+@pytest.fixture(scope="module")
+def dynamic_file(folder):
+    return _export(folder, "dynamic")
+
+
+def saved_greedy_ids(loaded, prompt):
+    outputs = loaded.signatures["generate"](
+        inputs=tf.constant([as_bytes(prompt)]), max_new_tokens=tf.constant(NEW_TOKENS),
+        temperature=tf.constant(0.0), top_k=tf.constant(0), top_p=tf.constant(1.0),
+        seed=tf.constant(0))
+    return outputs["ids"].numpy()[0].tolist(), outputs["outputs"].numpy()[0].decode(
+        "utf-8", "replace")
+
+
+def test_float_file_generates_the_savedmodels_greedy_text(loaded, float_file):
+    model = LiteRTLanguageModel(float_file)
+    assert not model.stepwise
+    for prompt in PROMPTS:
+        ids, continuation = saved_greedy_ids(loaded, prompt)
+        text_out, lite_ids = model.generate(prompt, NEW_TOKENS)
+        assert lite_ids == ids, prompt
+        assert text_out.endswith(continuation) and len(text_out) >= len(continuation)
+
+
+def test_stepwise_file_driven_from_python_gives_the_same_ids(loaded, steps_file):
+    model = LiteRTLanguageModel(steps_file)
+    assert model.stepwise
+    for prompt in PROMPTS[:4]:
+        ids, continuation = saved_greedy_ids(loaded, prompt)
+        text_out, lite_ids = model.generate(prompt, NEW_TOKENS)
+        assert lite_ids == ids
+        assert text_out.strip() == continuation.strip()
+
+
+def test_file_log_probs_give_the_bits_per_character_of_the_keras_model(folder, float_file,
+                                                                      steps_file):
+    model, tokenizer, _ = lm.load(folder)
+    sample = text("test")[:3000]
+    expected = lm.evaluate(model, tokenizer, sample)["bits_per_character"]
+    ids = lm.line_start_ids(tokenizer, sample)
+    for path in (float_file, steps_file):
+        bpc = -LiteRTLanguageModel(path).log_prob(ids) / math.log(2) / len(sample)
+        assert bpc == pytest.approx(expected, abs=1e-4), path
+
+
+def test_litert_samples_as_the_savedmodel_with_the_same_seed(loaded, float_file):
+    model = LiteRTLanguageModel(float_file)
+    # A high temperature flattens the tiny model's distributions, so that draws differ.
+    draws = {seed: model.generate("ROMEO:\n", 40, temperature=5.0, top_k=50, top_p=0.99,
+                                  seed=seed)[1] for seed in (1, 2)}
+    for seed, ids in draws.items():
+        assert len(ids) == 40 and not set(ids) & set(NOT_TEXT)
+        assert len(set(ids)) > 5  # not one token over and over
+        saved = loaded.signatures["generate_one"](
+            inputs=tf.constant(["ROMEO:\n"]), max_new_tokens=tf.constant(40),
+            temperature=tf.constant(5.0), top_k=tf.constant(50), top_p=tf.constant(0.99),
+            seed=tf.constant(seed))
+        assert saved["ids"].numpy()[0].tolist() == ids
+    assert draws[1] != draws[2]
+    # Out-of-range options have a defined meaning: <= 0 temperature is greedy.
+    assert len(model.generate("ROMEO:\n", 40, temperature=1.0, top_k=20, top_p=0.9)[1]) == 40
+    greedy = model.generate("ROMEO:\n", 10)[1]
+    assert model.generate("ROMEO:\n", 10, temperature=-1.0, top_k=-3, top_p=7.0)[1] == greedy
+
+
+def test_token_counts_zero_negative_and_past_the_buffer(float_file):
+    model = LiteRTLanguageModel(float_file)
+    assert model.generate("ROMEO:", 0) == ("ROMEO:", [])
+    assert model.generate("ROMEO:", -5)[1] == []
+    assert len(model.generate("ROMEO:", MAX_NEW_TOKENS_ONE + 100)[1]) == MAX_NEW_TOKENS_ONE
+    assert len(model.generate("word " * 3000, 5)[1]) == 5  # a prompt past the context
+
+
+def test_every_language_model_file_passes_the_op_audit(float_file, steps_file, dynamic_file):
+    for path in (float_file, steps_file, dynamic_file):
+        ops = audit_ops(path.read_bytes())
+        assert TFTEXT_OPS <= ops and "WHILE" in ops
+        assert not any(op.startswith("Flex") for op in tflite_ops(path.read_bytes()))
+
+
+def test_dynamic_file_stores_the_tied_matrix_once_and_keeps_the_bits(folder, float_file,
+                                                                     dynamic_file):
+    model, tokenizer, _ = lm.load(folder)
+    params = sum(int(np.prod(w.shape)) for w in model.weights)
+    quantized = weight_bytes(dynamic_file.read_bytes())
+    assert quantized["INT8"] <= params  # one int8 byte per weight at most: no second copy
+    assert quantized.get("FLOAT32", 0) < 0.1 * weight_bytes(float_file.read_bytes())["FLOAT32"]
+    sample = text("test")[:3000]
+    ids = lm.line_start_ids(tokenizer, sample)
+    bits = [-LiteRTLanguageModel(p).log_prob(ids) / math.log(2) / len(sample)
+            for p in (float_file, dynamic_file)]
+    assert abs(bits[1] - bits[0]) < 0.05
+
+
+def test_int8_files_convert_calibrated_and_run(folder):
+    for stepwise in (False, True):
+        path = _export(folder, "int8", stepwise)
+        assert weight_bytes(path.read_bytes())["INT8"] > 0
+        audit_ops(path.read_bytes())
+        ids = LiteRTLanguageModel(path).generate("ROMEO:\n", 8)[1]
+        assert len(ids) == 8 and not set(ids) & set(NOT_TEXT)
+
+
+def test_compare_reports_bits_agreement_and_latency(folder, float_file):
+    sample = text("test")[:2000]
+    rows = compare(folder, {"float": float_file}, sample, ["ROMEO:", "JULIET:"], 8)
+    assert set(rows) == {"savedmodel", "float"}
+    assert rows["float"]["exact_match"] == 1.0
+    assert abs(rows["float"]["bpc_change"]) < 1e-3
+    assert rows["float"]["size_bytes"] == float_file.stat().st_size
+
+
+def test_runner_refuses_missing_and_corrupt_files(tmp_path):
+    with pytest.raises(ModelError, match="does not exist"):
+        LiteRTLanguageModel(tmp_path / "none.tflite")
+    (tmp_path / "bad.tflite").write_bytes(b"not a model")
+    with pytest.raises(ModelError, match="not a usable TFLite file"):
+        LiteRTLanguageModel(tmp_path / "bad.tflite")
+
+
+def test_export_command_reports_on_a_language_model(folder, monkeypatch, capsys):
+    monkeypatch.setattr(cli, "silence_native_logs", lambda: None)
+    test_file = SHAKESPEARE / "test.txt"
+    code = cli.main(["export", "--model", str(folder), "--quantize", "dynamic", "--report",
+                     "--text", str(test_file), "--limit", "1500"])
+    captured = capsys.readouterr()
+    written = default_output(folder, "dynamic")
+    assert code == 0 and written.is_file()
+    lines = captured.out.strip().splitlines()
+    rows = {line.split()[0]: line.split()[1:] for line in lines[1:-1]}
+    assert set(rows) == {"savedmodel", "tflite-dynamic"}
+    assert "bits_per_char" in lines[0] and "1500 characters" in lines[-1]
