@@ -70,6 +70,15 @@ def fit_callbacks(out_dir: Path, extra: list[keras.callbacks.Callback] = ()) -> 
     ]
 
 
+def resumed_epoch(out_dir: Path) -> int:
+    """The epoch a run in `out_dir` resumes at: the one `BackupAndRestore` recorded, else 0."""
+    metadata = Path(out_dir) / "checkpoint" / "training_metadata.json"
+    try:
+        return int(json.loads(metadata.read_text())["epoch"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return 0
+
+
 class TimeLimit(keras.callbacks.Callback):
     """Stops training at the end of the first epoch past `minutes` of this run."""
 

@@ -66,3 +66,17 @@ def test_a_folder_without_weights_is_refused(tmp_path, trained_translator, make_
     with pytest.raises(ModelError, match="does not exist"):
         translator.train(make_config(init_from=str(tmp_path / "missing")), train, dev,
                          tmp_path / "run")
+
+
+def test_a_resumed_run_goes_on_from_its_checkpoint_not_the_start(
+        trained_translator, exported_with_weights, en_de_split, make_config, tmp_path):
+    train, dev = en_de_split
+    run = tmp_path / "run"
+    config = make_config(init_from=str(exported_with_weights), epochs=1, steps_per_epoch=2)
+    first = translator.train(config, train, dev, run)
+    weights = [w.numpy().copy() for w in first.model.weights]
+    # The start folder is gone: a resumed run does not need it, its checkpoint has all.
+    resumed = translator.train(make_config(init_from=str(tmp_path / "gone"), epochs=1,
+                                           steps_per_epoch=2), train, dev, run)
+    for a, b in zip(resumed.model.weights, weights):
+        np.testing.assert_array_equal(a.numpy(), b)

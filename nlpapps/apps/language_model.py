@@ -200,15 +200,6 @@ class DevLoss(keras.callbacks.Callback):
         log.info("epoch %d: dev loss %.4f (best %.4f)", epoch + 1, loss, self.state["best"])
 
 
-def resumed_epoch(out_dir: Path) -> int:
-    """The epoch a run in `out_dir` resumes at: the one `BackupAndRestore` recorded, else 0."""
-    metadata = Path(out_dir) / "checkpoint" / "training_metadata.json"
-    try:
-        return int(json.loads(metadata.read_text())["epoch"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return 0
-
-
 def check_resumable(config: LanguageModelConfig, out_dir: Path) -> None:
     """Raises ValueError if `out_dir` holds a run whose model differs from `config`'s."""
     path = Path(out_dir) / CONFIG_FILE
@@ -245,7 +236,7 @@ def train(config: LanguageModelConfig, train_text: str, dev_text: str, out_dir: 
         [train_text], config.vocab_size, model_type=config.model_type, keep_newlines=True))
     train_ids = np.asarray(line_start_ids(tokenizer, train_text), np.int32)
     dev_ids = np.asarray(line_start_ids(tokenizer, dev_text), np.int32)
-    first_step = resumed_epoch(out_dir) * config.steps_per_epoch
+    first_step = training.resumed_epoch(out_dir) * config.steps_per_epoch
     log.info("training on %d tokens (%d characters), dev %d tokens, vocabulary %d%s",
              len(train_ids), len(train_text), len(dev_ids), tokenizer.vocab_size,
              f", resuming at step {first_step}" if first_step else "")
@@ -256,7 +247,7 @@ def train(config: LanguageModelConfig, train_text: str, dev_text: str, out_dir: 
     strategy = training.get_strategy(config.strategy)
     with strategy.scope():
         model = create_model(config, tokenizer.vocab_size)
-        if config.init_from:  # a resumed run's checkpoint then replaces these weights
+        if config.init_from and not first_step:  # a resumed run goes on from its checkpoint
             training.warm_start(model, Path(config.init_from))
         model.compile(
             optimizer=training.adam(config.learning_rate, config.clipnorm, config.decay_steps),

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from nlpapps import training
 from nlpapps.apps import language_model as lm
 from nlpapps.tokenizer import BOS_ID
 
@@ -136,7 +137,7 @@ def test_a_text_shorter_than_a_window_is_an_error():
 def test_resuming_goes_on_from_the_last_epoch(tmp_path):
     config = tiny_config(epochs=1, steps_per_epoch=5)
     lm.train(config, text("train"), text("dev"), tmp_path)
-    assert lm.resumed_epoch(tmp_path) == 1
+    assert training.resumed_epoch(tmp_path) == 1
     lm.train(tiny_config(epochs=2, steps_per_epoch=5), text("train"), text("dev"), tmp_path)
     history = json.loads((tmp_path / lm.DEV_LOSS_FILE).read_text())["history"]
     assert [h["epoch"] for h in history] == [1, 2]
