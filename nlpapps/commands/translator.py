@@ -1,0 +1,116 @@
+"""`nlpapps translate`, `translate-train` and `translate-eval`."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+import time
+from pathlib import Path
+
+from nlpapps.commands.common import (DEFAULT_TRANSLATOR, UserError, add_config_arguments,
+                                     config_from_args, log, read_lines, read_pairs)
+
+
+def cmd_translate(args) -> int:
+    from nlpapps.apps import translate
+
+    if args.beam < 1 or args.nbest < 1:
+        raise UserError("--beam and --nbest must be at least 1")
+    start = time.perf_counter()
+    translator = translate.SavedTranslator(Path(args.model))
+    lines = read_lines(args)
+    translate.translate_stream(translator, lines, sys.stdout, args.beam, args.nbest, args.alpha,
+                               args.batch_size, args.scores)
+    log.info("translated %d lines in %.1f s", len(lines), time.perf_counter() - start)
+    if args.plot_attention:
+        if not lines:
+            raise UserError("--plot-attention needs a sentence to translate")
+        first = translator.translate(lines[:1], args.beam, args.alpha)[0]
+        translate.plot_attention(translator, first, Path(args.plot_attention))
+        print(f"attention of the first sentence drawn to {args.plot_attention}",
+              file=sys.stderr)
+    return 0
+
+
+def cmd_translate_train(args) -> int:
+    import random
+
+    from nlpapps.apps import translator
+
+    config = config_from_args(translator.TranslatorConfig, args)
+    if args.data:
+        train_rows = read_pairs(f"{args.data}/train.tsv")
+        dev_rows = read_pairs(f"{args.data}/dev.tsv")
+    elif args.pairs:
+        train_rows = read_pairs(args.pairs)
+        if args.dev:
+            dev_rows = read_pairs(args.dev)
+        else:  # hold out a seeded 5% (at most 1000 pairs) for dev
+            random.Random(config.seed).shuffle(train_rows)
+            held = min(1000, max(1, len(train_rows) // 20))
+            dev_rows, train_rows = train_rows[:held], train_rows[held:]
+    else:
+        raise UserError("give --data DIR (from `nlpapps data prepare`) or --pairs TSV")
+    log.info("config: %s", json.dumps(dataclasses.asdict(config)))
+    out = Path(args.out)
+    result = translator.train(config, [(r.english, r.german, r.source) for r in train_rows],
+                              [(r.english, r.german) for r in dev_rows], out)
+    export_translator(result, out)
+    print(f"model written to {out}", file=sys.stderr)
+    return 0
+
+
+def export_translator(result, out: Path) -> None:
+    """Writes the trained translator's SavedModel, config and tokenizer at `out`'s root."""
+    from nlpapps.export import TranslatorModule, write_savedmodel
+
+    write_savedmodel(TranslatorModule(result.model, result.tokenizer), out, {
+        "config.json": (out / "config.json").read_bytes(),
+        "tokenizer.model": result.tokenizer.to_bytes(),
+    })
+
+
+def cmd_translate_eval(args) -> int:
+    from nlpapps.apps import translate
+
+    translator = translate.SavedTranslator(Path(args.model))
+    pairs = [(r.english, r.german) for r in read_pairs(args.pairs)]
+    if args.limit:
+        pairs = pairs[:args.limit]
+    report = translate.evaluate(translator, pairs, beam_sizes=(1, args.beam), alpha=args.alpha)
+    print(json.dumps(report, indent=2))
+    return 0
+
+
+def add_parsers(sub) -> None:
+    from nlpapps.apps.translator import TranslatorConfig
+
+    p = sub.add_parser("translate", help="translate English to German")
+    p.add_argument("text", nargs="*", help="sentences (default: one per line from --file/stdin)")
+    p.add_argument("--file", help="read one sentence per line from this file ('-': stdin)")
+    p.add_argument("--model", default=str(DEFAULT_TRANSLATOR), help="translator folder")
+    p.add_argument("--beam", type=int, default=5, help="beam size (1: greedy)")
+    p.add_argument("--nbest", type=int, default=1, help="translations per line, tab-separated")
+    p.add_argument("--alpha", type=float, default=0.6, help="length penalty exponent")
+    p.add_argument("--scores", action="store_true", help="print each translation's score")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--plot-attention", metavar="FILE.png",
+                   help="draw the first sentence's attention matrix")
+    p.set_defaults(func=cmd_translate)
+
+    p = sub.add_parser("translate-train", help="train a translator on sentence pairs")
+    p.add_argument("--data", help="folder with train.tsv and dev.tsv (nlpapps data prepare)")
+    p.add_argument("--pairs", help="a TSV of english<TAB>german pairs")
+    p.add_argument("--dev", help="a TSV of dev pairs (default: 5%% of --pairs)")
+    p.add_argument("--out", required=True, help="model folder (training resumes if it exists)")
+    add_config_arguments(p, TranslatorConfig)
+    p.set_defaults(func=cmd_translate_train)
+
+    p = sub.add_parser("translate-eval", help="BLEU and chrF on a test TSV, greedy and beam")
+    p.add_argument("--model", default=str(DEFAULT_TRANSLATOR))
+    p.add_argument("--pairs", required=True, help="test pairs (e.g. DIR/test.tsv)")
+    p.add_argument("--beam", type=int, default=5)
+    p.add_argument("--alpha", type=float, default=0.6)
+    p.add_argument("--limit", type=int, default=0, help="only the first N pairs")
+    p.set_defaults(func=cmd_translate_eval)
