@@ -384,6 +384,22 @@ def greedy_steps(encode: Callable[..., dict], decode_step: Callable[..., dict], 
     return ids
 
 
+def open_interpreter(path: Path, num_threads: int | None = None):
+    """A LiteRT interpreter of the file at `path` with the TF Text tokenizer ops registered;
+    ModelError for a missing or unusable file."""
+    import tensorflow_text as tf_text
+    from ai_edge_litert.interpreter import InterpreterWithCustomOps
+
+    if not Path(path).is_file():
+        raise ModelError(f"TFLite file {path} does not exist")
+    try:
+        return InterpreterWithCustomOps(
+            custom_op_registerers=tf_text.tflite_registrar.SELECT_TFTEXT_OPS,
+            model_content=Path(path).read_bytes(), num_threads=num_threads)
+    except (ValueError, RuntimeError) as error:
+        raise ModelError(f"{path} is not a usable TFLite file: {_first_line(error)}") from None
+
+
 class LiteRTTranslator:
     """A translator `.tflite` file (one call or step-wise) run with LiteRT and the TF Text ops.
 
@@ -395,19 +411,8 @@ class LiteRTTranslator:
     """
 
     def __init__(self, path: Path, num_threads: int | None = None):
-        import tensorflow_text as tf_text
-        from ai_edge_litert.interpreter import InterpreterWithCustomOps
-
         self.path = Path(path)
-        if not self.path.is_file():
-            raise ModelError(f"TFLite file {self.path} does not exist")
-        try:
-            self.interpreter = InterpreterWithCustomOps(
-                custom_op_registerers=tf_text.tflite_registrar.SELECT_TFTEXT_OPS,
-                model_content=self.path.read_bytes(), num_threads=num_threads)
-        except (ValueError, RuntimeError) as error:
-            raise ModelError(f"{self.path} is not a usable TFLite file: "
-                             f"{_first_line(error)}") from None
+        self.interpreter = open_interpreter(self.path, num_threads)
         signatures = self.interpreter.get_signature_list()
         if set(STEP_SIGNATURES) <= set(signatures):
             self.stepwise = True

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from nlpapps.apps.saved_model import ModelError, load_saved_model
-from nlpapps.export_tflite import _first_line, _numpy_function, _utf8
+from nlpapps.export_tflite import _numpy_function, _utf8, open_interpreter
 from nlpapps.tokenizer import BOS_ID, EOS_ID, PAD_ID, UNK_ID
 
 KIND = "language_model"
@@ -121,19 +121,8 @@ class LiteRTLanguageModel:
     """
 
     def __init__(self, path: Path, num_threads: int | None = None):
-        import tensorflow_text as tf_text
-        from ai_edge_litert.interpreter import InterpreterWithCustomOps
-
         self.path = Path(path)
-        if not self.path.is_file():
-            raise ModelError(f"TFLite file {self.path} does not exist")
-        try:
-            self.interpreter = InterpreterWithCustomOps(
-                custom_op_registerers=tf_text.tflite_registrar.SELECT_TFTEXT_OPS,
-                model_content=self.path.read_bytes(), num_threads=num_threads)
-        except (ValueError, RuntimeError) as error:
-            raise ModelError(f"{self.path} is not a usable TFLite file: "
-                             f"{_first_line(error)}") from None
+        self.interpreter = open_interpreter(self.path, num_threads)
         signatures = self.interpreter.get_signature_list()
         runners = {name: self.interpreter.get_signature_runner(name) for name in signatures}
         self.stepwise = tuple(sorted(signatures)) == STEPWISE
