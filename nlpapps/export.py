@@ -181,11 +181,12 @@ def write_savedmodel(module: tf.Module, out_dir: Path, extra_files: dict[str, by
 
 
 def export_translator_folder(train_dir: Path, out_dir: Path) -> None:
-    """Writes a translator folder (the SavedModel with every signature of
-    `TranslatorModule`, config.json, tokenizer.model, model.weights.h5) at `out_dir` from the Keras weights of a
-    training folder (`nlpapps translate-train --out`), e.g. to give an older export the
-    TFLite signatures. Raises ModelError for a folder that is not a trained translator, and
+    """Writes a translator folder (the SavedModel with every signature of `TranslatorModule`,
+    config.json, tokenizer.model, model.weights.h5) at `out_dir` from the Keras weights of a
+    training or exported folder (`nlpapps translate-train --out`), e.g. to give an older
+    export the TFLite signatures. Raises ModelError for a folder that is not a trained translator, and
     refuses to replace a folder that is not a model folder."""
+    from nlpapps import training
     from nlpapps.apps.saved_model import ModelError, read_kind
     from nlpapps.apps.translator import (CONFIG_FILE, KIND, TOKENIZER_FILE, WEIGHTS_FILE,
                                          Translator, TranslatorConfig)
@@ -214,5 +215,5 @@ def export_translator_folder(train_dir: Path, out_dir: Path) -> None:
     write_savedmodel(TranslatorModule(translator.model, tokenizer), out_dir, {
         CONFIG_FILE: (train_dir / CONFIG_FILE).read_bytes(),
         TOKENIZER_FILE: tokenizer.to_bytes(),
-        WEIGHTS_FILE: weights.read_bytes(),  # to train on from (`--init-from`)
+        WEIGHTS_FILE: training.weights_bytes(translator.model),  # for `--init-from`
     })

@@ -293,6 +293,7 @@ def export_language_model_folder(train_dir: Path, out_dir: Path) -> None:
     at `out_dir` from a training or exported folder that has the Keras weights. Raises
     ModelError for a folder that is not a trained language model, and refuses to replace a
     folder that is not a model folder."""
+    from nlpapps import training
     from nlpapps.apps import language_model
     from nlpapps.apps.saved_model import ModelError
 
@@ -304,8 +305,9 @@ def export_language_model_folder(train_dir: Path, out_dir: Path) -> None:
             any(out_dir.iterdir()) and not (out_dir / "saved_model.pb").exists())):
         raise ModelError(f"{out_dir} exists and is not a model folder; not replacing it")
     files = {"config.json": (train_dir / "config.json").read_bytes(),
-             "tokenizer.model": tokenizer.to_bytes()}
-    for name in (language_model.WEIGHTS_FILE, language_model.METRICS_FILE):
-        if (train_dir / name).exists():
-            files[name] = (train_dir / name).read_bytes()
+             "tokenizer.model": tokenizer.to_bytes(),
+             language_model.WEIGHTS_FILE: training.weights_bytes(model)}
+    metrics = train_dir / language_model.METRICS_FILE
+    if metrics.exists():
+        files[metrics.name] = metrics.read_bytes()
     write_savedmodel(LanguageModelModule(model, tokenizer, config.seq_len), out_dir, files)

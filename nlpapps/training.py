@@ -118,6 +118,17 @@ def copy_tokenizer(init_from: str, path: Path) -> None:
         Path(path).write_bytes(source.read_bytes())
 
 
+def weights_bytes(model: keras.Model) -> bytes:
+    """The model's weights as a `.weights.h5` file's bytes: the layers' weights only, as an
+    exported folder ships them (a training run's file also holds the optimizer's state)."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / WEIGHTS_FILE
+        model.save_weights(path)
+        return path.read_bytes()
+
+
 def warm_start(model: keras.Model, folder: Path) -> None:
     """Sets the weights of the built `model` from the `model.weights.h5` of the trained or
     exported model folder `folder`; ModelError if it has none or holds another architecture."""
