@@ -4,7 +4,7 @@ import pytest
 import sacrebleu
 
 from nlpapps.apps.translate import SavedTranslator
-from nlpapps.cli import DEFAULT_TRANSLATOR
+from nlpapps.commands.common import DEFAULT_TRANSLATOR
 from nlpapps.corpora.en_de import split_bucket
 
 from conftest import FIXTURES
@@ -48,7 +48,7 @@ BPC_BOUND = 2.3
 
 def test_shipped_language_model_bits_per_character_on_a_test_play():
     from nlpapps.apps import language_model
-    from nlpapps.cli import DEFAULT_GENERATOR
+    from nlpapps.commands.common import DEFAULT_GENERATOR
 
     model, tokenizer, _ = language_model.load(DEFAULT_GENERATOR)
     text = (FIXTURES / "shakespeare" / "test.txt").read_text(encoding="utf-8")
@@ -59,7 +59,7 @@ def test_shipped_language_model_bits_per_character_on_a_test_play():
 
 def test_shipped_generator_writes_play_text():
     from nlpapps.apps.text_generator import GenerationConfig, TextGenerator
-    from nlpapps.cli import DEFAULT_GENERATOR
+    from nlpapps.commands.common import DEFAULT_GENERATOR
 
     generator = TextGenerator.load(DEFAULT_GENERATOR)
     config = GenerationConfig(max_new_tokens=60, temperature=0.0)

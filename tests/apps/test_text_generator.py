@@ -275,9 +275,12 @@ default = model.signatures["serving_default"](inputs=prompts)
 sampled = model.generate(inputs=prompts, max_new_tokens=15, temperature=0.9, top_k=30,
                          top_p=0.95, seed=4)
 beam = model.beam_search(inputs=prompts, max_new_tokens=15, beam_size=2)
-print(json.dumps({name: [t.decode() for t in result["outputs"].numpy()]
-                  for name, result in (("default", default), ("sampled", sampled),
-                                       ("beam", beam))}))
+one = model.generate_one(inputs=prompts[:1], max_new_tokens=15, temperature=0.9, top_k=30,
+                         top_p=0.95, seed=4)
+outputs = {name: [t.decode() for t in result["outputs"].numpy()]
+           for name, result in (("default", default), ("sampled", sampled), ("beam", beam))}
+outputs["one"] = one["text"].numpy()[0].decode()
+print(json.dumps(outputs))
 """
 
 
@@ -303,6 +306,9 @@ def test_saved_model_round_trip_in_a_fresh_process(exported, module, generator):
     assert outputs["sampled"] == generator.generate(PROMPTS, sampled)
     assert outputs["beam"] == generator.generate(PROMPTS, options(max_new_tokens=15, beam=2))
     assert outputs["default"] == generator.generate(PROMPTS, GenerationConfig())
+    one = module.generate_one(inputs=tf.constant(PROMPTS[:1]), max_new_tokens=15,
+                              temperature=0.9, top_k=30, top_p=0.95, seed=4)
+    assert outputs["one"] == one["text"].numpy()[0].decode()
 
 
 @pytest.mark.slow
