@@ -357,9 +357,13 @@ def test_export_command_rebuilds_the_savedmodel_from_weights(trained_translator,
     for text in ["We all make mistakes.", "Where is the station?"]:
         output = loaded.signatures["translate_one"](inputs=tf.constant([text]))["outputs"]
         assert output.numpy()[0].decode() == saved_greedy(text)
-    # The folder alone converts: config and tokenizer came along.
+    # The folder alone converts (config and tokenizer came along) and trains on (its weights
+    # without the optimizer's state came along).
     assert {p.name for p in out.iterdir()} >= {"saved_model.pb", "variables", "config.json",
-                                               "tokenizer.model"}
+                                               "tokenizer.model", "model.weights.h5"}
+    assert (out / "model.weights.h5").stat().st_size < \
+        (train_dir / "model.weights.h5").stat().st_size
+    (out / "model.weights.h5").unlink()
     code, _, err = run_cli(monkeypatch, capsys, "export", "--format", "savedmodel",
                            "--model", str(out))
     assert code == 2 and "has no model.weights.h5" in err[0]
