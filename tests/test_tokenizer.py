@@ -258,3 +258,19 @@ def test_litert_matches_python(plays_tokenizer):
     padded = np.pad(ids, (0, 12 - len(ids)))[np.newaxis].astype(np.int32)  # (1, 12)
     decoded = run_litert(detokenize, padded)
     assert decoded[0].decode() == plays_tokenizer.decode(expected)
+
+
+def test_line_start_graph_ids_equal_sentencepiece_after_a_line_break(plays_tokenizer):
+    # The reference: Python SentencePiece on "\n" + text, the ids of "\n" dropped, which is
+    # what a line has inside a longer text.
+    processor = reference(plays_tokenizer)
+    skip = len(processor.encode("\n"))
+    lines = plays("test").splitlines() + ["  two leading spaces", " x", "trailing  ", "a\nb",
+                                          "\n\n", "ROMEO:\n", "", "\tTab"]
+    expected = [processor.encode("\n" + line)[skip:] for line in lines]
+    graph = GraphTokenizer(plays_tokenizer, line_start=True)
+    assert graph.tokenize(tf.constant(lines)).to_list() == expected
+    # Without line_start the first piece carries SentencePiece's word boundary.
+    plain = GraphTokenizer(plays_tokenizer).tokenize(tf.constant(["ROMEO:"])).to_list()[0]
+    line_start = graph.tokenize(tf.constant(["ROMEO:"])).to_list()[0]
+    assert plain == processor.encode("ROMEO:") and plain != line_start
