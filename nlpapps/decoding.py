@@ -71,8 +71,7 @@ def top_p_filter(logits: tf.Tensor, p) -> tf.Tensor:
 
 def categorical_sample(logits: tf.Tensor, seed, step) -> tf.Tensor:
     """One draw per row from `softmax(logits)`, by stateless ops seeded with `(seed, step)`:
-    `(batch, vocab) -> (batch,)` int32. A row's draw depends on its position in the batch.
-    """
+    `(batch, vocab) -> (batch,)` int32. A row's draw depends on its position in the batch."""
     key = tf.stack([tf.cast(seed, tf.int64), tf.cast(step, tf.int64)])
     return tf.random.stateless_categorical(logits, 1, seed=key, dtype=tf.int32)[:, 0]
 

@@ -180,12 +180,24 @@ def write_savedmodel(module: tf.Module, out_dir: Path, extra_files: dict[str, by
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def check_output_folder(model_dir: Path, out_dir: Path) -> None:
+    """ModelError unless `out_dir` may receive a model folder exported from `model_dir`: it is
+    another folder, and absent, empty or a model folder already."""
+    from nlpapps.apps.saved_model import ModelError
+
+    if Path(out_dir).resolve() == Path(model_dir).resolve():
+        raise ModelError("the output folder must differ from the model folder")
+    if out_dir.exists() and (not out_dir.is_dir() or (
+            any(out_dir.iterdir()) and not (out_dir / "saved_model.pb").exists())):
+        raise ModelError(f"{out_dir} exists and is not a model folder; not replacing it")
+
+
 def export_translator_folder(train_dir: Path, out_dir: Path) -> None:
     """Writes a translator folder (the SavedModel with every signature of `TranslatorModule`,
     config.json, tokenizer.model, model.weights.h5) at `out_dir` from the Keras weights of a
     training or exported folder (`nlpapps translate-train --out`), e.g. to give an older
-    export the TFLite signatures. Raises ModelError for a folder that is not a trained translator, and
-    refuses to replace a folder that is not a model folder."""
+    export the TFLite signatures. Raises ModelError for a folder that is not a trained
+    translator, and refuses to replace a folder that is not a model folder."""
     from nlpapps import training
     from nlpapps.apps.saved_model import ModelError, read_kind
     from nlpapps.apps.translator import (CONFIG_FILE, KIND, TOKENIZER_FILE, WEIGHTS_FILE,
@@ -197,13 +209,10 @@ def export_translator_folder(train_dir: Path, out_dir: Path) -> None:
         raise ModelError(f"{train_dir} holds a {kind} model, not a {KIND}")
     weights = train_dir / WEIGHTS_FILE
     if not weights.is_file():
-        raise ModelError(f"{train_dir} has no {WEIGHTS_FILE} to export from (an exported "
-                         "folder holds only its SavedModel); pass the training folder")
-    if out_dir.resolve() == train_dir.resolve():
-        raise ModelError("the output folder must differ from the training folder")
-    if out_dir.exists() and (not out_dir.is_dir() or (
-            any(out_dir.iterdir()) and not (out_dir / "saved_model.pb").exists())):
-        raise ModelError(f"{out_dir} exists and is not a model folder; not replacing it")
+        raise ModelError(f"{train_dir} has no {WEIGHTS_FILE} to export from (an exported folder "
+                         "of an older version holds only its SavedModel); pass the training "
+                         "folder")
+    check_output_folder(train_dir, out_dir)
     tokenizer = Tokenizer.load(train_dir / TOKENIZER_FILE)
     translator = Translator.create(TranslatorConfig.load(train_dir), tokenizer)
     try:

@@ -23,7 +23,7 @@ import tensorflow as tf
 
 from nlpapps import decoding
 from nlpapps.apps.text_generator import GenerationConfig
-from nlpapps.export import write_savedmodel
+from nlpapps.export import check_output_folder, write_savedmodel
 from nlpapps.tokenizer import BOS_ID, EOS_ID, PAD_ID, UNK_ID, GraphTokenizer, Tokenizer
 
 NO_EOS = -1  # the decoding loops' eos id for text that nothing ends
@@ -295,15 +295,10 @@ def export_language_model_folder(train_dir: Path, out_dir: Path) -> None:
     folder that is not a model folder."""
     from nlpapps import training
     from nlpapps.apps import language_model
-    from nlpapps.apps.saved_model import ModelError
 
     train_dir, out_dir = Path(train_dir), Path(out_dir)
     model, tokenizer, config = language_model.load(train_dir)
-    if out_dir.resolve() == train_dir.resolve():
-        raise ModelError("the output folder must differ from the model folder")
-    if out_dir.exists() and (not out_dir.is_dir() or (
-            any(out_dir.iterdir()) and not (out_dir / "saved_model.pb").exists())):
-        raise ModelError(f"{out_dir} exists and is not a model folder; not replacing it")
+    check_output_folder(train_dir, out_dir)
     files = {"config.json": (train_dir / "config.json").read_bytes(),
              "tokenizer.model": tokenizer.to_bytes(),
              language_model.WEIGHTS_FILE: training.weights_bytes(model)}

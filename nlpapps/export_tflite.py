@@ -465,26 +465,17 @@ def compare(model_dir: Path, files: dict[str, Path], pairs: Sequence[tuple[str, 
         outputs = translate_one(inputs=tf.constant([data]))["outputs"]
         return outputs.numpy()[0].decode("utf-8", "replace")
 
-    def measure(translate: Callable[[bytes], str]) -> tuple[list[str], float]:
-        translate(sources[0] if sources else b"")  # warm-up, not timed
-        outputs, times = [], []
-        for source in sources:
-            start = time.perf_counter()
-            outputs.append(translate(source))
-            times.append(time.perf_counter() - start)
-        return outputs, 1000 * statistics.median(times) if times else 0.0
-
     def scores(hypotheses: list[str]) -> dict:
         return {"bleu": round(sacrebleu.BLEU().corpus_score(hypotheses, references).score, 2),
                 "chrf": round(sacrebleu.CHRF().corpus_score(hypotheses, references).score, 2)}
 
-    baseline, median = measure(saved_model)
-    size = sum(path.stat().st_size for path in model_dir.rglob("*") if path.is_file())
+    baseline, median = timed(saved_model, sources)
+    size = folder_size(model_dir)
     rows = {"savedmodel": {"size_bytes": size, **scores(baseline),
                            "median_ms": round(median, 3), "sentences": len(sources)}}
     for name, path in files.items():
         translator = LiteRTTranslator(path)
-        outputs, median = measure(translator.translate)
+        outputs, median = timed(translator.translate, sources)
         row = {"size_bytes": Path(path).stat().st_size, **scores(outputs),
                "median_ms": round(median, 3), "sentences": len(sources)}
         row["bleu_change"] = round(row["bleu"] - rows["savedmodel"]["bleu"], 2)
@@ -493,6 +484,22 @@ def compare(model_dir: Path, files: dict[str, Path], pairs: Sequence[tuple[str, 
         row["exact_match"] = round(same / len(sources), 4) if sources else 1.0
         rows[name] = row
     return rows
+
+
+def timed(run: Callable[[bytes], object], inputs: Sequence[bytes]) -> tuple[list, float]:
+    """`(outputs, median milliseconds)` of `run` on each input, one at a time, after one
+    untimed warm-up call."""
+    run(inputs[0] if inputs else b"")
+    outputs, times = [], []
+    for data in inputs:
+        start = time.perf_counter()
+        outputs.append(run(data))
+        times.append(time.perf_counter() - start)
+    return outputs, 1000 * statistics.median(times) if times else 0.0
+
+
+def folder_size(folder: Path) -> int:
+    return sum(path.stat().st_size for path in Path(folder).rglob("*") if path.is_file())
 
 
 REPORT_COLUMNS = ("size_bytes", "bleu", "bleu_change", "chrf", "chrf_change", "exact_match",

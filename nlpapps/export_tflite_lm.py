@@ -12,15 +12,14 @@ call, `serving_default` (= `generate_one`) and `score`; step-wise, `prefill`, `s
 from __future__ import annotations
 
 import math
-import statistics
-import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
 
 from nlpapps.apps.saved_model import ModelError, load_saved_model
-from nlpapps.export_tflite import _numpy_function, _utf8, open_interpreter
+from nlpapps.export_tflite import (_numpy_function, _utf8, folder_size, open_interpreter,
+                                   timed)
 from nlpapps.tokenizer import BOS_ID, EOS_ID, PAD_ID, UNK_ID
 
 KIND = "language_model"
@@ -193,29 +192,21 @@ def compare(model_dir: Path, files: dict[str, Path], text: str, prompts: Sequenc
     width = int(loaded.signatures["score"].structured_input_signature[1]["states"].shape[1])
     data = [_utf8(prompt) for prompt in prompts]
 
+    options = {name: tf.constant(value) for name, value in
+               sampling_inputs(max_new_tokens).items()}
+
     def saved_generate(prompt: bytes) -> list[int]:
-        inputs = {name: tf.constant(value) for name, value in
-                  sampling_inputs(max_new_tokens).items()}
-        return generate_one(inputs=tf.constant([prompt]), **inputs)["ids"].numpy()[0].tolist()
+        return generate_one(inputs=tf.constant([prompt]), **options)["ids"].numpy()[0].tolist()
 
-    def measure(generate: Callable[[bytes], list[int]]) -> tuple[list[list[int]], float]:
-        generate(data[0] if data else b"")  # warm-up, not timed
-        outputs, times = [], []
-        for prompt in data:
-            start = time.perf_counter()
-            outputs.append(generate(prompt))
-            times.append(time.perf_counter() - start)
-        return outputs, 1000 * statistics.median(times) if times else 0.0
-
-    baseline, median = measure(saved_generate)
-    size = sum(path.stat().st_size for path in model_dir.rglob("*") if path.is_file())
+    baseline, median = timed(saved_generate, data)
     saved_bpc = -total_log_prob(score, ids, width) * bits
-    rows = {"savedmodel": {"size_bytes": size, "bits_per_char": round(saved_bpc, 4),
-                           "median_ms": round(median, 3), "prompts": len(data),
-                           "characters": len(text)}}
+    rows = {"savedmodel": {"size_bytes": folder_size(model_dir),
+                           "bits_per_char": round(saved_bpc, 4), "median_ms": round(median, 3),
+                           "prompts": len(data), "characters": len(text),
+                           "new_tokens": max_new_tokens}}
     for name, path in files.items():
         model = LiteRTLanguageModel(path)
-        outputs, median = measure(lambda prompt: model.generate(prompt, max_new_tokens)[1])
+        outputs, median = timed(lambda prompt: model.generate(prompt, max_new_tokens)[1], data)
         bpc = -model.log_prob(ids) * bits
         same = sum(a == b for a, b in zip(outputs, baseline))
         rows[name] = {"size_bytes": Path(path).stat().st_size, "bits_per_char": round(bpc, 4),
@@ -225,8 +216,8 @@ def compare(model_dir: Path, files: dict[str, Path], text: str, prompts: Sequenc
     return rows
 
 
-def report_footer(rows: dict[str, dict], max_new_tokens: int = 32) -> str:
+def report_footer(rows: dict[str, dict]) -> str:
     first = rows["savedmodel"]
     return (f"(bits per character of {first['characters']} characters; {first['prompts']} "
-            f"prompts, one at a time, {max_new_tokens} greedy tokens each; exact_match: the "
-            "share of prompts whose ids equal the SavedModel's)")
+            f"prompts, one at a time, {first['new_tokens']} greedy tokens each; exact_match: "
+            "the share of prompts whose ids equal the SavedModel's)")

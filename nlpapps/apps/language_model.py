@@ -30,7 +30,7 @@ from nlpapps.tokenizer import BOS_ID, PAD_ID, Tokenizer
 log = logging.getLogger("nlpapps.language_model")
 
 KIND = "language_model"
-TOKENIZER_FILE, WEIGHTS_FILE = "tokenizer.model", "model.weights.h5"
+TOKENIZER_FILE, WEIGHTS_FILE = "tokenizer.model", training.WEIGHTS_FILE
 BEST_WEIGHTS_FILE, DEV_LOSS_FILE, METRICS_FILE = "best.weights.h5", "dev_loss.json", "metrics.json"
 MODEL_TYPES = ("unigram", "char")
 EVALUATION_WINDOW = 256  # tokens per compiled call when streaming through a text
@@ -85,7 +85,6 @@ class LanguageModelConfig(AppConfig):
         return dict(vocab_size=vocab_size, embedding_dim=self.embedding_dim, units=self.units,
                     num_layers=self.layers, cell=self.cell, dropout=self.dropout,
                     tie_embeddings=self.tie_embeddings)
-
 
 
 # The fields a checkpoint depends on: a run may resume with other values of the rest.

@@ -24,7 +24,7 @@ from nlpapps.tokenizer import BOS_ID, EOS_ID, Tokenizer
 log = logging.getLogger("nlpapps.translator")
 
 KIND = "translator"
-TOKENIZER_FILE, WEIGHTS_FILE = "tokenizer.model", "model.weights.h5"
+TOKENIZER_FILE, WEIGHTS_FILE = "tokenizer.model", training.WEIGHTS_FILE
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,7 +65,6 @@ class TranslatorConfig(AppConfig):
                     decoder_layers=self.decoder_layers, cell=self.cell,
                     attention=self.attention, attention_units=self.attention_units,
                     dropout=self.dropout)
-
 
 
 class Translator:
