@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import time
+import warnings
 from pathlib import Path
 
 import keras
@@ -66,8 +67,27 @@ def fit_callbacks(out_dir: Path, extra: list[keras.callbacks.Callback] = ()) -> 
         keras.callbacks.BackupAndRestore(str(out_dir / "checkpoint"), save_freq="epoch",
                                          double_checkpoint=True, delete_checkpoint=False),
         keras.callbacks.TensorBoard(str(out_dir / "logs"), update_freq=50),
+        KeepEpochWeights(out_dir / EPOCHS_DIR),
         *extra,
     ]
+
+
+EPOCHS_DIR = "epochs"
+
+
+class KeepEpochWeights(keras.callbacks.Callback):
+    """Saves the weights at each epoch's end as `epoch-NNNN.weights.h5` in `folder`, keeping the
+    last `keep` of them, for checkpoint averaging (`nlpapps average`)."""
+
+    def __init__(self, folder: Path, keep: int = 8):
+        super().__init__()
+        self.folder, self.keep = Path(folder), keep
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.model.save_weights(self.folder / f"epoch-{epoch + 1:04d}.weights.h5")
+        for old in sorted(self.folder.glob("epoch-*.weights.h5"))[:-self.keep]:
+            old.unlink()
 
 
 def resumed_epoch(out_dir: Path) -> int:
@@ -129,9 +149,12 @@ def weights_bytes(model: keras.Model) -> bytes:
         return path.read_bytes()
 
 
-def warm_start(model: keras.Model, folder: Path) -> None:
+def warm_start(model: keras.Model, folder: Path, grow: bool = False) -> None:
     """Sets the weights of the built `model` from the `model.weights.h5` of the trained or
-    exported model folder `folder`; ModelError if it has none or holds another architecture."""
+    exported model folder `folder`; ModelError if it has none or holds another architecture.
+
+    With `grow`, `model` may have layers that the folder's model lacks (a deeper stack): those
+    keep their fresh initialization and every other weight is loaded."""
     from nlpapps.apps.saved_model import ModelError
 
     path = Path(folder) / WEIGHTS_FILE
@@ -139,7 +162,12 @@ def warm_start(model: keras.Model, folder: Path) -> None:
         raise ModelError(f"{folder} has no {WEIGHTS_FILE} to start from; pick a training "
                          "folder or a folder exported with its weights")
     try:
-        model.load_weights(path)
+        if grow:
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message=".*could not be loaded")
+                model.load_weights(path, skip_mismatch=True)
+        else:
+            model.load_weights(path)
     except ValueError as error:
         raise ModelError(f"{folder} holds another architecture than this run's: "
                          f"{str(error).strip().splitlines()[0]}") from None

@@ -12,7 +12,8 @@ default `LanguageModelConfig` size (randomly initialized: speed does not depend 
 sampling at temperature 1. The compiled loop (`decoding.decode`, one `tf.while_loop` in one
 `tf.function` call) against a Python loop calling a compiled one-step `tf.function` once per
 token (the "OneStep" model of the TensorFlow text-generation tutorial), measured alternately;
-prints the median ratio.
+prints the median ratio. A third loop does only the weight products of each step (the matmul
+floor): its ratio to the one-step loop bounds what any decoding loop over this model can reach.
 """
 
 from __future__ import annotations
@@ -100,6 +101,28 @@ def benchmark_generate(rounds: int, tokens: int) -> None:
             token_ids, states = one_step(token_ids, states, tf.constant(step))
         return token_ids
 
+    @tf.function
+    def matmul_floor(first, states):
+        # Only the weight products of each step (input and recurrent kernels of every layer,
+        # the tied readout) in a compiled loop: no gates, no sampling. No loop over this model
+        # can be faster, so floor / one-step bounds the speed-up any decoding loop can reach.
+        def body(t, x, hs):
+            new_hs = []
+            for cell, h in zip(model.cells, hs):
+                z = tf.matmul(x, cell.kernel) + tf.matmul(h, cell.recurrent_kernel)
+                x = z[:, :cell.units]
+                new_hs.append(x)
+            if model.projection is not None:
+                x = model.projection(x)
+            logits = tf.matmul(x, model.embedding.embeddings, transpose_b=True)
+            return t + 1, tf.gather(model.embedding.embeddings,
+                                    tf.argmax(logits, -1, tf.int32)), new_hs
+
+        x = tf.gather(model.embedding.embeddings, first)
+        _, x, _ = tf.while_loop(lambda t, *_: t < tokens, body,
+                                (0, x, [h for h, *_ in states]))
+        return x
+
     def tokens_per_second(run, batch):
         first, states = tf.fill([batch], BOS_ID), model.initial_states(batch)
         start = time.perf_counter()
@@ -108,17 +131,21 @@ def benchmark_generate(rounds: int, tokens: int) -> None:
 
     print(f"{config.cell} {config.layers}x{config.units}, embedding {config.embedding_dim}, "
           f"vocabulary {config.vocab_size}, {tokens} new tokens per call")
-    print(f"{'batch':>5} {'loop tok/s':>11} {'one-step tok/s':>15} {'ratio':>6}")
+    print(f"{'batch':>5} {'loop tok/s':>11} {'one-step tok/s':>15} {'ratio':>6} "
+          f"{'matmul floor tok/s':>19} {'floor ratio':>12}")
     for batch in (1, 32):
-        tokens_per_second(compiled_loop, batch)  # trace and compile outside the timing
-        tokens_per_second(python_loop, batch)
-        loop_tps, step_tps = [], []
+        for run in (compiled_loop, python_loop, matmul_floor):  # trace outside the timing
+            tokens_per_second(run, batch)
+        loop_tps, step_tps, floor_tps = [], [], []
         for _ in range(rounds):
             loop_tps.append(tokens_per_second(compiled_loop, batch))
             step_tps.append(tokens_per_second(python_loop, batch))
+            floor_tps.append(tokens_per_second(matmul_floor, batch))
         ratio = statistics.median(o / k for o, k in zip(loop_tps, step_tps))
+        floor_ratio = statistics.median(f / k for f, k in zip(floor_tps, step_tps))
         print(f"{batch:5d} {statistics.median(loop_tps):11.0f} "
-              f"{statistics.median(step_tps):15.0f} {ratio:6.2f}", flush=True)
+              f"{statistics.median(step_tps):15.0f} {ratio:6.2f} "
+              f"{statistics.median(floor_tps):19.0f} {floor_ratio:12.2f}", flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -63,6 +63,15 @@ def cmd_export(args) -> int:
     return 0
 
 
+def cmd_average(args) -> int:
+    from nlpapps import averaging
+
+    paths = averaging.average_run(Path(args.run), Path(args.output), args.last)
+    epochs = ", ".join(path.name.split(".")[0] for path in paths)
+    print(f"{args.output} written: the mean of {epochs}", file=sys.stderr)
+    return 0
+
+
 def _export_test_data(args, kind: str):
     """What --report measures on: the translator's test pairs; the language model's test
     text (its first --limit characters) and prompts (its first 20 non-empty lines)."""
@@ -123,3 +132,10 @@ def add_parsers(sub) -> None:
                    help="only the first N pairs (translator) or characters (language model) "
                         "for --report")
     p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("average", help="a model folder whose weights average the last epochs "
+                                       "of a training run (checkpoint averaging)")
+    p.add_argument("--run", required=True, help="training folder (translate-train/lm train --out)")
+    p.add_argument("--last", type=int, default=5, help="average this many last epochs")
+    p.add_argument("--output", required=True, help="model folder to write")
+    p.set_defaults(func=cmd_average)
