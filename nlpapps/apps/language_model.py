@@ -49,6 +49,7 @@ class LanguageModelConfig(AppConfig):
     layers: int = 2  # recurrent layers, residual between layers of equal width
     cell: str = "lstm"  # "lstm" or "gru"
     dropout: float = 0.2  # on embeddings, between layers, before the readout
+    recurrent_dropout: float = 0.0  # on each layer's previous output in its recurrent matmul
     tie_embeddings: bool = True  # output matrix = embedding matrix (projected if units differ)
     seq_len: int = 128  # tokens per training window (BPTT length); also the prompt context
     batch_size: int = 64  # windows per step
@@ -77,13 +78,15 @@ class LanguageModelConfig(AppConfig):
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
         if self.seq_len < 2:
             raise ValueError(f"seq_len must be at least 2, got {self.seq_len}")
-        if not 0 <= self.dropout < 1:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        for name in ("dropout", "recurrent_dropout"):
+            if not 0 <= getattr(self, name) < 1:
+                raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)}")
 
     def model_kwargs(self, vocab_size: int) -> dict:
         """The `LanguageModel` arguments; `vocab_size` is the trained tokenizer's."""
         return dict(vocab_size=vocab_size, embedding_dim=self.embedding_dim, units=self.units,
                     num_layers=self.layers, cell=self.cell, dropout=self.dropout,
+                    recurrent_dropout=self.recurrent_dropout,
                     tie_embeddings=self.tie_embeddings)
 
 

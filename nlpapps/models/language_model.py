@@ -36,6 +36,8 @@ class LanguageModel(keras.Model):
         num_layers: depth of the stack.
         cell: "lstm" or "gru".
         dropout: dropout on the embeddings, between layers and before the readout.
+        recurrent_dropout: variational dropout on each layer's previous output inside its
+            recurrent matmul (one mask per window; Gal & Ghahramani 2016).
         tie_embeddings: use the embedding matrix as the output matrix.
 
     Call arguments:
@@ -62,7 +64,7 @@ class LanguageModel(keras.Model):
     """
 
     def __init__(self, vocab_size, embedding_dim=256, units=512, num_layers=2, cell="lstm",
-                 dropout=0.2, tie_embeddings=True, **kwargs):
+                 dropout=0.2, tie_embeddings=True, recurrent_dropout=0.0, **kwargs):
         super().__init__(**kwargs)
         if cell not in CELLS:
             raise ValueError(f"`cell` must be one of {sorted(CELLS)}. Received: cell={cell!r}")
@@ -70,8 +72,9 @@ class LanguageModel(keras.Model):
                             ("units", units), ("num_layers", num_layers)):
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
                 raise ValueError(f"`{name}` must be a positive integer. Received: {name}={value!r}")
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"`dropout` must be in [0, 1). Received: dropout={dropout}")
+        for name, value in (("dropout", dropout), ("recurrent_dropout", recurrent_dropout)):
+            if not 0.0 <= value < 1.0:
+                raise ValueError(f"`{name}` must be in [0, 1). Received: {name}={value}")
         self.vocab_size = vocab_size
         self.embedding_dim = embedding_dim
         self.units = units
@@ -79,9 +82,12 @@ class LanguageModel(keras.Model):
         self.cell = cell
         self.dropout = dropout
         self.tie_embeddings = tie_embeddings
+        self.recurrent_dropout = recurrent_dropout
 
         self.embedding = keras.layers.Embedding(vocab_size, embedding_dim, name="embedding")
-        self.rnn = StackedRNN([CELLS[cell](units, return_sequences=True, name=f"{cell}_{i}")
+        self.rnn = StackedRNN([CELLS[cell](units, return_sequences=True,
+                                           recurrent_dropout=recurrent_dropout,
+                                           name=f"{cell}_{i}")
                                for i in range(num_layers)],
                               residual=True, dropout=dropout, return_state=True, name="rnn")
         self.projection = None
@@ -153,4 +159,5 @@ class LanguageModel(keras.Model):
             "cell": self.cell,
             "dropout": self.dropout,
             "tie_embeddings": self.tie_embeddings,
+            "recurrent_dropout": self.recurrent_dropout,
         }

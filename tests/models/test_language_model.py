@@ -135,7 +135,20 @@ def test_dropout_is_active_in_training_only():
     assert not np.allclose(model(ids, training=True), model(ids))
 
 
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_recurrent_dropout_is_active_in_training_only(cell):
+    model = make_model(cell=cell, recurrent_dropout=0.5)
+    plain = make_model(cell=cell)
+    plain.set_weights(model.get_weights())
+    ids = token_ids()
+    np.testing.assert_allclose(model(ids), plain(ids), atol=1e-6)  # off at inference
+    assert not np.allclose(model(ids, training=True), plain(ids, training=True), atol=1e-4)
+    assert model.rnn.layers[1].recurrent_dropout == 0.5
+    assert LanguageModel.from_config(model.get_config()).recurrent_dropout == 0.5
+
+
 @pytest.mark.parametrize("kwargs, message", [
+    (dict(recurrent_dropout=-0.1), "recurrent_dropout"),
     (dict(cell="rnn"), "cell"),
     (dict(units=0), "units"),
     (dict(num_layers=0), "num_layers"),
