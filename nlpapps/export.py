@@ -180,6 +180,25 @@ def write_savedmodel(module: tf.Module, out_dir: Path, extra_files: dict[str, by
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def write_savedmodel_into(module: tf.Module, out_dir: Path,
+                         extra_files: dict[str, bytes]) -> None:
+    """Writes the SavedModel and `extra_files` into `out_dir`, keeping the rest of what is
+    there (a training run's checkpoints, epoch weights, logs and weights file); an existing
+    SavedModel is replaced whole, once the new one is written."""
+    out_dir = Path(out_dir)
+    if not out_dir.exists():
+        write_savedmodel(module, out_dir, extra_files)
+        return
+    staging = out_dir / ".savedmodel"
+    write_savedmodel(module, staging, extra_files)
+    for item in staging.iterdir():
+        target = out_dir / item.name
+        if target.is_dir():
+            shutil.rmtree(target)
+        item.replace(target)
+    staging.rmdir()
+
+
 def check_output_folder(model_dir: Path, out_dir: Path) -> None:
     """ModelError unless `out_dir` may receive a model folder exported from `model_dir`: it is
     another folder, and absent, empty or a model folder already."""

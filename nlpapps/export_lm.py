@@ -16,7 +16,6 @@ writes text, and nothing ends it but `max_new_tokens`.
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import tensorflow as tf
@@ -266,25 +265,6 @@ class LanguageModelModule(tf.Module):
         ids, scores, states = self.sample(tokens, self.unflatten(states), max_new_tokens,
                                           start_step, temperature, top_k, top_p, seed)
         return {"ids": ids, "scores": scores, "states": self.flatten(states)}
-
-
-def write_language_model(module: LanguageModelModule, out_dir: Path,
-                         extra_files: dict[str, bytes]) -> None:
-    """Writes the SavedModel and `extra_files` into `out_dir`, keeping the rest of what is
-    there (a training run's checkpoints, logs and weights); an existing SavedModel is
-    replaced whole."""
-    out_dir = Path(out_dir)
-    if not out_dir.exists():
-        write_savedmodel(module, out_dir, extra_files)
-        return
-    staging = out_dir / ".savedmodel"
-    write_savedmodel(module, staging, extra_files)
-    for item in staging.iterdir():
-        target = out_dir / item.name
-        if target.is_dir():
-            shutil.rmtree(target)
-        item.replace(target)
-    staging.rmdir()
 
 
 def export_language_model_folder(train_dir: Path, out_dir: Path) -> None:

@@ -190,3 +190,22 @@ def test_translate_eval_of_a_missing_pairs_file(exported_translator, capsys, tmp
                      "--pairs", str(tmp_path / "none.tsv")])
     assert code == 2
     assert capsys.readouterr().err == f"error: pairs file {tmp_path / 'none.tsv'} does not exist\n"
+
+
+def test_translate_train_writes_its_savedmodel_beside_the_run(tmp_path, capfd):
+    from conftest import PAIRS_TSV, TINY
+
+    out = tmp_path / "run"
+    flags = [f"--{name.replace('_', '-')}={value}" for name, value in
+             {**TINY, "epochs": 2, "steps_per_epoch": 2}.items()]
+    assert cli.main(["-v", "translate-train", "--pairs", str(PAIRS_TSV), "--out", str(out),
+                     *flags]) == 0
+    assert "model written to" in capfd.readouterr().err
+    for name in ("saved_model.pb", "config.json", "tokenizer.model", "model.weights.h5",
+                 "checkpoint", "epochs/epoch-0001.weights.h5", "epochs/epoch-0002.weights.h5",
+                 "logs"):
+        assert (out / name).exists(), name
+    # The run goes on from its checkpoint and can be averaged.
+    assert cli.main(["-v", "average", "--run", str(out), "--last", "2",
+                     "--output", str(tmp_path / "averaged")]) == 0
+    assert (tmp_path / "averaged" / "saved_model.pb").exists()

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from nlpapps.export import MAX_SOURCE_TOKENS, write_savedmodel
+from nlpapps.export import MAX_SOURCE_TOKENS, write_savedmodel, write_savedmodel_into
 
 SENTENCES = ["We all make mistakes.", "Where is the station?", "Tom is reading a book.",
              "Please close the window.", "Save the file."]
@@ -133,3 +133,21 @@ def test_write_savedmodel_replaces_a_folder_whole_or_not_at_all(tmp_path):
     loaded = tf.saved_model.load(str(folder))
     assert loaded.signatures["serving_default"](
         inputs=tf.constant(["a"]))["outputs"].numpy().tolist() == [b"a"]
+
+
+def test_write_savedmodel_into_a_training_folder_keeps_the_run(tmp_path):
+    run = tmp_path / "run"
+    for name in ("checkpoint/latest.weights.h5", "epochs/epoch-0001.weights.h5", "logs/x",
+                 "model.weights.h5"):
+        (run / name).parent.mkdir(parents=True, exist_ok=True)
+        (run / name).write_bytes(name.encode())
+    write_savedmodel_into(_Echo(), run, {"config.json": b'{"version": 1}'})
+    write_savedmodel_into(_Echo(), run, {"config.json": b'{"version": 2}'})
+    for name in ("checkpoint/latest.weights.h5", "epochs/epoch-0001.weights.h5", "logs/x",
+                 "model.weights.h5"):
+        assert (run / name).read_bytes() == name.encode()
+    assert json.loads((run / "config.json").read_text()) == {"version": 2}
+    assert not (run / ".savedmodel").exists()
+    loaded = tf.saved_model.load(str(run))
+    assert loaded.signatures["serving_default"](
+        inputs=tf.constant(["b"]))["outputs"].numpy().tolist() == [b"b"]

@@ -49,13 +49,13 @@ def cmd_lm_train(args) -> int:
 def export_language_model(model, tokenizer, config, out: Path, export: Path | None) -> None:
     """Writes the language model's SavedModel into its training folder `out`, and a folder
     with only what running it needs (SavedModel, config, tokenizer, weights) at `export`."""
-    from nlpapps.export import write_savedmodel
-    from nlpapps.export_lm import LanguageModelModule, write_language_model
+    from nlpapps.export import write_savedmodel, write_savedmodel_into
+    from nlpapps.export_lm import LanguageModelModule
 
     module = LanguageModelModule(model, tokenizer, config.seq_len)
     files = {"config.json": (out / "config.json").read_bytes(),
              "tokenizer.model": tokenizer.to_bytes()}
-    write_language_model(module, out, files)
+    write_savedmodel_into(module, out, files)
     if export:
         for name in ("model.weights.h5", "metrics.json"):
             if (out / name).exists():

@@ -62,10 +62,11 @@ def cmd_translate_train(args) -> int:
 
 
 def export_translator(result, out: Path) -> None:
-    """Writes the trained translator's SavedModel, config and tokenizer at `out`'s root."""
-    from nlpapps.export import TranslatorModule, write_savedmodel
+    """Writes the trained translator's SavedModel, config and tokenizer at `out`'s root,
+    beside the run's checkpoints, epoch weights and logs."""
+    from nlpapps.export import TranslatorModule, write_savedmodel_into
 
-    write_savedmodel(TranslatorModule(result.model, result.tokenizer), out, {
+    write_savedmodel_into(TranslatorModule(result.model, result.tokenizer), out, {
         "config.json": (out / "config.json").read_bytes(),
         "tokenizer.model": result.tokenizer.to_bytes(),
     })

@@ -15,7 +15,8 @@ import tensorflow as tf
 from nlpapps import decoding
 from nlpapps.apps.language_model import LanguageModelConfig, line_start_ids
 from nlpapps.apps.text_generator import GenerationConfig, TextGenerator
-from nlpapps.export_lm import LanguageModelModule, write_language_model
+from nlpapps.export import write_savedmodel_into
+from nlpapps.export_lm import LanguageModelModule
 from nlpapps.models.language_model import LanguageModel
 from nlpapps.tokenizer import BOS_ID, EOS_ID, PAD_ID, UNK_ID, Tokenizer
 
@@ -289,7 +290,7 @@ def exported(tmp_path_factory, model, tokenizer, module):
     folder = tmp_path_factory.mktemp("export") / "lm"
     config = LanguageModelConfig(vocab_size=120, embedding_dim=8, units=16, seq_len=CONTEXT)
     config.save(folder.parent)
-    write_language_model(module, folder, {
+    write_savedmodel_into(module, folder, {
         "config.json": (folder.parent / "config.json").read_bytes(),
         "tokenizer.model": tokenizer.to_bytes()})
     return folder
