@@ -85,6 +85,7 @@ def cmd_translate_eval(args) -> int:
 
 
 def add_parsers(sub) -> None:
+    from nlpapps.apps.translate import DEFAULT_ALPHA
     from nlpapps.apps.translator import TranslatorConfig
 
     p = sub.add_parser("translate", help="translate English to German")
@@ -93,7 +94,7 @@ def add_parsers(sub) -> None:
     p.add_argument("--model", default=str(DEFAULT_TRANSLATOR), help="translator folder")
     p.add_argument("--beam", type=int, default=5, help="beam size (1: greedy)")
     p.add_argument("--nbest", type=int, default=1, help="translations per line, tab-separated")
-    p.add_argument("--alpha", type=float, default=0.6, help="length penalty exponent")
+    p.add_argument("--alpha", type=float, default=DEFAULT_ALPHA, help="length penalty exponent")
     p.add_argument("--scores", action="store_true", help="print each translation's score")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--plot-attention", metavar="FILE.png",
@@ -112,6 +113,6 @@ def add_parsers(sub) -> None:
     p.add_argument("--model", default=str(DEFAULT_TRANSLATOR))
     p.add_argument("--pairs", required=True, help="test pairs (e.g. DIR/test.tsv)")
     p.add_argument("--beam", type=int, default=5)
-    p.add_argument("--alpha", type=float, default=0.6)
+    p.add_argument("--alpha", type=float, default=DEFAULT_ALPHA, help="length penalty exponent")
     p.add_argument("--limit", type=int, default=0, help="only the first N pairs")
     p.set_defaults(func=cmd_translate_eval)
