@@ -23,11 +23,14 @@ def encode_pairs(pairs: Sequence[tuple[str, str]], tokenizer: Tokenizer, max_len
 
 def translation_dataset(pairs: Sequence[tuple[str, str]], tokenizer: Tokenizer,
                         batch_size: int, max_length: int = 64, shuffle: bool = True,
-                        repeat: bool = False, seed: int = 0) -> tf.data.Dataset:
+                        repeat: bool = False, seed: int = 0, skip_batches: int = 0
+                        ) -> tf.data.Dataset:
     """Batches of `((source, target_input), target_output)`, padded with 0 and bucketed by
     length so that a batch holds sentences of similar length.
 
     `target_input` is bos + text, `target_output` is text + eos; `batch_size` counts pairs.
+    The order depends only on `seed`: `skip_batches=n` starts at the batch that an
+    uninterrupted run's step n reads, so a resumed run sees the data it would have seen.
     """
     sources, targets = encode_pairs(pairs, tokenizer, max_length)
     spec = tf.TensorSpec([None], tf.int32)
@@ -43,6 +46,8 @@ def translation_dataset(pairs: Sequence[tuple[str, str]], tokenizer: Tokenizer,
         bucket_batch_sizes=[batch_size] * (1 + sum(b < max_length + 2 for b in BUCKET_BOUNDARIES)),
         pad_to_bucket_boundary=False,
     )
+    if skip_batches:
+        dataset = dataset.skip(skip_batches)
     return dataset.map(_split_target, num_parallel_calls=tf.data.AUTOTUNE).prefetch(2)
 
 

@@ -162,14 +162,15 @@ def train(config: TranslatorConfig, train_pairs: list[tuple[str, str, str]],
     pairs = oversampled(train_pairs, config.oversample)
     log.info("training on %d pairs (%d after oversampling), vocabulary %d",
              len(train_pairs), len(pairs), tokenizer.vocab_size)
+    first_step = training.resumed_epoch(out_dir) * config.steps_per_epoch
     dataset = translation_dataset(pairs, tokenizer, config.batch_size, config.max_length,
-                                  repeat=True, seed=config.seed)
+                                  repeat=True, seed=config.seed, skip_batches=first_step)
     dev = random.Random(config.seed).sample(dev_pairs, min(config.dev_sentences, len(dev_pairs)))
 
     strategy = training.get_strategy(config.strategy)
     with strategy.scope():
         translator = Translator.create(config, tokenizer)
-        if config.init_from and not training.resumed_epoch(out_dir):  # else the checkpoint's
+        if config.init_from and not first_step:  # else the checkpoint's
             training.warm_start(translator.model, Path(config.init_from))
         translator.model.compile(
             optimizer=training.adam(config.learning_rate, config.clipnorm, config.decay_steps),

@@ -1,0 +1,45 @@
+"""Tests for the translation pipeline's batches: bucketing, padding, and the data order a
+resumed run goes on with."""
+
+import numpy as np
+import pytest
+
+from nlpapps.data import translation_dataset
+from nlpapps.tokenizer import BOS_ID, EOS_ID, Tokenizer
+
+
+@pytest.fixture(scope="module")
+def pairs_and_tokenizer(en_de_pairs):
+    pairs = [(p.english, p.german) for p in en_de_pairs]
+    tokenizer = Tokenizer.train([text for pair in pairs for text in pair], 200)
+    return pairs, tokenizer
+
+
+def batches(dataset, count):
+    return [tuple(np.asarray(t) for t in (s, ti, to))
+            for (s, ti), to in dataset.take(count)]
+
+
+def test_skipping_batches_goes_on_where_an_uninterrupted_run_is(pairs_and_tokenizer):
+    pairs, tokenizer = pairs_and_tokenizer
+    # 460 pairs in batches of 32: the 20 batches cross the second pass over the data.
+    whole = batches(translation_dataset(pairs, tokenizer, 32, repeat=True, seed=3), 20)
+    resumed = batches(translation_dataset(pairs, tokenizer, 32, repeat=True, seed=3,
+                                          skip_batches=12), 8)
+    for a, b in zip(whole[12:], resumed, strict=True):
+        for x, y in zip(a, b):
+            np.testing.assert_array_equal(x, y)
+    other_seed = batches(translation_dataset(pairs, tokenizer, 32, repeat=True, seed=4), 1)
+    assert not np.array_equal(other_seed[0][0], whole[0][0])
+
+
+def test_batches_are_bucketed_padded_and_shifted(pairs_and_tokenizer):
+    pairs, tokenizer = pairs_and_tokenizer
+    for source, target_in, target_out in batches(
+            translation_dataset(pairs, tokenizer, 16, max_length=24, shuffle=False), 10):
+        assert source.shape[0] == target_in.shape[0] <= 16
+        assert (target_in[:, 0] == BOS_ID).all()
+        np.testing.assert_array_equal(target_in[:, 1:], target_out[:, :-1])
+        lengths = (target_out != 0).sum(axis=1)
+        assert (target_out[np.arange(len(lengths)), lengths - 1] == EOS_ID).all()
+        assert source.shape[1] <= 25 and target_out.shape[1] <= 25
