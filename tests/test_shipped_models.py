@@ -9,9 +9,9 @@ from nlpapps.corpora.en_de import split_bucket
 
 from conftest import FIXTURES
 
-# chrF of the shipped translator on the 30 Ding test pairs of the fixture: 28.3 greedy and
-# 29.6 with beam 5 when it was shipped; an untrained model scores below 5.
-CHRF_FLOOR = 24.0
+# chrF of the shipped translator on the 30 Ding test pairs of the fixture: 28.8 greedy and
+# 31.4 with beam 5 when it was shipped; an untrained model scores below 5.
+CHRF_FLOOR = 25.0
 
 
 @pytest.fixture(scope="module")
