@@ -15,6 +15,7 @@ import numpy as np
 
 from nlpapps import training
 from nlpapps.apps.saved_model import ModelError, read_kind
+from nlpapps.export import export_model_folder
 
 
 def epoch_files(run_dir: Path, last: int) -> list[Path]:
@@ -72,9 +73,5 @@ def average_run(run_dir: Path, out_dir: Path, last: int) -> list[Path]:
         for name in ("config.json", "tokenizer.model"):
             shutil.copy(run_dir / name, staging / name)
         (staging / training.WEIGHTS_FILE).write_bytes(training.weights_bytes(model))
-        if kind == "translator":
-            from nlpapps.export import export_translator_folder as export_folder
-        else:
-            from nlpapps.export_lm import export_language_model_folder as export_folder
-        export_folder(staging, out_dir)
+        export_model_folder(kind, staging, out_dir)
     return paths

@@ -245,3 +245,13 @@ def export_translator_folder(train_dir: Path, out_dir: Path) -> None:
         TOKENIZER_FILE: tokenizer.to_bytes(),
         WEIGHTS_FILE: training.weights_bytes(translator.model),  # for `--init-from`
     })
+
+
+def export_model_folder(kind: str, train_dir: Path, out_dir: Path) -> None:
+    """`export_translator_folder` or `export_language_model_folder`, by the model's `kind`."""
+    if kind == "translator":
+        export_translator_folder(train_dir, out_dir)
+    else:
+        from nlpapps.export_lm import export_language_model_folder
+
+        export_language_model_folder(train_dir, out_dir)

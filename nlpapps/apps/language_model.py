@@ -224,11 +224,6 @@ def create_model(config: LanguageModelConfig, vocab_size: int) -> LanguageModel:
     return model
 
 
-def init_layers(folder: Path) -> int:
-    """The depth of the language model in `folder` (a training or exported folder)."""
-    return LanguageModelConfig.load(folder).layers
-
-
 def train(config: LanguageModelConfig, train_text: str, dev_text: str, out_dir: Path
           ) -> tuple[LanguageModel, Tokenizer]:
     """Trains (or resumes training) in `out_dir`; returns the model of the lowest dev loss
@@ -255,8 +250,8 @@ def train(config: LanguageModelConfig, train_text: str, dev_text: str, out_dir: 
     with strategy.scope():
         model = create_model(config, tokenizer.vocab_size)
         if config.init_from and not first_step:  # a resumed run goes on from its checkpoint
-            training.warm_start(model, Path(config.init_from),
-                                grow=config.layers > init_layers(Path(config.init_from)))
+            start = LanguageModelConfig.load(Path(config.init_from))
+            training.warm_start(model, Path(config.init_from), grow=config.layers > start.layers)
         model.compile(
             optimizer=training.adam(config.learning_rate, config.clipnorm, config.decay_steps),
             loss=training.masked_cross_entropy())

@@ -27,11 +27,9 @@ def cmd_export(args) -> int:
         if modes != ["none"] or args.report or args.stepwise:
             raise UserError("--quantize, --stepwise and --report apply to --format tflite")
         out = Path(args.output) if args.output else model.parent / f"{model.name}-savedmodel"
-        if kind == "translator":
-            from nlpapps.export import export_translator_folder as export_folder
-        else:
-            from nlpapps.export_lm import export_language_model_folder as export_folder
-        export_folder(model, out)
+        from nlpapps.export import export_model_folder
+
+        export_model_folder(kind, model, out)
         print(f"SavedModel written to {out}", file=sys.stderr)
         return 0
     if args.output and len(modes) > 1:
