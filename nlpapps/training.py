@@ -60,14 +60,16 @@ def adam(learning_rate: float, clipnorm: float, decay_steps: int = 0) -> keras.o
     return keras.optimizers.Adam(learning_rate, clipnorm=clipnorm)
 
 
-def fit_callbacks(out_dir: Path, extra: list[keras.callbacks.Callback] = ()) -> list:
+def fit_callbacks(out_dir: Path, extra: list[keras.callbacks.Callback] = (),
+                  weights_of: keras.Model | None = None) -> list:
     """Checkpoints that let a killed run resume (weights, optimizer state and epoch, saved at
-    every epoch's end), TensorBoard logs, and the app's own callbacks."""
+    every epoch's end), TensorBoard logs, each epoch's weights of `weights_of` (default: the
+    model being fit) and the app's own callbacks."""
     return [
         keras.callbacks.BackupAndRestore(str(out_dir / "checkpoint"), save_freq="epoch",
                                          double_checkpoint=True, delete_checkpoint=False),
         keras.callbacks.TensorBoard(str(out_dir / "logs"), update_freq=50),
-        KeepEpochWeights(out_dir / EPOCHS_DIR),
+        KeepEpochWeights(out_dir / EPOCHS_DIR, model=weights_of),
         *extra,
     ]
 
@@ -76,16 +78,18 @@ EPOCHS_DIR = "epochs"
 
 
 class KeepEpochWeights(keras.callbacks.Callback):
-    """Saves the weights at each epoch's end as `epoch-NNNN.weights.h5` in `folder`, keeping the
-    last `keep` of them, for checkpoint averaging (`nlpapps average`)."""
+    """Saves the weights of `model` (default: the model being fit) at each epoch's end as
+    `epoch-NNNN.weights.h5` in `folder`, keeping the last `keep` of them, for checkpoint
+    averaging (`nlpapps average`)."""
 
-    def __init__(self, folder: Path, keep: int = 8):
+    def __init__(self, folder: Path, keep: int = 8, model: keras.Model | None = None):
         super().__init__()
-        self.folder, self.keep = Path(folder), keep
+        self.folder, self.keep, self.target = Path(folder), keep, model
 
     def on_epoch_end(self, epoch, logs=None):
         self.folder.mkdir(parents=True, exist_ok=True)
-        self.model.save_weights(self.folder / f"epoch-{epoch + 1:04d}.weights.h5")
+        (self.target or self.model).save_weights(
+            self.folder / f"epoch-{epoch + 1:04d}.weights.h5")
         for old in sorted(self.folder.glob("epoch-*.weights.h5"))[:-self.keep]:
             old.unlink()
 

@@ -22,9 +22,11 @@ import tensorflow as tf
 
 from nlpapps import training
 from nlpapps.apps.config import CONFIG_FILE, AppConfig
+from nlpapps.apps.language_model_data import dev_dataset, stream_dataset, window_dataset
 from nlpapps.apps.saved_model import ModelError, read_kind
 from nlpapps.data import pad_batch
 from nlpapps.models.language_model import LanguageModel
+from nlpapps.models.stateful_trainer import StatefulTrainer
 from nlpapps.tokenizer import BOS_ID, PAD_ID, Tokenizer
 
 log = logging.getLogger("nlpapps.language_model")
@@ -52,6 +54,7 @@ class LanguageModelConfig(AppConfig):
     recurrent_dropout: float = 0.0  # on each layer's previous output in its recurrent matmul
     tie_embeddings: bool = True  # output matrix = embedding matrix (projected if units differ)
     seq_len: int = 128  # tokens per training window (BPTT length); also the prompt context
+    stateful: bool = False  # read the text as contiguous streams, states carried between batches
     batch_size: int = 64  # windows per step
     learning_rate: float = 2e-3  # Adam
     decay_steps: int = 0  # cosine decay of the learning rate to a tenth over these steps (0: none)
@@ -78,6 +81,8 @@ class LanguageModelConfig(AppConfig):
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
         if self.seq_len < 2:
             raise ValueError(f"seq_len must be at least 2, got {self.seq_len}")
+        if self.stateful and self.strategy != "default":
+            raise ValueError("stateful training runs on one device; use strategy 'default'")
         for name in ("dropout", "recurrent_dropout"):
             if not 0 <= getattr(self, name) < 1:
                 raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)}")
@@ -90,9 +95,10 @@ class LanguageModelConfig(AppConfig):
                     tie_embeddings=self.tie_embeddings)
 
 
-# The fields a checkpoint depends on: a run may resume with other values of the rest.
+# The fields a checkpoint depends on: a run may resume with other values of the rest
+# (a stateful run's checkpoint also holds one state per row of its batch).
 ARCHITECTURE = ("vocab_size", "model_type", "embedding_dim", "units", "layers", "cell",
-                "tie_embeddings")
+                "tie_embeddings", "stateful")
 
 
 def line_start_ids(tokenizer: Tokenizer, text: str | Sequence[str]) -> list[int] | list[list[int]]:
@@ -108,92 +114,33 @@ def line_start_ids(tokenizer: Tokenizer, text: str | Sequence[str]) -> list[int]
     return [row[skip:] for row in tokenizer.encode(["\n" + item for item in text])]
 
 
-# -- data ---------------------------------------------------------------------------------
-
-
-def window_starts(ids: np.ndarray, seq_len: int, newline_id: int | None) -> np.ndarray:
-    """Where training windows may start: the beginnings of lines, or every position of a text
-    with fewer line breaks than windows."""
-    last = len(ids) - seq_len
-    if last < 0:
-        raise ValueError(f"the training text has {len(ids)} tokens; it needs at least "
-                         f"seq_len={seq_len}")
-    if newline_id is not None:
-        starts = np.concatenate([[0], np.flatnonzero(ids[:-1] == newline_id) + 1])
-        starts = starts[starts <= last]
-        if len(starts) * seq_len >= len(ids):
-            return starts.astype(np.int64)
-    return np.arange(last + 1, dtype=np.int64)
-
-
-def window_dataset(ids: np.ndarray, seq_len: int, batch_size: int, newline_id: int | None,
-                   seed: int = 0, first_step: int = 0) -> tf.data.Dataset:
-    """Endless batches `(inputs, targets)`, int32 `(batch_size, seq_len)` each.
-
-    Every row is a window of `seq_len` contiguous tokens at a random line start: targets are
-    the window, inputs are bos and the window without its last token. Windows are stateless:
-    each is read from zero states (the model carries no state from one batch to the next),
-    which lets them be drawn at random. Batch `step` is drawn with the stateless seed
-    `(seed, step)`, so a run resumed at `first_step` goes on with new windows.
-    """
-    ids = np.asarray(ids, np.int32)
-    starts = window_starts(ids, seq_len, newline_id)
-    tokens, starts_t = tf.constant(ids), tf.constant(starts)
-    offsets = tf.range(seq_len, dtype=tf.int64)
-    seed = tf.constant(seed, tf.int64)
-
-    def batch_at(step):
-        picks = tf.random.stateless_uniform([batch_size], seed=tf.stack([seed, step]), minval=0,
-                                            maxval=len(starts), dtype=tf.int64)
-        targets = tf.gather(tokens, tf.gather(starts_t, picks)[:, None] + offsets)
-        inputs = tf.concat([tf.fill([batch_size, 1], BOS_ID), targets[:, :-1]], axis=1)
-        return inputs, targets
-
-    return tf.data.Dataset.counter(first_step).map(batch_at).prefetch(2)
-
-
-def dev_dataset(ids: np.ndarray, seq_len: int, batch_size: int, newline_id: int | None
-                ) -> tf.data.Dataset | None:
-    """Non-overlapping windows of the dev text (each at a line start), as `window_dataset`
-    makes them, in order; None for a dev text of fewer than 2 tokens."""
-    ids = np.asarray(ids, np.int32)
-    if len(ids) < 2:
-        return None
-    length = min(seq_len, len(ids))
-    rows, end = [], 0
-    for start in window_starts(ids, length, newline_id):
-        if start >= end:
-            rows.append(ids[start:start + length])
-            end = start + length
-    targets = np.stack(rows)
-    inputs = np.concatenate([np.full((len(rows), 1), BOS_ID, np.int32), targets[:, :-1]], 1)
-    return tf.data.Dataset.from_tensor_slices((inputs, targets)).batch(batch_size)
-
-
 # -- training -----------------------------------------------------------------------------
 
 
 class DevLoss(keras.callbacks.Callback):
-    """Keeps the weights of the lowest dev loss and stops after `patience` epochs without a
-    lower one (0: never). Its state survives a resumed run."""
+    """Keeps the weights of `model` at the lowest dev loss and stops after `patience` epochs
+    without a lower one (0: never). Its state survives a resumed run.
 
-    def __init__(self, out_dir: Path, patience: int):
+    The dev loss is `measure()` (nats per token) where given, else the epoch's `val_loss`.
+    """
+
+    def __init__(self, out_dir: Path, patience: int, model: keras.Model, measure=None):
         super().__init__()
-        self.patience = patience
+        self.patience, self.target, self.measure = patience, model, measure
         self.state_path = out_dir / DEV_LOSS_FILE
         self.best_path = out_dir / BEST_WEIGHTS_FILE
         self.state = json.loads(self.state_path.read_text()) if self.state_path.exists() else \
             {"best": None, "wait": 0, "history": []}
 
     def on_epoch_end(self, epoch, logs=None):
-        loss = (logs or {}).get("val_loss")
+        loss = self.measure() if self.measure else (logs or {}).get("val_loss")
         if loss is None:
             return
         loss = float(loss)
         self.state["history"].append({"epoch": epoch + 1, "dev_loss": loss})
         if self.state["best"] is None or loss < self.state["best"]:
             self.state.update(best=loss, wait=0)
-            self.model.save_weights(self.best_path)
+            self.target.save_weights(self.best_path)
         else:
             self.state["wait"] += 1
             if self.patience and self.state["wait"] >= self.patience:
@@ -211,8 +158,9 @@ def check_resumable(config: LanguageModelConfig, out_dir: Path) -> None:
     if data.get("kind") != KIND:
         raise ValueError(f"{out_dir} holds a {data.get('kind')} model, not a language model")
     old = data["config"]
-    changed = [f"{name} {old.get(name)!r} -> {getattr(config, name)!r}" for name in ARCHITECTURE
-               if old.get(name) != getattr(config, name)]
+    fields = ARCHITECTURE + (("batch_size",) if config.stateful else ())
+    changed = [f"{name} {old.get(name, False)!r} -> {getattr(config, name)!r}" for name in fields
+               if old.get(name, False) != getattr(config, name)]
     if changed:
         raise ValueError(f"{out_dir} holds a run of another model ({', '.join(changed)}); "
                          "use the same options to resume it or another --out")
@@ -242,9 +190,11 @@ def train(config: LanguageModelConfig, train_text: str, dev_text: str, out_dir: 
     log.info("training on %d tokens (%d characters), dev %d tokens, vocabulary %d%s",
              len(train_ids), len(train_text), len(dev_ids), tokenizer.vocab_size,
              f", resuming at step {first_step}" if first_step else "")
-    dataset = window_dataset(train_ids, config.seq_len, config.batch_size, tokenizer.newline_id,
-                             seed=config.seed, first_step=first_step)
-    dev = dev_dataset(dev_ids, config.seq_len, config.batch_size, tokenizer.newline_id)
+    if config.stateful:
+        dataset = stream_dataset(train_ids, config.seq_len, config.batch_size, first_step)
+    else:
+        dataset = window_dataset(train_ids, config.seq_len, config.batch_size,
+                                 tokenizer.newline_id, seed=config.seed, first_step=first_step)
 
     strategy = training.get_strategy(config.strategy)
     with strategy.scope():
@@ -252,14 +202,22 @@ def train(config: LanguageModelConfig, train_text: str, dev_text: str, out_dir: 
         if config.init_from and not first_step:  # a resumed run goes on from its checkpoint
             start = LanguageModelConfig.load(Path(config.init_from))
             training.warm_start(model, Path(config.init_from), grow=config.layers > start.layers)
-        model.compile(
+        trainer = StatefulTrainer(model, config.batch_size) if config.stateful else model
+        trainer.compile(
             optimizer=training.adam(config.learning_rate, config.clipnorm, config.decay_steps),
             loss=training.masked_cross_entropy())
-    callbacks = training.fit_callbacks(out_dir, [DevLoss(out_dir, config.patience),
-                                                 training.TimeLimit(config.max_minutes)])
-    model.fit(dataset, epochs=config.epochs, steps_per_epoch=config.steps_per_epoch,
-              validation_data=dev, callbacks=callbacks, shuffle=False,
-              verbose=training.progress_verbosity())
+    dev, measure = None, None
+    if config.stateful and len(dev_ids):  # the dev text read as `evaluate` reads it
+        def measure():
+            return dev_nats_per_token(model, tokenizer, dev_text)
+    elif not config.stateful:
+        dev = dev_dataset(dev_ids, config.seq_len, config.batch_size, tokenizer.newline_id)
+    callbacks = training.fit_callbacks(
+        out_dir, [DevLoss(out_dir, config.patience, model, measure),
+                  training.TimeLimit(config.max_minutes)], weights_of=model)
+    trainer.fit(dataset, epochs=config.epochs, steps_per_epoch=config.steps_per_epoch,
+                validation_data=dev, callbacks=callbacks, shuffle=False,
+                verbose=training.progress_verbosity())
     if (out_dir / BEST_WEIGHTS_FILE).exists():
         model.load_weights(out_dir / BEST_WEIGHTS_FILE)
     model.save_weights(out_dir / WEIGHTS_FILE)
@@ -284,6 +242,12 @@ def _window_nll(model: LanguageModel):
         return tf.reduce_sum(nll), states
 
     return window_nll
+
+
+def dev_nats_per_token(model: LanguageModel, tokenizer: Tokenizer, text: str) -> float:
+    """The mean negative log-likelihood per token of `text` read as one stream (`evaluate`)."""
+    report = evaluate(model, tokenizer, text)
+    return report["nll_bits"] * math.log(2) / report["tokens"]
 
 
 def evaluate(model: LanguageModel, tokenizer: Tokenizer, text: str,

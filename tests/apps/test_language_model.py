@@ -108,32 +108,6 @@ def test_line_scores_are_log_probs_of_the_whole_line(trained):
     assert lm.score(model, tokenizer, []) == []
 
 
-def test_training_windows_start_at_line_starts_and_resume_with_new_draws():
-    ids = np.array([7, 4, 9, 9, 4, 5, 4, 6, 7, 4, 8, 5], np.int32)  # 4 is the line break
-    dataset = lm.window_dataset(ids, 3, 5, newline_id=4, seed=1)
-    (inputs, targets), = dataset.take(1).as_numpy_iterator()
-    assert inputs.shape == targets.shape == (5, 3)
-    assert (inputs[:, 0] == BOS_ID).all()
-    np.testing.assert_array_equal(inputs[:, 1:], targets[:, :-1])
-    line_starts = {0, 2, 5, 7}  # those that leave room for a whole window
-    for row in targets:
-        assert any((ids[s:s + 3] == row).all() for s in line_starts)
-    batches = [b[1] for b in lm.window_dataset(ids, 3, 5, 4, seed=1).take(3)]
-    resumed = next(iter(lm.window_dataset(ids, 3, 5, 4, seed=1, first_step=2)))[1]
-    np.testing.assert_array_equal(resumed, batches[2])
-
-
-def test_a_text_with_few_line_breaks_has_windows_everywhere():
-    ids = np.array([7, 8, 4, 9, 9, 9, 5, 6, 7, 8, 4, 5], np.int32)
-    np.testing.assert_array_equal(lm.window_starts(ids, 3, newline_id=4), np.arange(10))
-    np.testing.assert_array_equal(lm.window_starts(ids, 3, newline_id=None), np.arange(10))
-
-
-def test_a_text_shorter_than_a_window_is_an_error():
-    with pytest.raises(ValueError, match="seq_len"):
-        lm.window_dataset(np.arange(5, 10), 8, 2, newline_id=None)
-
-
 def test_resuming_goes_on_from_the_last_epoch(tmp_path):
     config = tiny_config(epochs=1, steps_per_epoch=5)
     lm.train(config, text("train"), text("dev"), tmp_path)
@@ -145,9 +119,33 @@ def test_resuming_goes_on_from_the_last_epoch(tmp_path):
         lm.train(tiny_config(units=16), text("train"), text("dev"), tmp_path)
 
 
+def test_stateful_training_measures_dev_as_one_stream_and_resumes(tmp_path):
+    config = tiny_config(stateful=True, batch_size=8, epochs=2, steps_per_epoch=10)
+    model, tokenizer = lm.train(config, text("train"), text("dev"), tmp_path)
+    history = json.loads((tmp_path / lm.DEV_LOSS_FILE).read_text())["history"]
+    streamed = lm.evaluate(model, tokenizer, text("dev"))
+    best = min(h["dev_loss"] for h in history)
+    assert best == pytest.approx(streamed["nll_bits"] * math.log(2) / streamed["tokens"],
+                                 rel=1e-5)
+    loaded, _, loaded_config = lm.load(tmp_path)  # a plain language model, no carried states
+    assert loaded_config.stateful and len(loaded.weights) == len(model.weights)
+    assert sorted(p.name for p in (tmp_path / training.EPOCHS_DIR).iterdir()) == [
+        "epoch-0001.weights.h5", "epoch-0002.weights.h5"]
+
+    lm.train(tiny_config(stateful=True, batch_size=8, epochs=3, steps_per_epoch=10),
+             text("train"), text("dev"), tmp_path)
+    history = json.loads((tmp_path / lm.DEV_LOSS_FILE).read_text())["history"]
+    assert [h["epoch"] for h in history] == [1, 2, 3]
+    with pytest.raises(ValueError, match="batch_size 8 -> 4"):
+        lm.train(tiny_config(stateful=True, batch_size=4), text("train"), text("dev"), tmp_path)
+    with pytest.raises(ValueError, match="stateful True -> False"):
+        lm.train(tiny_config(batch_size=8), text("train"), text("dev"), tmp_path)
+
+
 @pytest.mark.parametrize("changes, message", [
     (dict(model_type="bpe"), "model_type"), (dict(cell="rnn"), "cell"),
     (dict(seq_len=1), "seq_len"), (dict(units=0), "units"), (dict(dropout=1.0), "dropout"),
+    (dict(stateful=True, strategy="mirrored"), "one device"),
 ])
 def test_bad_config_values_are_named(changes, message):
     with pytest.raises(ValueError, match=message):
