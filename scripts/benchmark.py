@@ -1,19 +1,23 @@
 """Benchmarks that compare ratios measured inside one run.
 
     python scripts/benchmark.py layers [--rounds 5] [--steps 10]
-    python scripts/benchmark.py generate [--rounds 5] [--tokens 100]
+    python scripts/benchmark.py generate [--rounds 5] [--tokens 100] [--model DIR [--litert]]
 
 `layers`: training tokens/s (forward + backward + Adam update) of nlpapps's LSTM and GRU against
 `keras.layers.LSTM` / `keras.layers.GRU` with the same weights, measured alternately (ours,
 built-in, ours, ...) so that machine noise hits both alike; prints the median ratio.
 
-`generate`: new tokens/s of text generation at batch 1 and 32 on a language model of the
-default `LanguageModelConfig` size (randomly initialized: speed does not depend on the weights),
-sampling at temperature 1. The compiled loop (`decoding.decode`, one `tf.while_loop` in one
-`tf.function` call) against a Python loop calling a compiled one-step `tf.function` once per
-token (the "OneStep" model of the TensorFlow text-generation tutorial), measured alternately;
-prints the median ratio. A third loop does only the weight products of each step (the matmul
-floor): its ratio to the one-step loop bounds what any decoding loop over this model can reach.
+`generate`: new tokens/s of text generation at batch 1 and 32 on the language model in `--model`
+(default: a model of the default `LanguageModelConfig` size, randomly initialized: speed does
+not depend on the weights), sampling at temperature 1. The compiled loop (`decoding.decode`,
+one `tf.while_loop` in one `tf.function` call) against a Python loop calling a compiled one-step
+`tf.function` once per token (the "OneStep" model of the TensorFlow text-generation tutorial),
+measured alternately; prints the median ratio. A third loop does only the weight products of
+each step (the matmul floor): its ratio to the one-step loop bounds what any TensorFlow loop
+over this model can reach. With `--litert` (and `--model`), the model's one-call TFLite files
+(float32 and dynamic-range) are written to a temporary folder and their whole generation call
+(tokenize, the compiled sampling loop, detokenize) is timed in LiteRT at batch 1 against the
+same one-step loop.
 """
 
 from __future__ import annotations
@@ -22,7 +26,9 @@ import argparse
 import os
 import statistics
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -73,15 +79,19 @@ def benchmark_layers(rounds: int, repeats: int) -> None:
                   f"{ratio:6.2f}", flush=True)
 
 
-def benchmark_generate(rounds: int, tokens: int) -> None:
+def benchmark_generate(rounds: int, tokens: int, model_dir: Path | None = None,
+                       litert: bool = False) -> None:
     import tensorflow as tf
 
     from nlpapps import decoding
-    from nlpapps.apps.language_model import LanguageModelConfig, create_model
+    from nlpapps.apps import language_model
     from nlpapps.tokenizer import BOS_ID
 
-    config = LanguageModelConfig()
-    model = create_model(config, config.vocab_size)
+    if model_dir:
+        model, _, config = language_model.load(model_dir)
+    else:
+        config = language_model.LanguageModelConfig()
+        model = language_model.create_model(config, config.vocab_size)
     sampler = decoding.make_sampler(temperature=1.0, seed=0)
 
     @tf.function
@@ -146,6 +156,36 @@ def benchmark_generate(rounds: int, tokens: int) -> None:
         print(f"{batch:5d} {statistics.median(loop_tps):11.0f} "
               f"{statistics.median(step_tps):15.0f} {ratio:6.2f} "
               f"{statistics.median(floor_tps):19.0f} {floor_ratio:12.2f}", flush=True)
+    if litert:
+        benchmark_litert(model_dir, rounds, tokens, lambda: tokens_per_second(python_loop, 1))
+
+
+def benchmark_litert(model_dir: Path, rounds: int, tokens: int, one_step_tps) -> None:
+    """Batch-1 tokens/s of the model's LiteRT files against `one_step_tps()`, alternately."""
+    from nlpapps.export_tflite import export_tflite
+    from nlpapps.export_tflite_lm import LiteRTLanguageModel
+
+    def tokens_per_second(runner):
+        start = time.perf_counter()
+        _, ids = runner.generate("", tokens, temperature=1.0, seed=0)
+        assert len(ids) == tokens, len(ids)
+        return tokens / (time.perf_counter() - start)
+
+    print(f"{'LiteRT file (batch 1)':22} {'size MB':>8} {'file tok/s':>11} "
+          f"{'one-step tok/s':>15} {'ratio':>6}")
+    with tempfile.TemporaryDirectory() as folder:
+        for quantize, name in (("none", "float32"), ("dynamic", "dynamic-range")):
+            path = export_tflite(model_dir, Path(folder) / f"{quantize}.tflite", quantize)
+            runner = LiteRTLanguageModel(path)
+            tokens_per_second(runner)
+            file_tps, step_tps = [], []
+            for _ in range(rounds):
+                file_tps.append(tokens_per_second(runner))
+                step_tps.append(one_step_tps())
+            ratio = statistics.median(f / k for f, k in zip(file_tps, step_tps))
+            size = path.stat().st_size / 1e6
+            print(f"{name:22} {size:8.2f} {statistics.median(file_tps):11.0f} "
+                  f"{statistics.median(step_tps):15.0f} {ratio:6.2f}", flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -158,11 +198,18 @@ def main(argv: list[str] | None = None) -> int:
                                                       "per Python call")
     generate_parser.add_argument("--rounds", type=int, default=5)
     generate_parser.add_argument("--tokens", type=int, default=100, help="new tokens per call")
+    generate_parser.add_argument("--model", type=Path, help="a language-model folder "
+                                 "(default: a randomly initialized model of the default size)")
+    generate_parser.add_argument("--litert", action="store_true",
+                                 help="also time the model's TFLite files in LiteRT "
+                                      "(needs --model)")
     args = parser.parse_args(argv)
+    if args.what == "generate" and args.litert and not args.model:
+        parser.error("--litert needs --model")
     if args.what == "layers":
         benchmark_layers(args.rounds, args.steps)
     elif args.what == "generate":
-        benchmark_generate(args.rounds, args.tokens)
+        benchmark_generate(args.rounds, args.tokens, args.model, args.litert)
     return 0
 
 
