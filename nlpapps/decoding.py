@@ -256,7 +256,9 @@ def beam_search(step_fn: StepFn, first_tokens: tf.Tensor, states, beam_size: int
         0 after it; scores `(batch, beam_size)` normalized log-probabilities, descending;
         extras `(batch, beam_size, steps, *extra_shape)` or None.
     """
-    batch = tf.shape(first_tokens)[0]
+    # A static batch (TFLite's batch-1 signatures) keeps every loop variable's shape static.
+    batch = first_tokens.shape[0] if first_tokens.shape[0] is not None else \
+        tf.shape(first_tokens)[0]
     k = beam_size
     row_limits, max_length = _limits(max_length, batch)
     positions = tf.range(max_length)[None, None, :]  # (1, 1, max_length)

@@ -7,8 +7,8 @@ weights and the decoding loops, so it runs with `tensorflow` and `tensorflow_tex
     model = tf.saved_model.load("saved_models/translator-en-de")
     model.signatures["serving_default"](inputs=tf.constant(["Where is the station?"]))
 
-Its batch-1 signatures (`translate_one`, and `encode` / `decode_step` / `detokenize` for apps
-that drive the loop themselves) have static shapes but the lengths, which is what TFLite
+Its batch-1 signatures (`translate_one`, `translate_beam_one`, and `encode` / `decode_step` /
+`detokenize` for apps that drive the loop themselves) have static shapes but the lengths, which is what TFLite
 needs: `nlpapps.export_tflite` converts them from the SavedModel folder alone.
 """
 
@@ -25,6 +25,7 @@ from nlpapps.models.seq2seq import output_length_limit
 from nlpapps.tokenizer import BOS_ID, EOS_ID, GraphTokenizer, Tokenizer
 
 MAX_SOURCE_TOKENS = 128  # longer inputs are cut to this many tokens (eos included)
+BEAM_ONE_SIZE = 5  # the beam of `translate_beam_one` (static, as TFLite's shapes must be)
 
 
 class TranslatorModule(tf.Module):
@@ -40,6 +41,10 @@ class TranslatorModule(tf.Module):
         translate_one(inputs: string[1]) -> {outputs: string[1], scores: float[1]}
             greedy translation of one sentence, the same as serving_default; every shape is
             static but the lengths, so it converts to TFLite.
+        translate_beam_one(inputs: string[1], alpha: float32) -> {outputs: string[1],
+            scores: float[1]}
+            the best of a beam search of BEAM_ONE_SIZE hypotheses, the same as `translate`'s
+            first output at that beam; static shapes too.
 
     And one step at a time, for an app that runs the decoding loop itself (batch 1; `S` is the
     number of decoder states, `units` the model width, `K` the attention key width):
@@ -55,8 +60,8 @@ class TranslatorModule(tf.Module):
             the text of the chosen ids (those from the first eos on are dropped).
     """
 
-    SIGNATURES = ("serving_default", "translate", "translate_one", "encode", "decode_step",
-                  "detokenize")
+    SIGNATURES = ("serving_default", "translate", "translate_one", "translate_beam_one",
+                  "encode", "decode_step", "detokenize")
 
     def __init__(self, model, tokenizer: Tokenizer):
         super().__init__(name="translator")
@@ -90,16 +95,14 @@ class TranslatorModule(tf.Module):
             first_tokens, states, output_length_limit(source_ids))
         return ids, scores
 
-    def _beam(self, source_ids, beam_size, alpha):
+    def _beam(self, source_ids, first_tokens, beam_size, alpha, attention=True):
         memory, states = self.model.encode(source_ids)
-        batch, src_len = tf.shape(source_ids)[0], tf.shape(source_ids)[1]
         memory = decoding.tile_beams(memory, beam_size)
         states = decoding.tile_beams(states, beam_size)
         return decoding.beam_search(
             lambda tokens, s: self.model.decode_step(tokens, s, memory),
-            tf.fill([batch], BOS_ID), states, beam_size, output_length_limit(source_ids),
-            alpha=alpha,
-            extra_shape=(src_len,))
+            first_tokens, states, beam_size, output_length_limit(source_ids), alpha=alpha,
+            extra_shape=(tf.shape(source_ids)[1],) if attention else None)
 
     def _detokenize(self, ids, source_ids):
         # An input with no token (empty, only spaces) translates to an empty string. The ids
@@ -118,7 +121,8 @@ class TranslatorModule(tf.Module):
                                   tf.TensorSpec([], tf.int32), tf.TensorSpec([], tf.float32)])
     def translate(self, inputs, beam_size, alpha):
         source_ids = self._source_ids(inputs)
-        ids, scores, attention = self._beam(source_ids, beam_size, alpha)
+        ids, scores, attention = self._beam(
+            source_ids, tf.fill([tf.shape(source_ids)[0]], BOS_ID), beam_size, alpha)
         batch = tf.shape(ids)[0]
         flat = tf.reshape(ids, [batch * beam_size, -1])
         texts = self._detokenize(flat, tf.repeat(source_ids, beam_size, axis=0))
@@ -132,6 +136,13 @@ class TranslatorModule(tf.Module):
         # buffers have a fixed element shape.
         ids, scores = self._greedy(source_ids, tf.constant([BOS_ID]))
         return {"outputs": self._detokenize(ids, source_ids), "scores": scores}
+
+    @tf.function(input_signature=[tf.TensorSpec([1], tf.string), tf.TensorSpec([], tf.float32)])
+    def translate_beam_one(self, inputs, alpha):
+        source_ids = self._one_source_ids(inputs)
+        ids, scores, _ = self._beam(source_ids, tf.constant([BOS_ID]), BEAM_ONE_SIZE, alpha,
+                                    attention=False)  # ids (1, beam, steps), best first
+        return {"outputs": self._detokenize(ids[:, 0], source_ids), "scores": scores[:, 0]}
 
     @tf.function(input_signature=[tf.TensorSpec([1], tf.string)])
     def encode(self, inputs):

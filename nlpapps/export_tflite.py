@@ -4,6 +4,7 @@ in `nlpapps.export_tflite_lm`).
 
     nlpapps export --model saved_models/translator-en-de --format tflite --quantize dynamic
     LiteRTTranslator("saved_models/translator-en-de.dynamic.tflite").translate("Hello.")
+    LiteRTTranslator("saved_models/translator-en-de.dynamic.tflite").translate("Hello.", beam=True)
 
 Conversion needs the folder alone. The batch-1 signatures of `nlpapps.export.TranslatorModule`
 are frozen first (variables become constants): converted straight from the SavedModel, the
@@ -16,7 +17,9 @@ file holds LiteRT builtins and the two TF Text tokenizer ops (`TFTEXT_OPS`), so 
 
 Two kinds of file:
     one call (default): `serving_default(inputs: string[1]) -> {outputs: string[1],
-        scores: float[1]}`, the greedy translation of `TranslatorModule.translate_one`.
+        scores: float[1]}`, the greedy translation of `TranslatorModule.translate_one`, and
+        `beam(inputs: string[1], alpha: float32) -> {outputs, scores}`, the best of a beam
+        search of `nlpapps.export.BEAM_ONE_SIZE` (`TranslatorModule.translate_beam_one`).
     step-wise (`stepwise=True`): `encode`, `decode_step` and `detokenize`, as documented in
         `TranslatorModule`, for an app that runs the decoding loop itself.
 
@@ -52,6 +55,8 @@ from pathlib import Path
 import numpy as np
 
 from nlpapps.apps.saved_model import ModelError, load_saved_model
+from nlpapps.apps.translate import DEFAULT_ALPHA
+from nlpapps.export import BEAM_ONE_SIZE
 from nlpapps.tokenizer import BOS_ID, EOS_ID, PAD_ID
 
 log = logging.getLogger("nlpapps.export")
@@ -64,7 +69,7 @@ STEP_SIGNATURES = ("encode", "decode_step", "detokenize")
 # `nlpapps.export_lm.LanguageModelModule`.
 FILE_SIGNATURES = {
     "translator": {
-        False: (("translate_one", "serving_default"),),
+        False: (("translate_one", "serving_default"), ("translate_beam_one", "beam")),
         True: tuple((name, name) for name in STEP_SIGNATURES),
     },
     "language_model": {
@@ -184,10 +189,13 @@ def _frozen(name: str, signature):
                        ).get_concrete_function()
 
 
-def _one_call_samples(texts: list[bytes]) -> Callable[[], Iterator[dict]]:
+def _one_call_samples(texts: list[bytes]) -> Callable[[], Iterator[tuple[str, dict]]]:
+    """Both signatures' inputs: each text greedy and in beam search."""
     def samples():
         for text in texts:
-            yield {"inputs": np.array([text], dtype=object)}
+            inputs = np.array([text], dtype=object)
+            yield "serving_default", {"inputs": inputs}
+            yield "beam", {"inputs": inputs, "alpha": np.array(DEFAULT_ALPHA, np.float32)}
     return samples
 
 
@@ -407,6 +415,7 @@ class LiteRTTranslator:
     ```python
     translator = LiteRTTranslator("saved_models/translator-en-de.dynamic.tflite")
     translator.translate("Where is the station?")  # greedy, as the SavedModel's
+    translator.translate("Where is the station?", beam=True)  # beam search (one-call files)
     ```
     """
 
@@ -418,16 +427,27 @@ class LiteRTTranslator:
             self.stepwise = True
             self._encode, self._step, self._detokenize = (
                 self.interpreter.get_signature_runner(name) for name in STEP_SIGNATURES)
-        elif list(signatures) == ["serving_default"]:
+        elif "serving_default" in signatures and set(signatures) <= {"serving_default", "beam"}:
             self.stepwise = False
             self._one = self.interpreter.get_signature_runner("serving_default")
+            self._beam = self.interpreter.get_signature_runner("beam") \
+                if "beam" in signatures else None
         else:
             raise ModelError(f"{self.path} is not an nlpapps translator TFLite file "
                              f"(its signatures: {', '.join(signatures) or 'none'})")
 
-    def translate(self, text: str | bytes) -> str:
-        """The greedy translation of one sentence (invalid UTF-8 reads as unknown)."""
+    def translate(self, text: str | bytes, beam: bool = False,
+                  alpha: float = DEFAULT_ALPHA) -> str:
+        """The translation of one sentence (invalid UTF-8 reads as unknown): greedy, or with
+        `beam` the best of the file's beam search, with length penalty `alpha`."""
         data = _utf8(text)
+        if beam:
+            if self.stepwise or self._beam is None:
+                raise ModelError(f"{self.path} has no beam signature (a step-wise file's loop "
+                                 "runs in the app; export a one-call file)")
+            outputs = self._beam(inputs=np.array([data], dtype=object),
+                                 alpha=np.array(alpha, np.float32))
+            return outputs["outputs"][0].decode("utf-8", "replace")
         if not self.stepwise:
             return self._one(inputs=np.array([data], dtype=object))["outputs"][0].decode(
                 "utf-8", "replace")
@@ -440,12 +460,13 @@ class LiteRTTranslator:
 
 # -- comparing variants ------------------------------------------------------------------------
 
-def compare(model_dir: Path, files: dict[str, Path], pairs: Sequence[tuple[str, str]]
-            ) -> dict[str, dict]:
+def compare(model_dir: Path, files: dict[str, Path], pairs: Sequence[tuple[str, str]],
+            beam: bool = False) -> dict[str, dict]:
     """Size, quality and speed of LiteRT `files` (name -> path) against the SavedModel.
 
-    Every sentence is translated alone (greedy) by the SavedModel's `translate_one` and by
-    each file, in this one process. Returns, per row ("savedmodel", then each name):
+    Every sentence is translated alone by the SavedModel's `translate_one` and by each file
+    (greedy), or with `beam` by `translate_beam_one` and each file's `beam` signature (length
+    penalty DEFAULT_ALPHA), in this one process. Returns, per row ("savedmodel", then each name):
     `size_bytes` (the folder's for the SavedModel), `bleu`, `chrf` (sacrebleu defaults),
     `median_ms` per sentence and, for the files, `bleu_change` and `chrf_change` against the
     SavedModel and `exact_match`, the share of outputs equal to the SavedModel's.
@@ -457,12 +478,14 @@ def compare(model_dir: Path, files: dict[str, Path], pairs: Sequence[tuple[str, 
     sources = [_utf8(source) for source, _ in pairs]
     references = [[target for _, target in pairs]]
     loaded = load_saved_model(model_dir, KIND)
-    if "translate_one" not in loaded.signatures:
-        raise ExportError(f"{model_dir} has no translate_one signature; re-export it")
-    translate_one = loaded.signatures["translate_one"]
+    name = "translate_beam_one" if beam else "translate_one"
+    if name not in loaded.signatures:
+        raise ExportError(f"{model_dir} has no {name} signature; re-export it")
+    signature = loaded.signatures[name]
+    options = {"alpha": tf.constant(DEFAULT_ALPHA)} if beam else {}
 
     def saved_model(data: bytes) -> str:
-        outputs = translate_one(inputs=tf.constant([data]))["outputs"]
+        outputs = signature(inputs=tf.constant([data]), **options)["outputs"]
         return outputs.numpy()[0].decode("utf-8", "replace")
 
     def scores(hypotheses: list[str]) -> dict:
@@ -471,13 +494,14 @@ def compare(model_dir: Path, files: dict[str, Path], pairs: Sequence[tuple[str, 
 
     baseline, median = timed(saved_model, sources)
     size = folder_size(model_dir)
-    rows = {"savedmodel": {"size_bytes": size, **scores(baseline),
-                           "median_ms": round(median, 3), "sentences": len(sources)}}
+    decoding = f"beam {BEAM_ONE_SIZE}" if beam else "greedy"
+    rows = {"savedmodel": {"size_bytes": size, **scores(baseline), "median_ms": round(median, 3),
+                           "sentences": len(sources), "decoding": decoding}}
     for name, path in files.items():
         translator = LiteRTTranslator(path)
-        outputs, median = timed(translator.translate, sources)
+        outputs, median = timed(lambda data: translator.translate(data, beam), sources)
         row = {"size_bytes": Path(path).stat().st_size, **scores(outputs),
-               "median_ms": round(median, 3), "sentences": len(sources)}
+               "median_ms": round(median, 3), "sentences": len(sources), "decoding": decoding}
         row["bleu_change"] = round(row["bleu"] - rows["savedmodel"]["bleu"], 2)
         row["chrf_change"] = round(row["chrf"] - rows["savedmodel"]["chrf"], 2)
         same = sum(a == b for a, b in zip(outputs, baseline))
@@ -515,8 +539,9 @@ def format_report(rows: dict[str, dict], columns: Sequence[str] = REPORT_COLUMNS
         cells = [str(row.get(column, "-")).rjust(13) for column in columns]
         lines.append(name.ljust(width) + "".join(cells))
     if footer is None:
-        sentences = next(iter(rows.values()))["sentences"] if rows else 0
-        footer = (f"({sentences} sentences, one at a time, greedy; exact_match against the "
+        first = next(iter(rows.values())) if rows else {}
+        sentences, decoding = first.get("sentences", 0), first.get("decoding", "greedy")
+        footer = (f"({sentences} sentences, one at a time, {decoding}; exact_match against the "
                   "SavedModel's outputs)")
     lines.append(footer)
     return "\n".join(lines)

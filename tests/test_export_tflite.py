@@ -11,8 +11,11 @@ import tensorflow as tf
 
 from nlpapps import cli
 from nlpapps.apps.saved_model import ModelError
+from nlpapps.apps.translate import DEFAULT_ALPHA
+from nlpapps.export import BEAM_ONE_SIZE
 from nlpapps.export_tflite import (TFTEXT_OPS, ExportError, LiteRTTranslator, audit_ops,
-                                   default_output, export_tflite, tflite_ops, weight_bytes)
+                                   compare, default_output, export_tflite, format_report,
+                                   tflite_ops, weight_bytes)
 
 PAIRS_TSV = Path(__file__).parent / "fixtures" / "pairs.en-de.tsv"
 ROOT = Path(__file__).resolve().parent.parent
@@ -45,6 +48,18 @@ def saved_greedy(saved_translator):
 @pytest.fixture(scope="module")
 def saved_outputs(saved_greedy, sentences):
     return [saved_greedy(text) for text in sentences]
+
+
+@pytest.fixture(scope="module")
+def saved_beam(saved_translator):
+    """The best of the SavedModel's beam search (`translate`) of one sentence at a time."""
+    translate = saved_translator.module.signatures["translate"]
+
+    def run(text):
+        outputs = translate(inputs=tf.constant([as_bytes(text)]), beam_size=tf.constant(
+            BEAM_ONE_SIZE), alpha=tf.constant(DEFAULT_ALPHA))["outputs"]
+        return outputs.numpy()[0, 0].decode("utf-8", "replace")
+    return run
 
 
 @pytest.fixture(scope="module")
@@ -101,6 +116,30 @@ def test_float_file_translates_as_the_savedmodel(float_file, sentences, saved_ou
 
 
 @slow
+def test_float_file_beam_search_is_the_savedmodels(float_file, sentences, saved_beam,
+                                                   saved_outputs):
+    translator = LiteRTTranslator(float_file)
+    some = sentences[:100]
+    expected = [saved_beam(text) for text in some]
+    outputs = [translator.translate(text, beam=True) for text in some]
+    same = sum(a == b for a, b in zip(outputs, expected))
+    assert same >= 0.99 * len(some), f"{same} of {len(some)} equal"
+    assert expected != saved_outputs[:100]  # beam search finds other outputs than greedy
+    for text in ODD_INPUTS:
+        assert translator.translate(text, beam=True) == saved_beam(text), text
+
+
+@slow
+def test_beam_report_compares_the_files_beam_search(exported_translator, float_file,
+                                                    en_de_pairs):
+    pairs = [(pair.english, pair.german) for pair in en_de_pairs[:12]]
+    rows = compare(exported_translator, {"tflite-none": float_file}, pairs, beam=True)
+    assert rows["tflite-none"]["exact_match"] == 1.0
+    assert rows["tflite-none"]["bleu_change"] == 0.0
+    assert f"12 sentences, one at a time, beam {BEAM_ONE_SIZE}" in format_report(rows)
+
+
+@slow
 def test_stepwise_file_driven_from_python_reproduces_greedy(steps_file, sentences,
                                                             saved_outputs, saved_translator):
     translator = LiteRTTranslator(steps_file)
@@ -108,6 +147,8 @@ def test_stepwise_file_driven_from_python_reproduces_greedy(steps_file, sentence
     outputs = [translator.translate(text) for text in sentences]
     same = sum(a == b for a, b in zip(outputs, saved_outputs))
     assert same >= 0.99 * len(sentences), f"{same} of {len(sentences)} equal"
+    with pytest.raises(ModelError, match="no beam signature"):
+        translator.translate(sentences[0], beam=True)
 
     # The state an app feeds back has a static shape: the cells' states and the context.
     model = json.loads((saved_translator.folder / "config.json").read_text())["config"]
@@ -243,7 +284,8 @@ def test_export_refuses_a_savedmodel_without_the_batch_1_signatures(tmp_path):
                                          input_signature=[tf.TensorSpec([None], tf.string)])
     tf.saved_model.save(module, str(tmp_path / "old"))
     (tmp_path / "old" / "config.json").write_text('{"kind": "translator", "config": {}}')
-    with pytest.raises(ExportError, match="no translate_one signature.*--format savedmodel"):
+    with pytest.raises(ExportError, match="no translate_one, translate_beam_one signature.*"
+                                          "--format savedmodel"):
         export_tflite(tmp_path / "old", tmp_path / "old.tflite")
     assert not (tmp_path / "old.tflite").exists()
 
@@ -306,6 +348,8 @@ def _bad_folders(tmp_path):
     (["--model", "{tmp}/untrained", "--report"], "--report needs --text"),
     (["--model", "{tmp}/other", "--format", "savedmodel"], "holds a speller model"),
     (["--model", "{tmp}/untrained", "--format", "savedmodel"], "has no tokenizer.model"),
+    (["--model", "{tmp}/broken", "--format", "savedmodel", "--beam"], "apply to --format tflite"),
+    (["--model", "{tmp}/broken", "--beam"], "--beam reports a translator's one-call files"),
 ])
 def test_export_command_errors_are_one_line(tmp_path, monkeypatch, capsys, argv, message):
     _bad_folders(tmp_path)
@@ -352,8 +396,8 @@ def test_export_command_rebuilds_the_savedmodel_from_weights(trained_translator,
                          "--model", str(train_dir), "--output", str(out))
     assert code == 0
     loaded = tf.saved_model.load(str(out))
-    assert {"serving_default", "translate", "translate_one", "encode", "decode_step",
-            "detokenize"} <= set(loaded.signatures)
+    assert {"serving_default", "translate", "translate_one", "translate_beam_one", "encode",
+            "decode_step", "detokenize"} <= set(loaded.signatures)
     for text in ["We all make mistakes.", "Where is the station?"]:
         output = loaded.signatures["translate_one"](inputs=tf.constant([text]))["outputs"]
         assert output.numpy()[0].decode() == saved_greedy(text)

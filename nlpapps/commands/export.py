@@ -24,14 +24,18 @@ def cmd_export(args) -> int:
     model = Path(args.model)
     kind = export_tflite.model_kind(model)
     if args.format == "savedmodel":
-        if modes != ["none"] or args.report or args.stepwise:
-            raise UserError("--quantize, --stepwise and --report apply to --format tflite")
+        if modes != ["none"] or args.report or args.stepwise or args.beam:
+            raise UserError("--quantize, --stepwise, --report and --beam apply to --format "
+                            "tflite")
         out = Path(args.output) if args.output else model.parent / f"{model.name}-savedmodel"
         from nlpapps.export import export_model_folder
 
         export_model_folder(kind, model, out)
         print(f"SavedModel written to {out}", file=sys.stderr)
         return 0
+    if args.beam and (args.stepwise or kind != "translator" or not args.report):
+        raise UserError("--beam reports a translator's one-call files' beam search: use it "
+                        "with --report, without --stepwise")
     if args.output and len(modes) > 1:
         raise UserError("--output names one file; leave it out to export several "
                         "quantizations beside the model")
@@ -50,7 +54,8 @@ def cmd_export(args) -> int:
         print(f"{out} ({out.stat().st_size} bytes)", file=sys.stderr)
         files[f"tflite-{mode}"] = out
     if args.report and kind == "translator":
-        print(export_tflite.format_report(export_tflite.compare(model, files, test)))
+        print(export_tflite.format_report(export_tflite.compare(model, files, test,
+                                                                beam=args.beam)))
     elif args.report:
         from nlpapps import export_tflite_lm
 
@@ -124,6 +129,9 @@ def add_parsers(sub) -> None:
     p.add_argument("--report", action="store_true",
                    help="size, BLEU/chrF, agreement and latency of each file against the "
                         "SavedModel")
+    p.add_argument("--beam", action="store_true",
+                   help="--report the one-call files' beam search (translator) instead of "
+                        "greedy decoding")
     p.add_argument("--pairs", help="test pairs for --report (translator)")
     p.add_argument("--text", help="test text for --report (language model)")
     p.add_argument("--limit", type=int, default=0,
