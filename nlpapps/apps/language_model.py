@@ -2,8 +2,10 @@
 score lines.
 
 Text is one stream of tokens, line breaks included (the tokenizer keeps them). The model reads
-`bos` and then the text; `bos` stands for "a line starts here", so every window of training
-starts at the beginning of a line, and so do prompts and scored lines.
+`bos` and then the text; `bos` stands for "a line starts here", so every window of stateless
+training starts at the beginning of a line, and so do prompts and scored lines. Stateful
+training (`stateful=True`) reads the text as contiguous streams instead, each batch starting
+from the states the one before ended in, as `evaluate` reads a text.
 """
 
 from __future__ import annotations
