@@ -8,8 +8,9 @@ weights and the decoding loops, so it runs with `tensorflow` and `tensorflow_tex
     model.signatures["serving_default"](inputs=tf.constant(["Where is the station?"]))
 
 Its batch-1 signatures (`translate_one`, `translate_beam_one`, and `encode` / `decode_step` /
-`detokenize` for apps that drive the loop themselves) have static shapes but the lengths, which is what TFLite
-needs: `nlpapps.export_tflite` converts them from the SavedModel folder alone.
+`detokenize` for apps that drive the loop themselves) have static shapes but the lengths,
+which is what TFLite needs: `nlpapps.export_tflite` converts them from the SavedModel folder
+alone.
 """
 
 from __future__ import annotations

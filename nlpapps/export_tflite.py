@@ -478,10 +478,10 @@ def compare(model_dir: Path, files: dict[str, Path], pairs: Sequence[tuple[str, 
     sources = [_utf8(source) for source, _ in pairs]
     references = [[target for _, target in pairs]]
     loaded = load_saved_model(model_dir, KIND)
-    name = "translate_beam_one" if beam else "translate_one"
-    if name not in loaded.signatures:
-        raise ExportError(f"{model_dir} has no {name} signature; re-export it")
-    signature = loaded.signatures[name]
+    signature_name = "translate_beam_one" if beam else "translate_one"
+    if signature_name not in loaded.signatures:
+        raise ExportError(f"{model_dir} has no {signature_name} signature; re-export it")
+    signature = loaded.signatures[signature_name]
     options = {"alpha": tf.constant(DEFAULT_ALPHA)} if beam else {}
 
     def saved_model(data: bytes) -> str:
