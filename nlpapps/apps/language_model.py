@@ -210,8 +210,10 @@ def train(config: LanguageModelConfig, train_text: str, dev_text: str, out_dir: 
             loss=training.masked_cross_entropy())
     dev, measure = None, None
     if config.stateful and len(dev_ids):  # the dev text read as `evaluate` reads it
+        window_nll = _window_nll(model)  # traced once for every epoch's measurement
+
         def measure():
-            return dev_nats_per_token(model, tokenizer, dev_text)
+            return stream_nll(window_nll, dev_ids, model.initial_states(1)) / len(dev_ids)
     elif not config.stateful:
         dev = dev_dataset(dev_ids, config.seq_len, config.batch_size, tokenizer.newline_id)
     callbacks = training.fit_callbacks(
@@ -246,10 +248,18 @@ def _window_nll(model: LanguageModel):
     return window_nll
 
 
-def dev_nats_per_token(model: LanguageModel, tokenizer: Tokenizer, text: str) -> float:
-    """The mean negative log-likelihood per token of `text` read as one stream (`evaluate`)."""
-    report = evaluate(model, tokenizer, text)
-    return report["nll_bits"] * math.log(2) / report["tokens"]
+def stream_nll(window_nll, ids: Sequence[int], states, window: int = EVALUATION_WINDOW
+               ) -> float:
+    """`-sum ln p(id)` over `ids` read after bos, in windows of `window` tokens through the
+    compiled `window_nll` (`_window_nll(model)`), carrying the states from `states` on."""
+    inputs = np.concatenate([[BOS_ID], np.asarray(ids[:-1], np.int32)]).astype(np.int32)[None]
+    targets = np.asarray(ids, np.int32)[None]  # (1, tokens)
+    nats = 0.0
+    for start in range(0, len(ids), window):
+        nll, states = window_nll(inputs[:, start:start + window], targets[:, start:start + window],
+                                 states)
+        nats += float(nll)
+    return nats
 
 
 def evaluate(model: LanguageModel, tokenizer: Tokenizer, text: str,
@@ -265,16 +275,7 @@ def evaluate(model: LanguageModel, tokenizer: Tokenizer, text: str,
     ids = line_start_ids(tokenizer, text)
     if not ids:
         raise ValueError("the text has no tokens to evaluate")
-    inputs = np.asarray([BOS_ID] + ids[:-1], np.int32)[None]  # (1, tokens)
-    targets = np.asarray(ids, np.int32)[None]
-    window_nll = _window_nll(model)
-    states = model.initial_states(1)
-    nats = 0.0
-    for start in range(0, len(ids), window):
-        nll, states = window_nll(inputs[:, start:start + window], targets[:, start:start + window],
-                                 states)
-        nats += float(nll)
-    bits = nats / math.log(2)
+    bits = stream_nll(_window_nll(model), ids, model.initial_states(1), window) / math.log(2)
     return {"tokens": len(ids), "characters": len(text), "nll_bits": bits,
             "bits_per_character": bits / len(text), "perplexity": 2 ** (bits / len(ids))}
 
