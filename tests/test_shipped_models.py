@@ -57,6 +57,23 @@ def test_shipped_language_model_bits_per_character_on_a_test_play():
     assert result["bits_per_character"] < BPC_BOUND
 
 
+# The same excerpt read with dynamic evaluation (`lm evaluate --adapt 0.1`): 1.73 when shipped.
+ADAPTED_BPC_BOUND = 1.8
+
+
+def test_shipped_language_model_adapts_to_a_test_play():
+    from nlpapps.apps import language_model
+    from nlpapps.apps.dynamic_evaluation import Adaptation
+    from nlpapps.commands.common import DEFAULT_GENERATOR
+
+    model, tokenizer, _ = language_model.load(DEFAULT_GENERATOR)
+    text = (FIXTURES / "shakespeare" / "test.txt").read_text(encoding="utf-8")
+    static = language_model.evaluate(model, tokenizer, text)["bits_per_character"]
+    adapted = language_model.evaluate(model, tokenizer, text,
+                                      adaptation=Adaptation(learning_rate=0.1))
+    assert adapted["bits_per_character"] < min(ADAPTED_BPC_BOUND, 0.95 * static)
+
+
 def test_shipped_generator_writes_play_text():
     from nlpapps.apps.text_generator import GenerationConfig, TextGenerator
     from nlpapps.commands.common import DEFAULT_GENERATOR

@@ -24,6 +24,7 @@ import tensorflow as tf
 
 from nlpapps import training
 from nlpapps.apps.config import CONFIG_FILE, AppConfig
+from nlpapps.apps.dynamic_evaluation import Adaptation, adapting_window_nll, restored_weights
 from nlpapps.apps.language_model_data import dev_dataset, stream_dataset, window_dataset
 from nlpapps.apps.saved_model import ModelError, read_kind
 from nlpapps.data import pad_batch
@@ -263,21 +264,39 @@ def stream_nll(window_nll, ids: Sequence[int], states, window: int = EVALUATION_
 
 
 def evaluate(model: LanguageModel, tokenizer: Tokenizer, text: str,
-             window: int = EVALUATION_WINDOW) -> dict:
+             window: int = EVALUATION_WINDOW, adaptation: Adaptation | None = None) -> dict:
     """Negative log-likelihood of `text`, read in windows of `window` tokens with the states
     carried from one to the next: the same as one pass over the whole text, for any length.
+    With an `adaptation`, the model learns from the text as it reads it (dynamic evaluation,
+    `nlpapps.apps.dynamic_evaluation`), in windows of `adaptation.window` tokens; its weights
+    are restored afterwards.
 
     Returns `{"tokens", "characters", "nll_bits", "bits_per_character", "perplexity"}`:
     `nll_bits` is `-sum log2 p(token)` over the text's tokens (the first read after bos),
     bits per character divides it by the text's characters (code points), perplexity is
-    `2 ** (nll_bits / tokens)`.
+    `2 ** (nll_bits / tokens)`. With an adaptation, its settings are added as "adaptation".
     """
     ids = line_start_ids(tokenizer, text)
     if not ids:
         raise ValueError("the text has no tokens to evaluate")
-    bits = stream_nll(_window_nll(model), ids, model.initial_states(1), window) / math.log(2)
-    return {"tokens": len(ids), "characters": len(text), "nll_bits": bits,
-            "bits_per_character": bits / len(text), "perplexity": 2 ** (bits / len(ids))}
+    states = model.initial_states(1)
+    if adaptation is None:
+        nats = stream_nll(_window_nll(model), ids, states, window)
+    else:
+        with restored_weights(model):
+            nats = stream_nll(adapting_window_nll(model, adaptation), ids, states,
+                              adaptation.window)
+        if not math.isfinite(nats):
+            raise ValueError(f"the adapting model's loss became {nats}; adapt with a smaller "
+                             "learning rate")
+    bits = nats / math.log(2)
+    per_token = bits / len(ids)
+    report = {"tokens": len(ids), "characters": len(text), "nll_bits": bits,
+              "bits_per_character": bits / len(text),
+              "perplexity": 2 ** per_token if per_token < 1000 else math.inf}
+    if adaptation is not None:
+        report["adaptation"] = dataclasses.asdict(adaptation)
+    return report
 
 
 def score(model: LanguageModel, tokenizer: Tokenizer, lines: Sequence[str],

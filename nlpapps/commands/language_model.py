@@ -66,9 +66,19 @@ def export_language_model(model, tokenizer, config, out: Path, export: Path | No
 def cmd_lm_evaluate(args) -> int:
     from nlpapps.apps import language_model
 
+    from nlpapps.apps.dynamic_evaluation import Adaptation
+
+    adaptation = None
+    if args.adapt:
+        try:
+            adaptation = Adaptation(learning_rate=args.adapt, window=args.adapt_window,
+                                    decay=args.adapt_decay, clipnorm=args.adapt_clipnorm)
+        except ValueError as error:
+            raise UserError(str(error)) from None
     model, tokenizer, _ = language_model.load(Path(args.model))
     try:
-        report = language_model.evaluate(model, tokenizer, read_text(args.file))
+        report = language_model.evaluate(model, tokenizer, read_text(args.file),
+                                         adaptation=adaptation)
     except ValueError as error:
         raise UserError(f"{args.file}: {error}") from None
     print(json.dumps(report, indent=2))
@@ -157,6 +167,17 @@ def add_parsers(sub) -> None:
     p = lm_sub.add_parser("evaluate", help="bits per character and perplexity of a text")
     p.add_argument("file", help="a plain-text file (e.g. DIR/test.txt)")
     p.add_argument("--model", default=str(DEFAULT_GENERATOR), help="language model folder")
+    p.add_argument("--adapt", type=float, default=0.0, metavar="LR",
+                   help="dynamic evaluation: after scoring each window, take a gradient step of "
+                        "this learning rate on it (0: off, the default; 0.1 suits the shipped "
+                        "model)")
+    p.add_argument("--adapt-window", type=int, default=32, metavar="N",
+                   help="tokens scored between two adaptation steps (default: 32)")
+    p.add_argument("--adapt-decay", type=float, default=0.0, metavar="F",
+                   help="after each step, move this fraction back to the trained weights "
+                        "(default: 0)")
+    p.add_argument("--adapt-clipnorm", type=float, default=10.0, metavar="NORM",
+                   help="clip each step's gradient to this global norm (default: 10)")
     p.set_defaults(func=cmd_lm_evaluate)
 
     p = lm_sub.add_parser("score", help="the log-probability (natural log) of each line")
