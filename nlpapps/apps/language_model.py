@@ -10,10 +10,12 @@ from the states the one before ended in, as `evaluate` reads a text.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
 import math
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import ClassVar
@@ -249,27 +251,34 @@ def _window_nll(model: LanguageModel):
     return window_nll
 
 
-def stream_nll(window_nll, ids: Sequence[int], states, window: int = EVALUATION_WINDOW
-               ) -> float:
+def stream_nll(window_nll, ids: Sequence[int], states, window: int = EVALUATION_WINDOW,
+               progress: bool = False) -> float:
     """`-sum ln p(id)` over `ids` read after bos, in windows of `window` tokens through the
-    compiled `window_nll` (`_window_nll(model)`), carrying the states from `states` on."""
+    compiled `window_nll` (`_window_nll(model)`), carrying the states from `states` on. With
+    `progress`, a Keras progress bar counts the tokens on stderr."""
     inputs = np.concatenate([[BOS_ID], np.asarray(ids[:-1], np.int32)]).astype(np.int32)[None]
     targets = np.asarray(ids, np.int32)[None]  # (1, tokens)
     nats = 0.0
-    for start in range(0, len(ids), window):
-        nll, states = window_nll(inputs[:, start:start + window], targets[:, start:start + window],
-                                 states)
-        nats += float(nll)
+    # Keras's progress bar writes to stdout, which carries the command's result.
+    with contextlib.redirect_stdout(sys.stderr) if progress else contextlib.nullcontext():
+        bar = keras.utils.Progbar(len(ids), unit_name="token") if progress else None
+        for start in range(0, len(ids), window):
+            nll, states = window_nll(inputs[:, start:start + window],
+                                     targets[:, start:start + window], states)
+            nats += float(nll)
+            if bar is not None:
+                bar.update(min(start + window, len(ids)))
     return nats
 
 
 def evaluate(model: LanguageModel, tokenizer: Tokenizer, text: str,
-             window: int = EVALUATION_WINDOW, adaptation: Adaptation | None = None) -> dict:
+             window: int = EVALUATION_WINDOW, adaptation: Adaptation | None = None,
+             progress: bool = False) -> dict:
     """Negative log-likelihood of `text`, read in windows of `window` tokens with the states
     carried from one to the next: the same as one pass over the whole text, for any length.
     With an `adaptation`, the model learns from the text as it reads it (dynamic evaluation,
     `nlpapps.apps.dynamic_evaluation`), in windows of `adaptation.window` tokens; its weights
-    are restored afterwards.
+    are restored afterwards. With `progress`, a progress bar counts the tokens on stderr.
 
     Returns `{"tokens", "characters", "nll_bits", "bits_per_character", "perplexity"}`:
     `nll_bits` is `-sum log2 p(token)` over the text's tokens (the first read after bos),
@@ -281,11 +290,11 @@ def evaluate(model: LanguageModel, tokenizer: Tokenizer, text: str,
         raise ValueError("the text has no tokens to evaluate")
     states = model.initial_states(1)
     if adaptation is None:
-        nats = stream_nll(_window_nll(model), ids, states, window)
+        nats = stream_nll(_window_nll(model), ids, states, window, progress)
     else:
         with restored_weights(model):
             nats = stream_nll(adapting_window_nll(model, adaptation), ids, states,
-                              adaptation.window)
+                              adaptation.window, progress)
         if not math.isfinite(nats):
             raise ValueError(f"the adapting model's loss became {nats}; adapt with a smaller "
                              "learning rate")

@@ -78,7 +78,7 @@ def cmd_lm_evaluate(args) -> int:
     model, tokenizer, _ = language_model.load(Path(args.model))
     try:
         report = language_model.evaluate(model, tokenizer, read_text(args.file),
-                                         adaptation=adaptation)
+                                         adaptation=adaptation, progress=sys.stderr.isatty())
     except ValueError as error:
         raise UserError(f"{args.file}: {error}") from None
     print(json.dumps(report, indent=2))

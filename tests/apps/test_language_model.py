@@ -92,6 +92,16 @@ def test_windowed_evaluation_with_carried_states_equals_one_pass(trained):
         assert windowed["nll_bits"] == pytest.approx(reference["nll_bits"], rel=1e-5)
 
 
+def test_evaluation_progress_goes_to_stderr(trained, capsys):
+    model, tokenizer, _ = trained
+    sample = text("test")[:2000]
+    report = lm.evaluate(model, tokenizer, sample, window=50, progress=True)
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert f"{report['tokens']}/{report['tokens']}" in captured.err
+    assert report == lm.evaluate(model, tokenizer, sample, window=50)
+
+
 def test_evaluating_an_empty_text_is_an_error(trained):
     model, tokenizer, _ = trained
     with pytest.raises(ValueError, match="no tokens"):
