@@ -65,7 +65,6 @@ def export_language_model(model, tokenizer, config, out: Path, export: Path | No
 
 def cmd_lm_evaluate(args) -> int:
     from nlpapps.apps import language_model
-
     from nlpapps.apps.dynamic_evaluation import Adaptation
 
     adaptation = None
