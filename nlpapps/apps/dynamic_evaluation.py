@@ -47,8 +47,9 @@ def adapting_window_nll(model: keras.Model, adaptation: Adaptation):
     """A compiled `(inputs, targets, states) -> (summed nll in nats, states)` for batch 1 that
     scores the window and then updates the model's trainable weights from it."""
     weights = model.trainable_variables
-    trained = [tf.constant(weight) for weight in weights]
     learning_rate, decay, clipnorm = adaptation.learning_rate, adaptation.decay, adaptation.clipnorm
+    # Only a decay needs the trained weights kept beside the moving ones.
+    trained = [tf.constant(weight) for weight in weights] if decay else [None] * len(weights)
 
     @tf.function(reduce_retracing=True)
     def window_nll(inputs, targets, states):
@@ -63,7 +64,7 @@ def adapting_window_nll(model: keras.Model, adaptation: Adaptation):
         gradients, _ = tf.clip_by_global_norm([gradient for *_, gradient in found], clipnorm)
         for (weight, start, _), gradient in zip(found, gradients):
             stepped = weight - learning_rate * gradient
-            weight.assign(stepped + decay * (start - stepped))
+            weight.assign(stepped + decay * (start - stepped) if decay else stepped)
         return nll, states
 
     return window_nll
