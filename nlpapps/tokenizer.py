@@ -23,6 +23,7 @@ Bad input never raises, and gives the same ids in Python and in the graph:
 from __future__ import annotations
 
 import io
+import itertools
 import os
 import tempfile
 from collections.abc import Iterable, Iterator, Sequence
@@ -182,6 +183,10 @@ class Tokenizer:
             num_threads=num_threads or min(16, os.cpu_count() or 1), minloglevel=1,
         )
         texts = [texts] if isinstance(texts, str) else texts
+        sentences = _sentences(texts, keep_newlines)
+        first = next((sentence for sentence in sentences if sentence.strip()), None)
+        if first is None:
+            raise ValueError("there is no text to train a tokenizer on")
         writer = io.BytesIO()
         with tempfile.TemporaryDirectory() as folder:
             if keep_newlines:
@@ -194,7 +199,7 @@ class Tokenizer:
                     remove_extra_whitespaces=False, allow_whitespace_only_pieces=True,
                 )
             spm.SentencePieceTrainer.train(
-                sentence_iterator=_sentences(texts, keep_newlines), model_writer=writer, **options
+                sentence_iterator=itertools.chain([first], sentences), model_writer=writer, **options
             )
         proto = model_pb2.ModelProto.FromString(writer.getvalue())
         if keep_newlines:

@@ -209,6 +209,14 @@ def test_rejects_bad_training_options():
         Tokenizer.train(["a b"], 100, model_type="word")
     with pytest.raises(ValueError, match="normalization_rule_name"):
         Tokenizer.train(["a b"], 100, normalization_rule_name="identity")
+    for texts in ([], [""], ["  \n\t\n"], iter(["", " "])):
+        with pytest.raises(ValueError, match="no text to train a tokenizer on"):
+            Tokenizer.train(texts, 100)
+
+
+def test_training_skips_leading_blank_lines():
+    tokenizer = Tokenizer.train(iter(["", "   ", "the cat sat on the mat"]), 30, num_threads=1)
+    assert tokenizer.decode(tokenizer.encode("the cat")) == "the cat"
 
 
 def test_savedmodel_round_trip(plays_tokenizer, tmp_path):

@@ -180,7 +180,8 @@ def train(config: TranslatorConfig, train_pairs: list[tuple[str, str, str]],
         training.TimeLimit(config.max_minutes),
     ])
     translator.model.fit(dataset, epochs=config.epochs, steps_per_epoch=config.steps_per_epoch,
-                         callbacks=callbacks, verbose=training.progress_verbosity())
+                         callbacks=callbacks, shuffle=False,  # the dataset shuffles
+                         verbose=training.progress_verbosity())
     best = out_dir / "best.weights.h5"
     if best.exists():
         translator.model.load_weights(best)

@@ -63,9 +63,12 @@ def read_pairs(path: str):
     if not Path(path).is_file():
         raise UserError(f"pairs file {path} does not exist")
     try:
-        return read_pairs_tsv(Path(path))
-    except (ValueError, UnicodeDecodeError) as error:
+        rows = read_pairs_tsv(Path(path))
+    except ValueError as error:
         raise UserError(str(error).splitlines()[0]) from None
+    if not rows:
+        raise UserError(f"{path} holds no pairs; give english<TAB>german lines")
+    return rows
 
 
 def read_text(path: str) -> str:

@@ -33,6 +33,8 @@ def cmd_lm_train(args) -> int:
                 "".join(lines[len(lines) - held:])
     else:
         raise UserError("give --data DIR (from `nlpapps data prepare`) or --text FILE")
+    if not train_text.strip():
+        raise UserError(f"{args.text or args.data + '/train.txt'} has no text to train on")
     log.info("config: %s", json.dumps(dataclasses.asdict(config)))
     out = Path(args.out)
     try:

@@ -52,10 +52,16 @@ def cmd_translate_train(args) -> int:
             dev_rows, train_rows = train_rows[:held], train_rows[held:]
     else:
         raise UserError("give --data DIR (from `nlpapps data prepare`) or --pairs TSV")
+    if not train_rows:
+        raise UserError(f"{args.pairs} holds too few pairs to keep some for dev; give more "
+                        "pairs or --dev DEV.tsv")
     log.info("config: %s", json.dumps(dataclasses.asdict(config)))
     out = Path(args.out)
-    result = translator.train(config, [(r.english, r.german, r.source) for r in train_rows],
-                              [(r.english, r.german) for r in dev_rows], out)
+    try:
+        result = translator.train(config, [(r.english, r.german, r.source) for r in train_rows],
+                                  [(r.english, r.german) for r in dev_rows], out)
+    except ValueError as error:
+        raise UserError(str(error).splitlines()[0]) from None
     export_translator(result, out)
     print(f"model written to {out}", file=sys.stderr)
     return 0

@@ -346,9 +346,13 @@ def _open_text(path: Path, mode: str):
 def read_pairs_tsv(path: Path) -> list[Pair]:
     """Reads `english<TAB>german[<TAB>source[<TAB>origin]]` lines (plain or `.gz`)."""
     rows = []
-    with _open_text(path, "r") as file:
-        for number, line in enumerate(file, start=1):
-            line = line.rstrip("\n")
+    with (gzip.open if Path(path).suffix == ".gz" else open)(path, "rb") as file:
+        for number, raw in enumerate(file, start=1):
+            try:
+                line = raw.decode("utf-8").rstrip("\n")
+            except UnicodeDecodeError:
+                raise ValueError(f"{path}:{number}: not UTF-8 text; save the file as UTF-8") \
+                    from None
             if not line:
                 continue
             fields = line.split("\t")
