@@ -116,6 +116,9 @@ def cmd_generate(args) -> int:
     generator = text_generator.TextGenerator.load(Path(args.model))
     prompts = args.prompt or [""]
     text_generator.print_warnings(generator, prompts)
+    if options.beam > 1 and (options.top_k or options.top_p < 1.0):
+        print("warning: beam search does not sample; --top-k and --top-p are not used",
+              file=sys.stderr)
     stream = args.stream if args.stream is not None else sys.stdout.isatty()
     if stream:
         text_generator.write_stream(generator, prompts, options, sys.stdout)

@@ -337,6 +337,11 @@ def test_generate_command(exported, generator, capsys, tmp_path):
     assert main(["-v", "generate", *flags, "--stop", r"\n"]) == 0
     [text] = generator.generate([""], options(max_new_tokens=12, seed=3, stop=("\n",)))
     assert capsys.readouterr().out == text + "\n"
+    beam = generator.generate(["Ho!"], options(max_new_tokens=12, beam=2))[0]
+    assert main(["-v", "generate", "Ho!", *flags, "--beam", "2", "--top-k", "5"]) == 0
+    out, err = capsys.readouterr()
+    assert out == f"Ho!{beam}\n"
+    assert "warning: beam search does not sample; --top-k and --top-p are not used" in err
 
     (tmp_path / "translator").mkdir()
     (tmp_path / "translator" / "config.json").write_text('{"kind": "translator", "config": {}}')
