@@ -1,146 +1,14 @@
-import itertools
+"""What the SimpleRNN's linear form shows plainly: one input dropout mask per sequence. What it
+shares with LSTM and GRU is tested in test_recurrent.py."""
 
-import keras
 import numpy as np
-import pytest
-import tensorflow as tf
 
-from nlpapps.layers import SimpleRNN, SimpleRNNCell
+from nlpapps.layers import SimpleRNN
 
-from helpers import assert_all_close, check_layer_contract, flat, make_sequences, tflite_outputs
+from helpers import make_sequences
 
-BATCH, TIME, FEATURES, UNITS = 3, 6, 5, 4
+BATCH, TIME, FEATURES = 3, 6, 5
 LENGTHS = (6, 4, 2)  # real tokens per row; the rest is right padding
-
-
-def make_batch():
-    """`(BATCH, TIME, FEATURES)` sequences and their right-padding mask."""
-    return make_sequences(BATCH, TIME, FEATURES, LENGTHS)
-
-
-def make_pair(**kwargs):
-    """Our SimpleRNN and `keras.layers.SimpleRNN` with the same arguments, holding the same
-    weights."""
-    keras.utils.set_random_seed(1)
-    reference = keras.layers.SimpleRNN(UNITS, **kwargs)
-    reference.build((None, TIME, FEATURES))
-    ours = SimpleRNN(UNITS, **kwargs)
-    ours.build((None, TIME, FEATURES))
-    ours.set_weights(reference.get_weights())
-    return ours, reference
-
-
-def make_initial_state(seed=3):
-    return [np.random.default_rng(seed).normal(size=(BATCH, UNITS)).astype("float32")]
-
-
-@pytest.mark.parametrize(
-    "return_sequences, go_backwards, masked, initial_state",
-    list(itertools.product([False, True], repeat=4)))
-def test_matches_keras(return_sequences, go_backwards, masked, initial_state):
-    ours, reference = make_pair(
-        return_sequences=return_sequences, return_state=True, go_backwards=go_backwards)
-    sequences, mask = make_batch()
-    kwargs = {"mask": mask if masked else None,
-              "initial_state": make_initial_state() if initial_state else None}
-    outputs = ours(sequences, **kwargs)
-    assert len(outputs) == 2  # output, h
-    assert_all_close(outputs, reference(sequences, **kwargs))
-
-
-@pytest.mark.parametrize("kwargs", [
-    {"use_bias": False, "return_sequences": True},
-    {"activation": "relu"},
-    {"zero_output_for_mask": True, "return_sequences": True},
-    {"bias_initializer": "random_normal"},
-])
-def test_options_match_keras(kwargs):
-    ours, reference = make_pair(**kwargs)
-    sequences, mask = make_batch()
-    assert [w.shape for w in ours.weights] == [w.shape for w in reference.weights]
-    assert_all_close(ours(sequences, mask=mask), reference(sequences, mask=mask))
-
-
-@pytest.mark.parametrize("masked", [False, True])
-def test_gradients_match_keras(masked):
-    ours, reference = make_pair(return_sequences=True, return_state=True)
-    sequences, mask = make_batch()
-    mask = mask if masked else None
-
-    def gradients(layer):
-        rng = np.random.default_rng(4)  # the same random loss for both layers
-        inputs = tf.constant(sequences)
-        with tf.GradientTape() as tape:
-            tape.watch(inputs)
-            outputs = layer(inputs, mask=mask)
-            loss = sum(tf.reduce_sum(x * rng.normal(size=x.shape).astype("float32"))
-                       for x in outputs)
-        return tape.gradient(loss, [inputs, *layer.trainable_weights])
-
-    ours_grads = gradients(ours)
-    reference_grads = gradients(reference)
-    assert len(ours_grads) == 4  # inputs, kernel, recurrent kernel, bias
-    assert_all_close(ours_grads, reference_grads, atol=1e-4)
-    assert all(np.any(g != 0) for g in flat(ours_grads))
-
-
-@pytest.mark.parametrize("go_backwards", [False, True])
-def test_padded_batch_matches_each_sequence_alone(go_backwards):
-    layer, _ = make_pair(return_sequences=True, return_state=True, go_backwards=go_backwards)
-    sequences, mask = make_batch()
-    outputs, h = layer(sequences, mask=mask)
-    for row, length in enumerate(LENGTHS):
-        alone, alone_h = layer(sequences[row:row + 1, :length])
-        np.testing.assert_allclose(h[row:row + 1], alone_h, atol=1e-6)
-        # Outputs are in processing order: backwards, the padding is read (and skipped) first.
-        real = slice(TIME - length, None) if go_backwards else slice(None, length)
-        np.testing.assert_allclose(outputs[row:row + 1, real], alone, atol=1e-6)
-
-
-def test_cell_step_matches_keras_cell():
-    keras.utils.set_random_seed(1)
-    reference = keras.layers.SimpleRNNCell(UNITS)
-    reference.build((None, FEATURES))
-    cell = SimpleRNNCell(UNITS)
-    cell.build((None, FEATURES))
-    cell.set_weights(reference.get_weights())
-    rng = np.random.default_rng(5)
-    inputs = rng.normal(size=(BATCH, FEATURES)).astype("float32")
-    states = [rng.normal(size=(BATCH, UNITS)).astype("float32")]
-    output, new_states = cell(inputs, states)
-    reference_output, reference_states = reference(inputs, states)
-    assert cell.state_size == [UNITS] and cell.output_size == UNITS
-    assert_all_close([output, new_states], [reference_output, reference_states])
-
-
-@pytest.mark.parametrize("rates", [{"dropout": 0.5}, {"recurrent_dropout": 0.5}])
-def test_dropout_only_in_training(rates):
-    layer = SimpleRNN(UNITS, return_sequences=True, seed=7, **rates)
-    plain = SimpleRNN(UNITS, return_sequences=True)
-    sequences, mask = make_batch()
-    layer.build(sequences.shape)
-    plain.build(sequences.shape)
-    plain.set_weights(layer.get_weights())
-    trained = np.asarray(layer(sequences, mask=mask, training=True))
-    inferred = layer(sequences, mask=mask, training=False)
-    assert np.all(np.isfinite(trained))
-    assert np.abs(trained - np.asarray(inferred)).max() > 1e-3
-    assert_all_close(inferred, plain(sequences, mask=mask), atol=1e-7)
-
-
-def test_zero_output_for_mask_keeps_the_last_real_output():
-    # Padded steps of the sequence are zeros, but the last output (return_sequences=False)
-    # is each sequence's last real one, the final state h. (keras.layers.SimpleRNN returns
-    # zeros there for a padded sequence.)
-    everything, _ = make_pair(return_sequences=True, zero_output_for_mask=True)
-    last, _ = make_pair(return_state=True, zero_output_for_mask=True)
-    sequences, mask = make_batch()
-    outputs = np.asarray(everything(sequences, mask=mask))
-    output, h = last(sequences, mask=mask)
-    np.testing.assert_allclose(output, h, atol=1e-7)
-    for row, length in enumerate(LENGTHS):
-        np.testing.assert_allclose(output[row], outputs[row, length - 1], atol=1e-6)
-        assert np.all(outputs[row, length:] == 0.0)
 
 
 def test_input_dropout_mask_is_drawn_once_per_sequence():
@@ -148,50 +16,7 @@ def test_input_dropout_mask_is_drawn_once_per_sequence():
     # shows the mask, which must be the same at every step (as in Keras).
     layer = SimpleRNN(FEATURES, activation="linear", return_sequences=True, dropout=0.5,
                       seed=3, kernel_initializer="identity", recurrent_initializer="zeros")
-    sequences, _ = make_batch()
+    sequences, _ = make_sequences(BATCH, TIME, FEATURES, LENGTHS)
     ratio = np.asarray(layer(sequences, training=True)) / sequences  # (batch, time, features)
     np.testing.assert_allclose(ratio, np.broadcast_to(ratio[:, :1], ratio.shape), atol=1e-5)
     assert set(np.round(np.unique(ratio), 5)) == {0.0, 2.0}
-
-
-def test_recurrent_kernel_is_orthogonal():
-    keras.utils.set_random_seed(6)
-    layer = SimpleRNN(UNITS)
-    layer.build((None, TIME, FEATURES))
-    cell = SimpleRNNCell(UNITS)
-    cell.build((None, FEATURES))
-    for recurrent in (layer.cell.recurrent_kernel, cell.recurrent_kernel):
-        recurrent = np.asarray(recurrent)
-        assert recurrent.shape == (UNITS, UNITS)
-        np.testing.assert_allclose(recurrent.T @ recurrent, np.eye(UNITS), atol=1e-5)
-        np.testing.assert_allclose(recurrent @ recurrent.T, np.eye(UNITS), atol=1e-5)
-
-
-@pytest.mark.parametrize("kwargs, message", [
-    ({"units": 0}, "units=0"),
-    ({"units": -2}, "units=-2"),
-    ({"units": 2.5}, "units=2.5"),
-    ({"units": 4, "dropout": 1.5}, "dropout=1.5"),
-    ({"units": 4, "dropout": 1.0}, "dropout=1.0"),
-    ({"units": 4, "recurrent_dropout": -0.1}, "recurrent_dropout=-0.1"),
-])
-def test_bad_arguments_raise(kwargs, message):
-    with pytest.raises(ValueError, match=message):
-        SimpleRNN(**kwargs)
-
-
-def test_layer_contract(tmp_path):
-    sequences, mask = make_batch()
-    kwargs = {"return_sequences": True, "return_state": True}
-    check_layer_contract(lambda: SimpleRNN(UNITS, **kwargs), sequences, mask, tmp_path,
-                         make_reference=lambda: keras.layers.SimpleRNN(UNITS, **kwargs))
-
-
-@pytest.mark.parametrize("return_sequences", [False, True])
-def test_tflite_matches_layer(return_sequences):
-    layer, _ = make_pair(return_sequences=return_sequences, return_state=True)
-    sequences, mask = make_batch()
-    sequences, mask = sequences[1:2], mask[1:2]  # batch 1, padded after LENGTHS[1]
-    results = tflite_outputs(lambda sequences, mask: layer(sequences, mask=mask),
-                             {"sequences": sequences, "mask": mask}, layer)
-    assert_all_close(results, layer(sequences, mask=mask))
