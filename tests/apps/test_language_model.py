@@ -1,6 +1,7 @@
 """Tests for nlpapps.apps.language_model: training with resume, bits per character against an
 independent computation, windowed evaluation, line scores, and the `nlpapps lm` commands."""
 
+import importlib.util
 import json
 import math
 from pathlib import Path
@@ -10,9 +11,11 @@ import pytest
 
 from nlpapps import training
 from nlpapps.apps import language_model as lm
+from nlpapps.corpora import shakespeare
 from nlpapps.tokenizer import BOS_ID
 
 SHAKESPEARE = Path(__file__).parent.parent / "fixtures" / "shakespeare"
+SCRIPTS = Path(__file__).parent.parent.parent / "scripts"
 TINY = dict(vocab_size=200, embedding_dim=16, units=32, layers=2, dropout=0.0, seq_len=32,
             batch_size=16, learning_rate=1e-2, epochs=3, steps_per_epoch=20, patience=0)
 
@@ -78,6 +81,38 @@ def test_bits_per_character_equal_the_summed_log_probs_over_characters(trained):
     assert report["nll_bits"] == pytest.approx(expected_bits, rel=1e-5)
     assert report["bits_per_character"] == pytest.approx(expected_bits / len(sample), rel=1e-5)
     assert report["perplexity"] == pytest.approx(2 ** (expected_bits / len(ids)), rel=1e-4)
+
+
+def test_token_nll_is_each_tokens_share_of_the_evaluated_total(trained):
+    model, tokenizer, _ = trained
+    sample = text("test")[:3000]
+    ids, nats = lm.token_nll(model, tokenizer, sample, window=50)
+    assert ids == lm.line_start_ids(tokenizer, sample) and nats.shape == (len(ids),)
+    np.testing.assert_allclose(nats, -numpy_log_probs(model, ids), rtol=1e-4, atol=1e-5)
+    report = lm.evaluate(model, tokenizer, sample, window=50)
+    assert nats.sum() / math.log(2) == pytest.approx(report["nll_bits"], rel=1e-9)
+
+
+def test_bits_by_line_kind_add_up_to_the_evaluated_total(trained):
+    spec = importlib.util.spec_from_file_location("bits_by_line", SCRIPTS / "bits_by_line.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    model, tokenizer, _ = trained
+    sample = text("test")[:3000]
+    ids, nats = lm.token_nll(model, tokenizer, sample)
+    report = script.bits_by_kind(sample, ids, nats, tokenizer.newline_id)
+    kinds = [report[kind] for kind in ("speaker", "speech", "blank")]
+    assert sum(kind["characters"] for kind in kinds) == len(sample)
+    assert sum(kind["share_of_bits"] for kind in kinds) == pytest.approx(1.0)
+    assert report["bits_per_character"] == pytest.approx(
+        lm.evaluate(model, tokenizer, sample)["bits_per_character"], rel=1e-6)
+    # Counted apart: a token is in the line its decoded prefix ends in.
+    speaker = shakespeare.speaker_lines(sample)
+    line_of = [tokenizer.decode(ids[:k]).count("\n") for k in range(len(ids))]
+    speaker_bits = sum(n for n, line in zip(nats, line_of) if speaker[line]) / math.log(2)
+    assert report["bits_per_speaker_line"] == pytest.approx(speaker_bits / sum(speaker))
+    assert report["speaker"]["share_of_bits"] == pytest.approx(
+        speaker_bits / (nats.sum() / math.log(2)))
 
 
 def test_windowed_evaluation_with_carried_states_equals_one_pass(trained):
