@@ -435,6 +435,7 @@ class LiteRTTranslator:
         else:
             raise ModelError(f"{self.path} is not an nlpapps translator TFLite file "
                              f"(its signatures: {', '.join(signatures) or 'none'})")
+        self.has_beam = not self.stepwise and self._beam is not None
 
     def translate(self, text: str | bytes, beam: bool = False,
                   alpha: float = DEFAULT_ALPHA) -> str:
@@ -442,7 +443,7 @@ class LiteRTTranslator:
         `beam` the best of the file's beam search, with length penalty `alpha`."""
         data = _utf8(text)
         if beam:
-            if self.stepwise or self._beam is None:
+            if not self.has_beam:
                 raise ModelError(f"{self.path} has no beam signature (a step-wise file's loop "
                                  "runs in the app; export a one-call file)")
             outputs = self._beam(inputs=np.array([data], dtype=object),

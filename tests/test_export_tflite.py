@@ -411,3 +411,25 @@ def test_export_command_rebuilds_the_savedmodel_from_weights(trained_translator,
     code, _, err = run_cli(monkeypatch, capsys, "export", "--format", "savedmodel",
                            "--model", str(out))
     assert code == 2 and "has no model.weights.h5" in err[0]
+
+
+@slow
+def test_translate_command_runs_a_tflite_file(float_file, steps_file, sentences, capsys,
+                                              tmp_path):
+    lines = [sentences[0], "", sentences[1], "   ", sentences[2]]
+    (tmp_path / "in.txt").write_text("\n".join(lines) + "\n")
+    translator = LiteRTTranslator(float_file)
+    for beam in (1, BEAM_ONE_SIZE):
+        assert cli.main(["-v", "translate", "--model", str(float_file), "--beam", str(beam),
+                         "--file", str(tmp_path / "in.txt")]) == 0
+        out, err = capsys.readouterr()
+        assert out.split("\n") == [translator.translate(line, beam=beam > 1) for line in lines] \
+            + [""]
+        assert out.split("\n")[1] == out.split("\n")[3] == "" and err == ""
+    # A step-wise file has no beam search: greedy, with a warning.
+    assert cli.main(["-v", "translate", "--model", str(steps_file), sentences[0]]) == 0
+    out, err = capsys.readouterr()
+    assert out == LiteRTTranslator(steps_file).translate(sentences[0]) + "\n"
+    assert err == f"warning: {steps_file} has no beam search; translating greedily\n"
+    assert cli.main(["-v", "translate", "--model", str(float_file), "--nbest", "2", "x"]) == 2
+    assert capsys.readouterr().err.startswith("error: a TFLite file gives one translation")

@@ -198,3 +198,29 @@ def test_export_command_reports_on_a_language_model(folder, monkeypatch, capsys)
     rows = {line.split()[0]: line.split()[1:] for line in lines[1:-1]}
     assert set(rows) == {"savedmodel", "tflite-dynamic"}
     assert "bits_per_char" in lines[0] and "1500 characters" in lines[-1]
+
+
+def test_generate_command_runs_a_tflite_file(loaded, float_file, steps_file, capsys):
+    prompts = ["BERNARDO:\n", "Who's there? Nay, answer me"]
+    flags = ["--max-new-tokens", str(NEW_TOKENS)]
+    assert cli.main(["-v", "generate", "--model", str(float_file), "--temperature", "0",
+                     *flags, *prompts]) == 0
+    continuations = [saved_greedy_ids(loaded, prompt)[1] for prompt in prompts]
+    assert capsys.readouterr().out == "\n---\n".join(
+        prompt + text for prompt, text in zip(prompts, continuations)) + "\n"
+    # Sampled, cut before the first stop string.
+    model = LiteRTLanguageModel(float_file)
+    read, _ = model.generate(prompts[0], 0)
+    drawn = model.generate(prompts[0], NEW_TOKENS, 1.0, 0, 1.0, 5)[0][len(read):]
+    stop = drawn[3:5]
+    assert cli.main(["-v", "generate", "--model", str(float_file), "--seed", "5",
+                     "--temperature", "1", "--stop", stop, *flags, prompts[0]]) == 0
+    assert capsys.readouterr().out == prompts[0] + drawn[:drawn.find(stop)] + "\n"
+    # A step-wise file runs greedily.
+    assert cli.main(["-v", "generate", "--model", str(steps_file), "--temperature", "0",
+                     *flags, prompts[0]]) == 0
+    assert capsys.readouterr().out.strip() == (prompts[0] + continuations[0]).strip()
+    for bad in (["--model", str(steps_file)], ["--model", str(float_file), "--beam", "2"]):
+        assert cli.main(["-v", "generate", *bad, "x"]) == 2
+    errors = capsys.readouterr().err.splitlines()
+    assert "--temperature 0" in errors[0] and "--beam needs" in errors[1]

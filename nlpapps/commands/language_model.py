@@ -113,8 +113,10 @@ def cmd_generate(args) -> int:
     except ValueError as error:
         raise UserError(str(error)) from None
     log.info("generation: %s", json.dumps(dataclasses.asdict(options)))
-    generator = text_generator.TextGenerator.load(Path(args.model))
     prompts = args.prompt or [""]
+    if Path(args.model).suffix == ".tflite":
+        return generate_with_litert(Path(args.model), prompts, options)
+    generator = text_generator.TextGenerator.load(Path(args.model))
     text_generator.print_warnings(generator, prompts)
     if options.beam > 1 and (options.top_k or options.top_p < 1.0):
         print("warning: beam search does not sample; --top-k and --top-p are not used",
@@ -127,6 +129,35 @@ def cmd_generate(args) -> int:
     return 0
 
 
+def generate_with_litert(path: Path, prompts: list[str], options) -> int:
+    """`nlpapps generate --model FILE.tflite`: each prompt through the exported file, as a
+    phone would run it; the text is printed when done, cut before the first stop string."""
+    from nlpapps.apps.text_generator import SEPARATOR
+    from nlpapps.export_lm import MAX_NEW_TOKENS_ONE
+    from nlpapps.export_tflite_lm import LiteRTLanguageModel
+
+    if options.beam > 1:
+        raise UserError("a TFLite file samples or decodes greedily: --beam needs a language "
+                        "model folder")
+    model = LiteRTLanguageModel(path)
+    if model.stepwise and options.temperature > 0:
+        raise UserError(f"{path} is a step-wise file, which this command runs greedily only: "
+                        "give --temperature 0, or export a one-call file")
+    if options.max_new_tokens > MAX_NEW_TOKENS_ONE and not model.stepwise:
+        print(f"warning: a one-call TFLite file draws at most {MAX_NEW_TOKENS_ONE} tokens",
+              file=sys.stderr)
+    texts = []
+    for prompt in prompts:
+        text, _ = model.generate(prompt, options.max_new_tokens, options.temperature,
+                                 options.top_k, options.top_p, options.seed)
+        if not model.stepwise:  # the text starts with the prompt as the file read it
+            text = text[len(model.generate(prompt, 0)[0]):]
+        cuts = [index for index in (text.find(stop) for stop in options.stop) if index >= 0]
+        texts.append(prompt + (text[:min(cuts)] if cuts else text))
+    print(SEPARATOR.join(texts))
+    return 0
+
+
 def add_parsers(sub) -> None:
     from nlpapps.apps.language_model import LanguageModelConfig
     from nlpapps.apps.text_generator import GenerationConfig
@@ -136,7 +167,9 @@ def add_parsers(sub) -> None:
     p.add_argument("prompt", nargs="*",
                    help="texts to continue, each read as the start of a line (none: generate "
                         "from the start)")
-    p.add_argument("--model", default=str(DEFAULT_GENERATOR), help="language model folder")
+    p.add_argument("--model", default=str(DEFAULT_GENERATOR),
+                   help="language model folder, or a .tflite file of `nlpapps export` run in "
+                        "LiteRT (no beam search; the text comes when done)")
     p.add_argument("--max-new-tokens", type=int, default=generation.max_new_tokens,
                    help="tokens after the prompt")
     p.add_argument("--temperature", type=float, default=generation.temperature,

@@ -17,6 +17,8 @@ def cmd_translate(args) -> int:
 
     if args.beam < 1 or args.nbest < 1:
         raise UserError("--beam and --nbest must be at least 1")
+    if Path(args.model).suffix == ".tflite":
+        return translate_with_litert(args)
     start = time.perf_counter()
     translator = translate.SavedTranslator(Path(args.model))
     lines = read_lines(args)
@@ -30,6 +32,24 @@ def cmd_translate(args) -> int:
         translate.plot_attention(translator, first, Path(args.plot_attention))
         print(f"attention of the first sentence drawn to {args.plot_attention}",
               file=sys.stderr)
+    return 0
+
+
+def translate_with_litert(args) -> int:
+    """`nlpapps translate --model FILE.tflite`: each line through the exported file, as a phone
+    would run it (greedy, or the file's own beam search)."""
+    from nlpapps.export_tflite import LiteRTTranslator
+
+    if args.nbest > 1 or args.scores or args.plot_attention:
+        raise UserError("a TFLite file gives one translation per line: --nbest, --scores and "
+                        "--plot-attention need a translator folder")
+    translator = LiteRTTranslator(Path(args.model))
+    beam = args.beam > 1 and translator.has_beam
+    if args.beam > 1 and not beam:
+        print(f"warning: {args.model} has no beam search; translating greedily",
+              file=sys.stderr)
+    for line in read_lines(args):
+        print(translator.translate(line, beam=beam, alpha=args.alpha), flush=True)
     return 0
 
 
@@ -97,8 +117,11 @@ def add_parsers(sub) -> None:
     p = sub.add_parser("translate", help="translate English to German")
     p.add_argument("text", nargs="*", help="sentences (default: one per line from --file/stdin)")
     p.add_argument("--file", help="read one sentence per line from this file ('-': stdin)")
-    p.add_argument("--model", default=str(DEFAULT_TRANSLATOR), help="translator folder")
-    p.add_argument("--beam", type=int, default=5, help="beam size (1: greedy)")
+    p.add_argument("--model", default=str(DEFAULT_TRANSLATOR),
+                   help="translator folder, or a .tflite file of `nlpapps export` run in LiteRT")
+    p.add_argument("--beam", type=int, default=5,
+                   help="beam size (1: greedy; a .tflite file's beam search has the size it "
+                        "was exported with)")
     p.add_argument("--nbest", type=int, default=1, help="translations per line, tab-separated")
     p.add_argument("--alpha", type=float, default=DEFAULT_ALPHA, help="length penalty exponent")
     p.add_argument("--scores", action="store_true", help="print each translation's score")
