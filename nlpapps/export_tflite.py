@@ -1,6 +1,7 @@
 """LiteRT (TFLite) files from a translator's or language model's SavedModel folder:
 conversion, quantization, an op audit, and the translator's runner (the language model's is
-in `nlpapps.export_tflite_lm`).
+in `nlpapps.export_tflite_lm`, the comparison of files with the SavedModel in
+`nlpapps.export_report`).
 
     nlpapps export --model saved_models/translator-en-de --format tflite --quantize dynamic
     LiteRTTranslator("saved_models/translator-en-de.dynamic.tflite").translate("Hello.")
@@ -45,9 +46,7 @@ import collections
 import contextlib
 import logging
 import os
-import statistics
 import tempfile
-import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -56,7 +55,6 @@ import numpy as np
 
 from nlpapps.apps.saved_model import ModelError, load_saved_model
 from nlpapps.apps.translate import DEFAULT_ALPHA
-from nlpapps.export import BEAM_ONE_SIZE
 from nlpapps.tokenizer import BOS_ID, EOS_ID, PAD_ID
 
 log = logging.getLogger("nlpapps.export")
@@ -457,95 +455,6 @@ class LiteRTTranslator:
             return ""
         texts = self._detokenize(ids=np.array([ids], np.int32))["outputs"]
         return texts[0].decode("utf-8", "replace")
-
-
-# -- comparing variants ------------------------------------------------------------------------
-
-def compare(model_dir: Path, files: dict[str, Path], pairs: Sequence[tuple[str, str]],
-            beam: bool = False) -> dict[str, dict]:
-    """Size, quality and speed of LiteRT `files` (name -> path) against the SavedModel.
-
-    Every sentence is translated alone by the SavedModel's `translate_one` and by each file
-    (greedy), or with `beam` by `translate_beam_one` and each file's `beam` signature (length
-    penalty DEFAULT_ALPHA), in this one process. Returns, per row ("savedmodel", then each name):
-    `size_bytes` (the folder's for the SavedModel), `bleu`, `chrf` (sacrebleu defaults),
-    `median_ms` per sentence and, for the files, `bleu_change` and `chrf_change` against the
-    SavedModel and `exact_match`, the share of outputs equal to the SavedModel's.
-    """
-    import sacrebleu
-    import tensorflow as tf
-
-    model_dir = Path(model_dir)
-    sources = [_utf8(source) for source, _ in pairs]
-    references = [[target for _, target in pairs]]
-    loaded = load_saved_model(model_dir, KIND)
-    signature_name = "translate_beam_one" if beam else "translate_one"
-    if signature_name not in loaded.signatures:
-        raise ExportError(f"{model_dir} has no {signature_name} signature; re-export it")
-    signature = loaded.signatures[signature_name]
-    options = {"alpha": tf.constant(DEFAULT_ALPHA)} if beam else {}
-
-    def saved_model(data: bytes) -> str:
-        outputs = signature(inputs=tf.constant([data]), **options)["outputs"]
-        return outputs.numpy()[0].decode("utf-8", "replace")
-
-    def scores(hypotheses: list[str]) -> dict:
-        return {"bleu": round(sacrebleu.BLEU().corpus_score(hypotheses, references).score, 2),
-                "chrf": round(sacrebleu.CHRF().corpus_score(hypotheses, references).score, 2)}
-
-    baseline, median = timed(saved_model, sources)
-    size = folder_size(model_dir)
-    decoding = f"beam {BEAM_ONE_SIZE}" if beam else "greedy"
-    rows = {"savedmodel": {"size_bytes": size, **scores(baseline), "median_ms": round(median, 3),
-                           "sentences": len(sources), "decoding": decoding}}
-    for name, path in files.items():
-        translator = LiteRTTranslator(path)
-        outputs, median = timed(lambda data: translator.translate(data, beam), sources)
-        row = {"size_bytes": Path(path).stat().st_size, **scores(outputs),
-               "median_ms": round(median, 3), "sentences": len(sources), "decoding": decoding}
-        row["bleu_change"] = round(row["bleu"] - rows["savedmodel"]["bleu"], 2)
-        row["chrf_change"] = round(row["chrf"] - rows["savedmodel"]["chrf"], 2)
-        same = sum(a == b for a, b in zip(outputs, baseline))
-        row["exact_match"] = round(same / len(sources), 4) if sources else 1.0
-        rows[name] = row
-    return rows
-
-
-def timed(run: Callable[[bytes], object], inputs: Sequence[bytes]) -> tuple[list, float]:
-    """`(outputs, median milliseconds)` of `run` on each input, one at a time, after one
-    untimed warm-up call."""
-    run(inputs[0] if inputs else b"")
-    outputs, times = [], []
-    for data in inputs:
-        start = time.perf_counter()
-        outputs.append(run(data))
-        times.append(time.perf_counter() - start)
-    return outputs, 1000 * statistics.median(times) if times else 0.0
-
-
-def folder_size(folder: Path) -> int:
-    return sum(path.stat().st_size for path in Path(folder).rglob("*") if path.is_file())
-
-
-REPORT_COLUMNS = ("size_bytes", "bleu", "bleu_change", "chrf", "chrf_change", "exact_match",
-                  "median_ms")
-
-
-def format_report(rows: dict[str, dict], columns: Sequence[str] = REPORT_COLUMNS,
-                  footer: str | None = None) -> str:
-    """`compare`'s rows (or those of another app's comparison) as an aligned text table."""
-    width = max(len(name) for name in rows) + 2
-    lines = ["variant".ljust(width) + "".join(c.rjust(13) for c in columns)]
-    for name, row in rows.items():
-        cells = [str(row.get(column, "-")).rjust(13) for column in columns]
-        lines.append(name.ljust(width) + "".join(cells))
-    if footer is None:
-        first = next(iter(rows.values())) if rows else {}
-        sentences, decoding = first.get("sentences", 0), first.get("decoding", "greedy")
-        footer = (f"({sentences} sentences, one at a time, {decoding}; exact_match against the "
-                  "SavedModel's outputs)")
-    lines.append(footer)
-    return "\n".join(lines)
 
 
 def _utf8(text: str | bytes) -> bytes:

@@ -1,5 +1,5 @@
-"""A language model's LiteRT files: int8 calibration samples, a runner, and the comparison of
-files against the SavedModel (size, bits per character, greedy agreement, latency).
+"""A language model's LiteRT files: int8 calibration samples and a runner (their comparison
+with the SavedModel is in `nlpapps.export_report`).
 
     nlpapps export --model saved_models/shakespeare --format tflite --quantize dynamic
     LiteRTLanguageModel("saved_models/shakespeare.dynamic.tflite").generate("ROMEO:\\n", 50)
@@ -17,9 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from nlpapps.apps.saved_model import ModelError, load_saved_model
-from nlpapps.export_tflite import (_numpy_function, _utf8, folder_size, open_interpreter,
-                                   timed)
+from nlpapps.apps.saved_model import ModelError
+from nlpapps.export_tflite import _numpy_function, _utf8, open_interpreter
 from nlpapps.tokenizer import BOS_ID, EOS_ID, PAD_ID, UNK_ID
 
 KIND = "language_model"
@@ -28,7 +27,6 @@ STEPWISE = ("detokenize", "prefill", "step")
 NOT_TEXT = (PAD_ID, UNK_ID, BOS_ID, EOS_ID)  # ids a generator never draws
 SCORE_WINDOW = 256  # tokens per `score` call
 CALIBRATION_TOKENS = 64  # greedy tokens per calibration prompt
-REPORT_COLUMNS = ("size_bytes", "bits_per_char", "bpc_change", "exact_match", "median_ms")
 
 
 def sampling_inputs(max_new_tokens: int, temperature: float = 0.0, top_k: int = 0,
@@ -163,61 +161,3 @@ class LiteRTLanguageModel:
                 token, states = np.array([next_id], np.int32), outputs["states"]
             return total
         return total_log_prob(self._runners["score"], ids, self.state_width)
-
-
-def compare(model_dir: Path, files: dict[str, Path], text: str, prompts: Sequence[str],
-            max_new_tokens: int = 32) -> dict[str, dict]:
-    """Size, bits per character of `text`, greedy agreement and latency of language-model
-    LiteRT `files` (name -> path) against the SavedModel, in this one process.
-
-    Returns, per row ("savedmodel", then each name): `size_bytes`, `bits_per_char` of `text`
-    (read from the start of a line), `median_ms` per prompt for `max_new_tokens` greedy
-    tokens, and for the files `bpc_change` and `exact_match`, the share of prompts whose
-    greedy ids equal the SavedModel's.
-    """
-    import tensorflow as tf
-
-    from nlpapps.apps.language_model import line_start_ids
-    from nlpapps.tokenizer import Tokenizer
-
-    model_dir = Path(model_dir)
-    loaded = load_saved_model(model_dir, KIND)
-    if "generate_one" not in loaded.signatures:
-        raise ModelError(f"{model_dir} has no generate_one signature; re-export it")
-    tokenizer = Tokenizer.load(model_dir / "tokenizer.model")
-    ids = line_start_ids(tokenizer, text)
-    bits = 1 / (math.log(2) * max(len(text), 1))
-    generate_one = loaded.signatures["generate_one"]
-    score = _numpy_function(loaded.signatures["score"])
-    width = int(loaded.signatures["score"].structured_input_signature[1]["states"].shape[1])
-    data = [_utf8(prompt) for prompt in prompts]
-
-    options = {name: tf.constant(value) for name, value in
-               sampling_inputs(max_new_tokens).items()}
-
-    def saved_generate(prompt: bytes) -> list[int]:
-        return generate_one(inputs=tf.constant([prompt]), **options)["ids"].numpy()[0].tolist()
-
-    baseline, median = timed(saved_generate, data)
-    saved_bpc = -total_log_prob(score, ids, width) * bits
-    rows = {"savedmodel": {"size_bytes": folder_size(model_dir),
-                           "bits_per_char": round(saved_bpc, 4), "median_ms": round(median, 3),
-                           "prompts": len(data), "characters": len(text),
-                           "new_tokens": max_new_tokens}}
-    for name, path in files.items():
-        model = LiteRTLanguageModel(path)
-        outputs, median = timed(lambda prompt: model.generate(prompt, max_new_tokens)[1], data)
-        bpc = -model.log_prob(ids) * bits
-        same = sum(a == b for a, b in zip(outputs, baseline))
-        rows[name] = {"size_bytes": Path(path).stat().st_size, "bits_per_char": round(bpc, 4),
-                      "bpc_change": round(bpc - saved_bpc, 4),
-                      "exact_match": round(same / len(data), 4) if data else 1.0,
-                      "median_ms": round(median, 3)}
-    return rows
-
-
-def report_footer(rows: dict[str, dict]) -> str:
-    first = rows["savedmodel"]
-    return (f"(bits per character of {first['characters']} characters; {first['prompts']} "
-            f"prompts, one at a time, {first['new_tokens']} greedy tokens each; exact_match: "
-            "the share of prompts whose ids equal the SavedModel's)")

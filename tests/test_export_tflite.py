@@ -13,9 +13,9 @@ from nlpapps import cli
 from nlpapps.apps.saved_model import ModelError
 from nlpapps.apps.translate import DEFAULT_ALPHA
 from nlpapps.export import BEAM_ONE_SIZE
+from nlpapps.export_report import compare_translator, format_report
 from nlpapps.export_tflite import (TFTEXT_OPS, ExportError, LiteRTTranslator, audit_ops,
-                                   compare, default_output, export_tflite, format_report,
-                                   tflite_ops, weight_bytes)
+                                   default_output, export_tflite, tflite_ops, weight_bytes)
 
 PAIRS_TSV = Path(__file__).parent / "fixtures" / "pairs.en-de.tsv"
 ROOT = Path(__file__).resolve().parent.parent
@@ -133,7 +133,7 @@ def test_float_file_beam_search_is_the_savedmodels(float_file, sentences, saved_
 def test_beam_report_compares_the_files_beam_search(exported_translator, float_file,
                                                     en_de_pairs):
     pairs = [(pair.english, pair.german) for pair in en_de_pairs[:12]]
-    rows = compare(exported_translator, {"tflite-none": float_file}, pairs, beam=True)
+    rows = compare_translator(exported_translator, {"tflite-none": float_file}, pairs, beam=True)
     assert rows["tflite-none"]["exact_match"] == 1.0
     assert rows["tflite-none"]["bleu_change"] == 0.0
     assert f"12 sentences, one at a time, beam {BEAM_ONE_SIZE}" in format_report(rows)

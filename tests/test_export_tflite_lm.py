@@ -16,7 +16,8 @@ from nlpapps.apps.saved_model import ModelError, load_saved_model
 from nlpapps.export_lm import MAX_NEW_TOKENS_ONE, export_language_model_folder
 from nlpapps.export_tflite import (TFTEXT_OPS, audit_ops, default_output, export_tflite,
                                    tflite_ops, weight_bytes)
-from nlpapps.export_tflite_lm import NOT_TEXT, LiteRTLanguageModel, compare
+from nlpapps.export_report import compare_language_model
+from nlpapps.export_tflite_lm import NOT_TEXT, LiteRTLanguageModel
 
 SHAKESPEARE = Path(__file__).parent / "fixtures" / "shakespeare"
 PROMPTS = ["BERNARDO:\n", "", "Who's there? Nay, answer me", " stand", "\n\n",
@@ -171,7 +172,7 @@ def test_int8_files_convert_calibrated_and_run(folder):
 
 def test_compare_reports_bits_agreement_and_latency(folder, float_file):
     sample = text("test")[:2000]
-    rows = compare(folder, {"float": float_file}, sample, ["ROMEO:", "JULIET:"], 8)
+    rows = compare_language_model(folder, {"float": float_file}, sample, ["ROMEO:", "JULIET:"], 8)
     assert set(rows) == {"savedmodel", "float"}
     assert rows["float"]["exact_match"] == 1.0
     assert abs(rows["float"]["bpc_change"]) < 1e-3

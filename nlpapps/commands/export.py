@@ -54,15 +54,17 @@ def cmd_export(args) -> int:
         print(f"{out} ({out.stat().st_size} bytes)", file=sys.stderr)
         files[f"tflite-{mode}"] = out
     if args.report and kind == "translator":
-        print(export_tflite.format_report(export_tflite.compare(model, files, test,
-                                                                beam=args.beam)))
+        from nlpapps import export_report
+
+        print(export_report.format_report(export_report.compare_translator(
+            model, files, test, beam=args.beam)))
     elif args.report:
-        from nlpapps import export_tflite_lm
+        from nlpapps import export_report
 
         text, prompts = test
-        rows = export_tflite_lm.compare(model, files, text, prompts)
-        print(export_tflite.format_report(rows, export_tflite_lm.REPORT_COLUMNS,
-                                          export_tflite_lm.report_footer(rows)))
+        rows = export_report.compare_language_model(model, files, text, prompts)
+        print(export_report.format_report(rows, export_report.LANGUAGE_MODEL_COLUMNS,
+                                          export_report.language_model_footer(rows)))
     return 0
 
 
