@@ -239,3 +239,45 @@ def test_training_on_too_few_pairs_or_no_text_is_one_line_of_error(capsys, tmp_p
     assert cli.main(["-v", "lm", "train", "--text", str(tmp_path / "blank.txt"),
                      "--out", str(tmp_path / "lm")]) == 2
     assert capsys.readouterr().err == f"error: {tmp_path / 'blank.txt'} has no text to train on\n"
+
+
+@pytest.mark.slow
+def test_a_line_typed_at_a_terminal_is_translated_when_entered(exported_translator,
+                                                               saved_translator):
+    import os
+    import pty
+    import select
+    import time
+
+    sentence = "We all make mistakes."
+    expected = expected_translations(saved_translator, [sentence])[0]
+    pid, terminal = pty.fork()
+    if pid == 0:  # the child: nlpapps on the terminal's end
+        os.execv(sys.executable, [sys.executable, "-m", "nlpapps.cli", "translate", "--model",
+                                  str(exported_translator), "--beam", "1"])
+    def read_until(found, seconds):
+        nonlocal seen
+        deadline = time.monotonic() + seconds
+        while not found() and time.monotonic() < deadline:
+            if select.select([terminal], [], [], 1)[0]:
+                seen += os.read(terminal, 4096)
+        return found()
+
+    seen, done = b"", 0
+    try:
+        assert read_until(lambda: b"Ctrl-D" in seen, 240), seen  # the model is loaded
+        os.write(terminal, sentence.encode() + b"\n")  # and no end of input yet
+        assert read_until(lambda: expected.encode() in seen.split(sentence.encode())[-1],
+                          90), seen
+        os.write(terminal, b"\x04")  # Ctrl-D: the end of the input
+        for _ in range(60):
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                break
+            time.sleep(1)
+        assert done and os.waitstatus_to_exitcode(status) == 0
+    finally:
+        if not done:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+        os.close(terminal)

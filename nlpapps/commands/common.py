@@ -6,6 +6,7 @@ import argparse
 import dataclasses
 import logging
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent.parent
@@ -42,19 +43,31 @@ def config_from_args(config_cls, args: argparse.Namespace):
 
 
 def read_lines(args) -> list[bytes]:
+    return list(iter_lines(args))
+
+
+def iter_lines(args) -> Iterator[bytes]:
+    """The input lines, without their line ends: the `text` arguments, else the lines of
+    `--file`, else of stdin, read as they come (a line typed at a terminal is yielded when it
+    is entered). A missing file is an error at once."""
     if args.text:
-        return [text.encode("utf-8", "surrogateescape") for text in args.text]
+        return (text.encode("utf-8", "surrogateescape") for text in args.text)
     if args.file and args.file != "-":
         path = Path(args.file)
         if not path.is_file():
             raise UserError(f"input file {path} does not exist")
-        data = path.read_bytes()
-    else:
-        data = sys.stdin.buffer.read()
-    lines = data.split(b"\n")
-    if lines and lines[-1] == b"":
-        lines.pop()
-    return [line.rstrip(b"\r") for line in lines]
+        return _file_lines(path)
+    # readline, not iteration: iterating a buffered stdin waits for a full buffer.
+    return (_strip_line_end(line) for line in iter(sys.stdin.buffer.readline, b""))
+
+
+def _file_lines(path: Path) -> Iterator[bytes]:
+    with path.open("rb") as file:
+        yield from (_strip_line_end(line) for line in file)
+
+
+def _strip_line_end(line: bytes) -> bytes:
+    return line[:-1].rstrip(b"\r") if line.endswith(b"\n") else line.rstrip(b"\r")
 
 
 def read_pairs(path: str):

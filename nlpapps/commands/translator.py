@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import sys
 import time
 from pathlib import Path
 
 from nlpapps.commands.common import (DEFAULT_TRANSLATOR, UserError, add_config_arguments,
-                                     config_from_args, log, read_lines, read_pairs)
+                                     config_from_args, iter_lines, log, read_pairs)
 
 
 def cmd_translate(args) -> int:
@@ -20,16 +21,21 @@ def cmd_translate(args) -> int:
     if Path(args.model).suffix == ".tflite":
         return translate_with_litert(args)
     start = time.perf_counter()
+    lines = iter_lines(args)
     translator = translate.SavedTranslator(Path(args.model))
-    lines = read_lines(args)
-    translate.translate_stream(translator, lines, sys.stdout, args.beam, args.nbest, args.alpha,
-                               args.batch_size, args.scores)
-    log.info("translated %d lines in %.1f s", len(lines), time.perf_counter() - start)
+    interactive = not args.text and args.file in (None, "-") and sys.stdin.isatty()
+    if interactive:  # each line is translated as it is entered
+        print("Type English sentences, one per line; Ctrl-D ends.", file=sys.stderr)
+    first = next(lines, None)  # kept for --plot-attention
+    count = translate.translate_stream(
+        translator, [] if first is None else itertools.chain([first], lines), sys.stdout,
+        args.beam, args.nbest, args.alpha, 1 if interactive else args.batch_size, args.scores)
+    log.info("translated %d lines in %.1f s", count, time.perf_counter() - start)
     if args.plot_attention:
-        if not lines:
+        if first is None:
             raise UserError("--plot-attention needs a sentence to translate")
-        first = translator.translate(lines[:1], args.beam, args.alpha)[0]
-        translate.plot_attention(translator, first, Path(args.plot_attention))
+        translation = translator.translate([first], args.beam, args.alpha)[0]
+        translate.plot_attention(translator, translation, Path(args.plot_attention))
         print(f"attention of the first sentence drawn to {args.plot_attention}",
               file=sys.stderr)
     return 0
@@ -48,7 +54,7 @@ def translate_with_litert(args) -> int:
     if args.beam > 1 and not beam:
         print(f"warning: {args.model} has no beam search; translating greedily",
               file=sys.stderr)
-    for line in read_lines(args):
+    for line in iter_lines(args):
         print(translator.translate(line, beam=beam, alpha=args.alpha), flush=True)
     return 0
 
