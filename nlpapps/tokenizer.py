@@ -199,7 +199,8 @@ class Tokenizer:
                     remove_extra_whitespaces=False, allow_whitespace_only_pieces=True,
                 )
             spm.SentencePieceTrainer.train(
-                sentence_iterator=itertools.chain([first], sentences), model_writer=writer, **options
+                sentence_iterator=itertools.chain([first], sentences), model_writer=writer,
+                **options,
             )
         proto = model_pb2.ModelProto.FromString(writer.getvalue())
         if keep_newlines:

@@ -145,6 +145,9 @@ def test_a_broken_model_folder_is_one_line_of_error(broken, exported_translator,
     (["--beam", "0"], "error: --beam and --nbest must be at least 1"),
     (["--nbest", "0"], "error: --beam and --nbest must be at least 1"),
     (["--file", "no/such/file.txt"], "error: input file no/such/file.txt does not exist"),
+    (["--batch-size", "0"], "error: --batch-size must be at least 1, got 0"),
+    (["--alpha", "nan"], "error: --alpha (the length penalty exponent) must be 0 or more, got nan"),
+    (["--alpha", "-1"], "error: --alpha (the length penalty exponent) must be 0 or more, got -1.0"),
 ])
 def test_bad_flags_are_one_line_of_error(flags, message, exported_translator, capsys):
     assert translate(exported_translator, *flags) == 2
@@ -183,6 +186,17 @@ def test_translate_eval_prints_bleu_and_chrf(exported_translator, saved_translat
         sacrebleu.corpus_chrf(hypotheses, references).score, 2)
     assert report["greedy"]["bleu"] == round(
         sacrebleu.corpus_bleu(hypotheses, references).score, 2)
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--beam", "0"], "error: --beam must be at least 1, got 0"),
+    (["--limit", "-2"], "error: --limit must be 0 (every pair) or more, got -2"),
+    (["--alpha", "inf"], "error: --alpha (the length penalty exponent) must be 0 or more, got inf"),
+])
+def test_translate_eval_refuses_bad_flags(flags, message, exported_translator, capsys):
+    assert cli.main(["-v", "translate-eval", "--model", str(exported_translator), "--pairs",
+                     str(ROOT / "tests" / "fixtures" / "pairs.en-de.tsv"), *flags]) == 2
+    assert capsys.readouterr().err == message + "\n"
 
 
 def test_translate_eval_of_a_missing_pairs_file(exported_translator, capsys, tmp_path):

@@ -18,6 +18,9 @@ def cmd_translate(args) -> int:
 
     if args.beam < 1 or args.nbest < 1:
         raise UserError("--beam and --nbest must be at least 1")
+    if args.batch_size < 1:
+        raise UserError(f"--batch-size must be at least 1, got {args.batch_size}")
+    check_alpha(args.alpha)
     if Path(args.model).suffix == ".tflite":
         return translate_with_litert(args)
     start = time.perf_counter()
@@ -39,6 +42,11 @@ def cmd_translate(args) -> int:
         print(f"attention of the first sentence drawn to {args.plot_attention}",
               file=sys.stderr)
     return 0
+
+
+def check_alpha(alpha: float) -> None:
+    if not alpha >= 0 or alpha == float("inf"):
+        raise UserError(f"--alpha (the length penalty exponent) must be 0 or more, got {alpha}")
 
 
 def translate_with_litert(args) -> int:
@@ -107,6 +115,11 @@ def export_translator(result, out: Path) -> None:
 def cmd_translate_eval(args) -> int:
     from nlpapps.apps import translate
 
+    if args.beam < 1:
+        raise UserError(f"--beam must be at least 1, got {args.beam}")
+    if args.limit < 0:
+        raise UserError(f"--limit must be 0 (every pair) or more, got {args.limit}")
+    check_alpha(args.alpha)
     translator = translate.SavedTranslator(Path(args.model))
     pairs = [(r.english, r.german) for r in read_pairs(args.pairs)]
     if args.limit:
