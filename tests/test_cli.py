@@ -14,6 +14,8 @@ import sacrebleu
 from nlpapps import cli
 from nlpapps.export import MAX_SOURCE_TOKENS
 
+from terminal import answer_at_terminal
+
 ROOT = Path(__file__).resolve().parent.parent
 
 ODD_LINES = [
@@ -223,6 +225,47 @@ def test_translate_train_writes_its_savedmodel_beside_the_run(tmp_path, capfd):
     assert cli.main(["-v", "average", "--run", str(out), "--last", "2",
                      "--output", str(tmp_path / "averaged")]) == 0
     assert (tmp_path / "averaged" / "saved_model.pb").exists()
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"", "{path} holds no pairs; give english<TAB>german lines"),
+    (b"\n\n", "{path} holds no pairs; give english<TAB>german lines"),
+    (b"Hello.\tHallo.\nWo \xff ist es?\tWo?\n",
+     "{path}:2: not UTF-8 text; save the file as UTF-8"),
+])
+def test_unusable_pairs_files_are_one_line_of_error(content, message, exported_translator,
+                                                    capsys, tmp_path):
+    path = tmp_path / "pairs.tsv"
+    path.write_bytes(content)
+    for command in (["translate-eval", "--model", str(exported_translator)],
+                    ["translate-train", "--out", str(tmp_path / "run")]):
+        assert cli.main(["-v", *command, "--pairs", str(path)]) == 2
+        out, err = capsys.readouterr()
+        assert out == "" and err == "error: " + message.format(path=path) + "\n"
+    assert not (tmp_path / "run").exists()
+
+
+def test_training_on_too_few_pairs_or_no_text_is_one_line_of_error(capsys, tmp_path):
+    (tmp_path / "one.tsv").write_text("Hello.\tHallo.\n")
+    assert cli.main(["-v", "translate-train", "--pairs", str(tmp_path / "one.tsv"),
+                     "--out", str(tmp_path / "run")]) == 2
+    assert capsys.readouterr().err == (f"error: {tmp_path / 'one.tsv'} holds too few pairs to "
+                                       "keep some for dev; give more pairs or --dev DEV.tsv\n")
+    (tmp_path / "blank.txt").write_text(" \n\t\n")
+    assert cli.main(["-v", "lm", "train", "--text", str(tmp_path / "blank.txt"),
+                     "--out", str(tmp_path / "lm")]) == 2
+    assert capsys.readouterr().err == f"error: {tmp_path / 'blank.txt'} has no text to train on\n"
+
+
+@pytest.mark.slow
+def test_a_line_typed_at_a_terminal_is_translated_when_entered(exported_translator,
+                                                               saved_translator):
+    sentence = "We all make mistakes."
+    expected = expected_translations(saved_translator, [sentence])[0]
+    # The answer comes while the input is still open: no Ctrl-D was typed yet.
+    answer = answer_at_terminal(["translate", "--model", str(exported_translator), "--beam",
+                                 "1"], "Ctrl-D", sentence, lambda text: expected in text)
+    assert expected in answer
 
 
 @pytest.mark.parametrize("content, message", [

@@ -42,10 +42,6 @@ def config_from_args(config_cls, args: argparse.Namespace):
     return config_cls(**{f.name: getattr(args, f.name) for f in dataclasses.fields(config_cls)})
 
 
-def read_lines(args) -> list[bytes]:
-    return list(iter_lines(args))
-
-
 def iter_lines(args) -> Iterator[bytes]:
     """The input lines, without their line ends: the `text` arguments, else the lines of
     `--file`, else of stdin, read as they come (a line typed at a terminal is yielded when it

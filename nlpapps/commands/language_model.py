@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import itertools
 import json
 import sys
 from pathlib import Path
 
 from nlpapps.commands.common import (DEFAULT_GENERATOR, UserError, add_config_arguments,
-                                     config_from_args, log, read_lines, read_text)
+                                     config_from_args, iter_lines, log, read_text)
 
 
 def cmd_lm_train(args) -> int:
@@ -89,10 +90,16 @@ def cmd_lm_evaluate(args) -> int:
 def cmd_lm_score(args) -> int:
     from nlpapps.apps import language_model
 
+    lines = iter_lines(args)
     model, tokenizer, _ = language_model.load(Path(args.model))
-    lines = [line.decode("utf-8", "surrogateescape") for line in read_lines(args)]
-    for value in language_model.score(model, tokenizer, lines):
-        print(f"{value:.4f}")
+    interactive = not args.text and args.file in (None, "-") and sys.stdin.isatty()
+    if interactive:  # each line is scored when it is entered; else in batches of 64
+        print("Type lines to score, one per line; Ctrl-D ends.", file=sys.stderr)
+    size = 1 if interactive else 64
+    while batch := list(itertools.islice(lines, size)):
+        texts = [line.decode("utf-8", "surrogateescape") for line in batch]
+        for value in language_model.score(model, tokenizer, texts, size):
+            print(f"{value:.4f}", flush=True)
     return 0
 
 

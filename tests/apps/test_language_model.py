@@ -4,6 +4,7 @@ independent computation, windowed evaluation, line scores, and the `nlpapps lm` 
 import importlib.util
 import json
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,8 @@ from nlpapps import training
 from nlpapps.apps import language_model as lm
 from nlpapps.corpora import shakespeare
 from nlpapps.tokenizer import BOS_ID
+
+from terminal import answer_at_terminal
 
 SHAKESPEARE = Path(__file__).parent.parent / "fixtures" / "shakespeare"
 SCRIPTS = Path(__file__).parent.parent.parent / "scripts"
@@ -232,6 +235,10 @@ def test_lm_commands_train_evaluate_and_score(tmp_path, capsys, monkeypatch):
     printed = [float(x) for x in capsys.readouterr().out.split()]
     expected = lm.score(model, tokenizer, ["Who's there?", "", "Ho!"])
     assert printed == pytest.approx(expected, abs=1e-4)
+    # At a terminal, a line's score comes when it is entered, the input still open.
+    answer = answer_at_terminal(["lm", "score", "--model", str(out)], "Ctrl-D", "Ho!",
+                                lambda text: re.search(r"-?\d+\.\d{4}\s", text))
+    assert float(answer.split()[0]) == pytest.approx(expected[2], abs=1e-4)
 
     assert main(["-v", "lm", "evaluate", test_file, "--model", str(tmp_path / "nothing")]) == 2
     assert main(["-v", "lm", "train", "--text", test_file, "--out", str(out),
