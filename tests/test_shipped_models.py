@@ -20,19 +20,19 @@ def translator():
 
 
 @pytest.fixture(scope="module")
-def test_pairs(en_de_pairs):
+def ding_test_pairs(en_de_pairs):
     rows = en_de_pairs
     return [r for r in rows if r.source == "ding" and split_bucket(r.english) == 0]
 
 
 @pytest.mark.parametrize("beam", [1, 5])
-def test_shipped_translator_beats_the_chrf_floor_on_test_sentences(translator, test_pairs,
+def test_shipped_translator_beats_the_chrf_floor_on_test_sentences(translator, ding_test_pairs,
                                                                   beam):
-    hypotheses = [t.outputs[0] for t in translator.translate([r.english for r in test_pairs],
-                                                             beam_size=beam)]
-    assert len(hypotheses) == len(test_pairs) == 30
+    sources = [r.english for r in ding_test_pairs]
+    hypotheses = [t.outputs[0] for t in translator.translate(sources, beam_size=beam)]
+    assert len(hypotheses) == len(ding_test_pairs) == 30
     assert all(hypotheses)
-    chrf = sacrebleu.corpus_chrf(hypotheses, [[r.german for r in test_pairs]]).score
+    chrf = sacrebleu.corpus_chrf(hypotheses, [[r.german for r in ding_test_pairs]]).score
     assert chrf > CHRF_FLOOR
 
 
