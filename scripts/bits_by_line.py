@@ -2,13 +2,14 @@
 
     python scripts/bits_by_line.py data/shakespeare/test.txt [--model saved_models/shakespeare]
     python scripts/bits_by_line.py data/shakespeare/test.txt --adapt 0.1   (dynamic evaluation)
+    python scripts/bits_by_line.py data/shakespeare/test.txt --cache 20000 (neural cache)
 
 Reads the canonical text (`nlpapps data prepare --pair shakespeare`) as `nlpapps lm evaluate`
-reads it (with `--adapt LR`, as `lm evaluate --adapt LR` does) and splits the total negative
-log-likelihood by the kind of line each token is in: speaker lines (the name that opens each
-speech), spoken lines and blank lines. A line's break counts with the line it ends. Prints a
-JSON report: for each kind its characters, its share of the bits and its own bits per
-character, and the bits per speaker line.
+reads it (with `--adapt LR` or `--cache N`, as `lm evaluate` does with them) and splits the
+total negative log-likelihood by the kind of line each token is in: speaker lines (the name
+that opens each speech), spoken lines and blank lines. A line's break counts with the line it
+ends. Prints a JSON report: for each kind its characters, its share of the bits and its own
+bits per character, and the bits per speaker line.
 """
 
 from __future__ import annotations
@@ -60,15 +61,20 @@ def main() -> int:
     parser.add_argument("--model", default=str(DEFAULT_GENERATOR))
     parser.add_argument("--adapt", type=float, metavar="LR",
                         help="dynamic evaluation at this learning rate (other settings default)")
+    parser.add_argument("--cache", type=int, metavar="N",
+                        help="a neural cache of the last N positions (other settings default)")
     args = parser.parse_args()
     silence_native_logs()
     from nlpapps.apps import language_model
     from nlpapps.apps.dynamic_evaluation import Adaptation
+    from nlpapps.apps.neural_cache import Cache
 
     text = Path(args.text).read_text(encoding="utf-8")
     model, tokenizer, _ = language_model.load(Path(args.model))
     adaptation = Adaptation(learning_rate=args.adapt) if args.adapt else None
-    ids, nats = language_model.token_nll(model, tokenizer, text, adaptation=adaptation)
+    cache = Cache(size=args.cache) if args.cache else None
+    ids, nats = language_model.token_nll(model, tokenizer, text, adaptation=adaptation,
+                                         cache=cache)
     print(json.dumps(bits_by_kind(text, ids, nats, tokenizer.newline_id), indent=2))
     return 0
 

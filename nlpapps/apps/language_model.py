@@ -28,6 +28,7 @@ from nlpapps import training
 from nlpapps.apps.config import CONFIG_FILE, AppConfig
 from nlpapps.apps.dynamic_evaluation import Adaptation, adapting_window_nll, restored_weights
 from nlpapps.apps.language_model_data import dev_dataset, stream_dataset, window_dataset
+from nlpapps.apps.neural_cache import Cache, caching_window_nll
 from nlpapps.apps.saved_model import ModelError, read_kind
 from nlpapps.data import pad_batch
 from nlpapps.models.language_model import LanguageModel
@@ -274,13 +275,18 @@ def stream_nll(window_nll, ids: Sequence[int], states, window: int = EVALUATION_
 
 def token_nll(model: LanguageModel, tokenizer: Tokenizer, text: str,
               window: int = EVALUATION_WINDOW, adaptation: Adaptation | None = None,
-              progress: bool = False) -> tuple[list[int], np.ndarray]:
+              progress: bool = False, cache: Cache | None = None
+              ) -> tuple[list[int], np.ndarray]:
     """The ids of `text` (read from the start of a line) and the negative log-likelihood in
     nats of each, read as `evaluate` reads the text (its arguments): their sum is its total."""
     ids = line_start_ids(tokenizer, text)
     if not ids:
         raise ValueError("the text has no tokens to evaluate")
+    if adaptation is not None and cache is not None:
+        raise ValueError("read a text with an adaptation or with a cache, not both")
     states = model.initial_states(1)
+    if cache is not None:
+        return ids, stream_nll(caching_window_nll(model, cache), ids, states, window, progress)
     if adaptation is None:
         return ids, stream_nll(_window_nll(model), ids, states, window, progress)
     with restored_weights(model):
@@ -294,19 +300,22 @@ def token_nll(model: LanguageModel, tokenizer: Tokenizer, text: str,
 
 def evaluate(model: LanguageModel, tokenizer: Tokenizer, text: str,
              window: int = EVALUATION_WINDOW, adaptation: Adaptation | None = None,
-             progress: bool = False) -> dict:
+             progress: bool = False, cache: Cache | None = None) -> dict:
     """Negative log-likelihood of `text`, read in windows of `window` tokens with the states
     carried from one to the next: the same as one pass over the whole text, for any length.
     With an `adaptation`, the model learns from the text as it reads it (dynamic evaluation,
     `nlpapps.apps.dynamic_evaluation`), in windows of `adaptation.window` tokens; its weights
-    are restored afterwards. With `progress`, a progress bar counts the tokens on stderr.
+    are restored afterwards. With a `cache`, the model is mixed with a cache of its states
+    over the text read so far (`nlpapps.apps.neural_cache`). With `progress`, a progress bar
+    counts the tokens on stderr.
 
     Returns `{"tokens", "characters", "nll_bits", "bits_per_character", "perplexity"}`:
     `nll_bits` is `-sum log2 p(token)` over the text's tokens (the first read after bos),
     bits per character divides it by the text's characters (code points), perplexity is
-    `2 ** (nll_bits / tokens)`. With an adaptation, its settings are added as "adaptation".
+    `2 ** (nll_bits / tokens)`. An adaptation's or a cache's settings are added as
+    "adaptation" or "cache".
     """
-    ids, nats = token_nll(model, tokenizer, text, window, adaptation, progress)
+    ids, nats = token_nll(model, tokenizer, text, window, adaptation, progress, cache)
     bits = float(nats.sum()) / math.log(2)
     per_token = bits / len(ids)
     report = {"tokens": len(ids), "characters": len(text), "nll_bits": bits,
@@ -314,6 +323,8 @@ def evaluate(model: LanguageModel, tokenizer: Tokenizer, text: str,
               "perplexity": 2 ** per_token if per_token < 1000 else math.inf}
     if adaptation is not None:
         report["adaptation"] = dataclasses.asdict(adaptation)
+    if cache is not None:
+        report["cache"] = dataclasses.asdict(cache)
     return report
 
 

@@ -69,18 +69,24 @@ def export_language_model(model, tokenizer, config, out: Path, export: Path | No
 def cmd_lm_evaluate(args) -> int:
     from nlpapps.apps import language_model
     from nlpapps.apps.dynamic_evaluation import Adaptation
+    from nlpapps.apps.neural_cache import Cache
 
-    adaptation = None
-    if args.adapt:
-        try:
+    adaptation, cache = None, None
+    if args.adapt and args.cache:
+        raise UserError("give --adapt or --cache, not both")
+    try:
+        if args.adapt:
             adaptation = Adaptation(learning_rate=args.adapt, window=args.adapt_window,
                                     decay=args.adapt_decay, clipnorm=args.adapt_clipnorm)
-        except ValueError as error:
-            raise UserError(str(error)) from None
+        if args.cache:
+            cache = Cache(size=args.cache, theta=args.cache_theta, weight=args.cache_weight)
+    except ValueError as error:
+        raise UserError(str(error)) from None
     model, tokenizer, _ = language_model.load(Path(args.model))
     try:
         report = language_model.evaluate(model, tokenizer, read_text(args.file),
-                                         adaptation=adaptation, progress=sys.stderr.isatty())
+                                         adaptation=adaptation, progress=sys.stderr.isatty(),
+                                         cache=cache)
     except ValueError as error:
         raise UserError(f"{args.file}: {error}") from None
     print(json.dumps(report, indent=2))
@@ -222,6 +228,13 @@ def add_parsers(sub) -> None:
                         "(default: 0)")
     p.add_argument("--adapt-clipnorm", type=float, default=10.0, metavar="NORM",
                    help="clip each step's gradient to this global norm (default: 10)")
+    p.add_argument("--cache", type=int, default=0, metavar="N",
+                   help="neural cache: mix the model with a cache of its states over the last N "
+                        "positions read (0: off, the default; 20000 suits the shipped model)")
+    p.add_argument("--cache-theta", type=float, default=1.0, metavar="T",
+                   help="sharpness of the cache's match of states (default: 1)")
+    p.add_argument("--cache-weight", type=float, default=0.25, metavar="L",
+                   help="the cache's share of the mixed distribution (default: 0.25)")
     p.set_defaults(func=cmd_lm_evaluate)
 
     p = lm_sub.add_parser("score", help="the log-probability (natural log) of each line")

@@ -117,7 +117,8 @@ class LanguageModel(keras.Model):
         """Zero states: one list per layer of `(batch, units)` tensors."""
         return [cell.get_initial_state(batch_size) for cell in self.cells]
 
-    def _logits(self, outputs, training=False):
+    def readout(self, outputs, training=False):
+        """Logits `(..., vocab_size)` of the top layer's outputs `(..., units)`."""
         outputs = self.dropout_layer(outputs, training=training)
         if self.output_layer is not None:
             return self.output_layer(outputs)
@@ -128,8 +129,13 @@ class LanguageModel(keras.Model):
     def call(self, token_ids, initial_state=None, mask=None, training=False, return_state=False):
         x = self.dropout_layer(self.embedding(token_ids), training=training)
         outputs, states = self.rnn(x, initial_state=initial_state, mask=mask, training=training)
-        logits = self._logits(outputs, training=training)  # (batch, time, vocab_size)
+        logits = self.readout(outputs, training=training)  # (batch, time, vocab_size)
         return (logits, states) if return_state else logits
+
+    def features(self, token_ids, initial_state=None):
+        """The top layer's outputs `(batch, time, units)`, which `readout` turns into logits,
+        and the final states; no dropout."""
+        return self.rnn(self.embedding(token_ids), initial_state=initial_state)
 
     def advance(self, token_ids, initial_state=None, mask=None):
         """The states after reading `token_ids` `(batch, time)` (masked positions skipped),
@@ -147,7 +153,7 @@ class LanguageModel(keras.Model):
             # As in StackedRNN: a residual connection where input and output widths agree.
             x = h + x if h.shape[-1] == x.shape[-1] else h  # (batch, units)
             new_states.append(layer_states)
-        return self._logits(x), new_states
+        return self.readout(x), new_states
 
     def get_config(self):
         return {

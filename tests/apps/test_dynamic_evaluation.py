@@ -5,7 +5,6 @@ and `nlpapps lm evaluate --adapt`."""
 import dataclasses
 import json
 import math
-from pathlib import Path
 
 import keras
 import numpy as np
@@ -15,32 +14,18 @@ from nlpapps.apps import language_model as lm
 from nlpapps.apps.dynamic_evaluation import Adaptation, adapting_window_nll, restored_weights
 from nlpapps.tokenizer import BOS_ID
 
-SHAKESPEARE = Path(__file__).parent.parent / "fixtures" / "shakespeare"
-TINY = dict(vocab_size=200, embedding_dim=16, units=32, layers=2, dropout=0.0, seq_len=32,
-            batch_size=16, learning_rate=1e-2, epochs=1, steps_per_epoch=20, patience=0)
-
-
-def text(split: str) -> str:
-    return (SHAKESPEARE / f"{split}.txt").read_text(encoding="utf-8")
+from tiny_language_model import SHAKESPEARE, log_softmax, text, train_tiny
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """`(model, tokenizer, out_dir)` of a tiny model trained for 20 steps."""
     out_dir = tmp_path_factory.mktemp("lm")
-    model, tokenizer = lm.train(lm.LanguageModelConfig(**TINY), text("train"), text("dev"),
-                                out_dir)
-    return model, tokenizer, out_dir
+    return (*train_tiny(out_dir, epochs=1), out_dir)
 
 
 def weights_of(model):
     return [weight.numpy() for weight in model.trainable_variables]
-
-
-def log_softmax(logits):
-    logits = np.asarray(logits, np.float64)
-    shifted = logits - logits.max(axis=-1, keepdims=True)
-    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
 
 
 def reference_nll(model, ids, adaptation):

@@ -16,33 +16,17 @@ from nlpapps.corpora import shakespeare
 from nlpapps.tokenizer import BOS_ID
 
 from terminal import answer_at_terminal
+from tiny_language_model import (SHAKESPEARE, TINY, log_softmax, text, tiny_config,
+                                 train_tiny)
 
-SHAKESPEARE = Path(__file__).parent.parent / "fixtures" / "shakespeare"
 SCRIPTS = Path(__file__).parent.parent.parent / "scripts"
-TINY = dict(vocab_size=200, embedding_dim=16, units=32, layers=2, dropout=0.0, seq_len=32,
-            batch_size=16, learning_rate=1e-2, epochs=3, steps_per_epoch=20, patience=0)
-
-
-def text(split: str) -> str:
-    return (SHAKESPEARE / f"{split}.txt").read_text(encoding="utf-8")
-
-
-def tiny_config(**changes) -> lm.LanguageModelConfig:
-    return lm.LanguageModelConfig(**{**TINY, **changes})
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """`(model, tokenizer, out_dir)` of a tiny model trained for 3 epochs of 20 steps."""
     out_dir = tmp_path_factory.mktemp("lm")
-    model, tokenizer = lm.train(tiny_config(), text("train"), text("dev"), out_dir)
-    return model, tokenizer, out_dir
-
-
-def log_softmax(logits):
-    logits = np.asarray(logits, np.float64)
-    shifted = logits - logits.max(axis=-1, keepdims=True)
-    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+    return (*train_tiny(out_dir), out_dir)
 
 
 def numpy_log_probs(model, ids):
