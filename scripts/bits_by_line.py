@@ -59,10 +59,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("text", help="a canonical play text")
     parser.add_argument("--model", default=str(DEFAULT_GENERATOR))
-    parser.add_argument("--adapt", type=float, metavar="LR",
-                        help="dynamic evaluation at this learning rate (other settings default)")
-    parser.add_argument("--cache", type=int, metavar="N",
-                        help="a neural cache of the last N positions (other settings default)")
+    reading = parser.add_mutually_exclusive_group()
+    reading.add_argument("--adapt", type=float, metavar="LR",
+                         help="dynamic evaluation at this learning rate (other settings default)")
+    reading.add_argument("--cache", type=int, metavar="N",
+                         help="a neural cache of the last N positions (other settings default)")
     args = parser.parse_args()
     silence_native_logs()
     from nlpapps.apps import language_model
