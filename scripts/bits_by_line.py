@@ -70,12 +70,17 @@ def main() -> int:
     from nlpapps.apps.dynamic_evaluation import Adaptation
     from nlpapps.apps.neural_cache import Cache
 
-    text = Path(args.text).read_text(encoding="utf-8")
-    model, tokenizer, _ = language_model.load(Path(args.model))
-    adaptation = Adaptation(learning_rate=args.adapt) if args.adapt else None
-    cache = Cache(size=args.cache) if args.cache else None
-    ids, nats = language_model.token_nll(model, tokenizer, text, adaptation=adaptation,
-                                         cache=cache)
+    from nlpapps.apps.saved_model import ModelError
+
+    try:
+        text = Path(args.text).read_text(encoding="utf-8")
+        adaptation = Adaptation(learning_rate=args.adapt) if args.adapt else None
+        cache = Cache(size=args.cache) if args.cache else None
+        model, tokenizer, _ = language_model.load(Path(args.model))
+        ids, nats = language_model.token_nll(model, tokenizer, text, adaptation=adaptation,
+                                             cache=cache)
+    except (OSError, UnicodeDecodeError, ValueError, ModelError) as error:
+        parser.exit(2, f"error: {str(error).splitlines()[0]}\n")
     print(json.dumps(bits_by_kind(text, ids, nats, tokenizer.newline_id), indent=2))
     return 0
 
