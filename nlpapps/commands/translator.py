@@ -144,7 +144,9 @@ def add_parsers(sub) -> None:
     p.add_argument("--nbest", type=int, default=1, help="translations per line, tab-separated")
     p.add_argument("--alpha", type=float, default=DEFAULT_ALPHA, help="length penalty exponent")
     p.add_argument("--scores", action="store_true", help="print each translation's score")
-    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--batch-size", type=int, default=32,
+                   help="lines translated together (1: each line as soon as it is read, as at "
+                        "a terminal; for a program that waits for each answer)")
     p.add_argument("--plot-attention", metavar="FILE.png",
                    help="draw the first sentence's attention matrix")
     p.set_defaults(func=cmd_translate)
