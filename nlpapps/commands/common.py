@@ -57,6 +57,11 @@ def iter_lines(args) -> Iterator[bytes]:
     return (_strip_line_end(line) for line in iter(sys.stdin.buffer.readline, b""))
 
 
+def reads_a_terminal(args) -> bool:
+    """Whether `iter_lines(args)` reads lines a person types at a terminal."""
+    return not args.text and args.file in (None, "-") and sys.stdin.isatty()
+
+
 def _file_lines(path: Path) -> Iterator[bytes]:
     with path.open("rb") as file:
         yield from (_strip_line_end(line) for line in file)

@@ -10,7 +10,8 @@ import sys
 from pathlib import Path
 
 from nlpapps.commands.common import (DEFAULT_GENERATOR, UserError, add_config_arguments,
-                                     config_from_args, iter_lines, log, read_text)
+                                     config_from_args, iter_lines, log, read_text,
+                                     reads_a_terminal)
 
 
 def cmd_lm_train(args) -> int:
@@ -98,7 +99,7 @@ def cmd_lm_score(args) -> int:
 
     lines = iter_lines(args)
     model, tokenizer, _ = language_model.load(Path(args.model))
-    interactive = not args.text and args.file in (None, "-") and sys.stdin.isatty()
+    interactive = reads_a_terminal(args)
     if interactive:  # each line is scored when it is entered; else in batches of 64
         print("Type lines to score, one per line; Ctrl-D ends.", file=sys.stderr)
     size = 1 if interactive else 64

@@ -10,7 +10,8 @@ import time
 from pathlib import Path
 
 from nlpapps.commands.common import (DEFAULT_TRANSLATOR, UserError, add_config_arguments,
-                                     config_from_args, iter_lines, log, read_pairs)
+                                     config_from_args, iter_lines, log, read_pairs,
+                                     reads_a_terminal)
 
 
 def cmd_translate(args) -> int:
@@ -26,7 +27,7 @@ def cmd_translate(args) -> int:
     start = time.perf_counter()
     lines = iter_lines(args)
     translator = translate.SavedTranslator(Path(args.model))
-    interactive = not args.text and args.file in (None, "-") and sys.stdin.isatty()
+    interactive = reads_a_terminal(args)
     if interactive:  # each line is translated as it is entered
         print("Type English sentences, one per line; Ctrl-D ends.", file=sys.stderr)
     first = next(lines, None)  # kept for --plot-attention
