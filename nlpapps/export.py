@@ -22,6 +22,7 @@ from pathlib import Path
 import tensorflow as tf
 
 from nlpapps import decoding
+from nlpapps.layers import cudnn
 from nlpapps.models.seq2seq import output_length_limit
 from nlpapps.tokenizer import BOS_ID, EOS_ID, GraphTokenizer, Tokenizer
 
@@ -174,7 +175,9 @@ def write_savedmodel(module: tf.Module, out_dir: Path, extra_files: dict[str, by
     `out_dir`, then swaps it in, so a failure never leaves a half-written model.
 
     The signatures are the module's functions named in its `SIGNATURES` (default
-    `serving_default` and `translate`, those it has).
+    `serving_default` and `translate`, those it has). They are traced with the step loops of
+    the module's `model`, if it has one (`cudnn.loop_only`), so that the SavedModel runs on
+    any machine and converts to TFLite, also when it is written on a GPU.
     """
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -182,7 +185,8 @@ def write_savedmodel(module: tf.Module, out_dir: Path, extra_files: dict[str, by
     try:
         names = getattr(module, "SIGNATURES", ("serving_default", "translate"))
         signatures = {name: getattr(module, name) for name in names if hasattr(module, name)}
-        tf.saved_model.save(module, str(tmp), signatures=signatures)
+        with cudnn.loop_only(getattr(module, "model", None)):
+            tf.saved_model.save(module, str(tmp), signatures=signatures)
         for name, data in extra_files.items():
             (tmp / name).write_bytes(data)
         if out_dir.exists():

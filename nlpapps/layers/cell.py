@@ -21,6 +21,8 @@ class RecurrentCell(keras.layers.Layer):
     """
 
     gates = 1
+    # The cuDNN kernel (`cudnn.KERNELS`) that computes this recurrence on a GPU, if any.
+    fused_kernel = None
 
     def __init__(self, units, activation="tanh", use_bias=True,
                  kernel_initializer="glorot_uniform", recurrent_initializer="orthogonal",

@@ -42,6 +42,7 @@ class GRUCell(RecurrentCell):
     """
 
     gates = 3
+    fused_kernel = "gru"
 
     def __init__(self, units, activation="tanh", recurrent_activation="sigmoid", **kwargs):
         super().__init__(units, activation=activation, **kwargs)

@@ -40,6 +40,7 @@ class LSTMCell(RecurrentCell):
     """
 
     gates = 4
+    fused_kernel = "lstm"
 
     def __init__(self, units, activation="tanh", recurrent_activation="sigmoid",
                  unit_forget_bias=True, **kwargs):

@@ -9,12 +9,15 @@ A cell of nlpapps splits its work in two:
 
 `RNN` runs `step` in one compiled `tf.while_loop`, so a training step does no per-step Python
 and no per-step input matmul. The loop writes into a `TensorArray` of fixed element shape,
-which TFLite lowers to its built-in ops.
+which TFLite lowers to its built-in ops. On a GPU the LSTM and GRU layers run cuDNN's fused
+kernel instead where their configuration allows it, with the same results (`cudnn.py`).
 """
 
 import keras
 import tensorflow as tf
 from keras import ops
+
+from nlpapps.layers import cudnn
 
 
 def recurrence(step, projected, initial_states, mask=None, return_sequences=False,
@@ -84,6 +87,10 @@ class RNN(keras.layers.Layer):
         dropout: fraction of the input units dropped in training.
         recurrent_dropout: fraction of the recurrent units dropped in training.
         seed: seed of the dropout masks.
+        use_cudnn: "auto" (default): on a GPU, run cuDNN's fused kernel where the configuration
+            allows it (LSTM and GRU with tanh and sigmoid activations and a bias; not while
+            training with recurrent dropout; right-padded masks); the results are those of the
+            loop. False: always the loop. True: as "auto", but an error where cuDNN cannot run.
 
     Call arguments:
         sequences: `(batch, time, features)`.
@@ -94,11 +101,14 @@ class RNN(keras.layers.Layer):
 
     def __init__(self, return_sequences=False, return_state=False, go_backwards=False,
                  zero_output_for_mask=False, dropout=0.0, recurrent_dropout=0.0, seed=None,
-                 **kwargs):
+                 use_cudnn="auto", **kwargs):
         super().__init__(**kwargs)
         for name, value in (("dropout", dropout), ("recurrent_dropout", recurrent_dropout)):
             if not 0.0 <= value < 1.0:
                 raise ValueError(f"`{name}` must be in [0, 1). Received: {name}={value}")
+        if not (use_cudnn == "auto" or use_cudnn is True or use_cudnn is False):
+            raise ValueError(
+                f"`use_cudnn` must be one of {cudnn.USE_CUDNN}. Received: use_cudnn={use_cudnn}")
         self.return_sequences = return_sequences
         self.return_state = return_state
         self.go_backwards = go_backwards
@@ -106,6 +116,7 @@ class RNN(keras.layers.Layer):
         self.dropout = dropout
         self.recurrent_dropout = recurrent_dropout
         self.seed = seed
+        self.use_cudnn = use_cudnn
         self.seed_generator = keras.random.SeedGenerator(seed)
         self.supports_masking = True
 
@@ -113,6 +124,15 @@ class RNN(keras.layers.Layer):
         if not self.cell.built:
             self.cell.build(tuple(input_shape[:1]) + tuple(input_shape[2:]))
         self.built = True
+
+    @property
+    def supports_jit(self):
+        # XLA cannot compile cuDNN's kernel.
+        return self._supports_jit and not (hasattr(self, "cell") and cudnn.may_run(self))
+
+    @supports_jit.setter
+    def supports_jit(self, value):
+        self._supports_jit = value
 
     @property
     def units(self):
@@ -139,12 +159,36 @@ class RNN(keras.layers.Layer):
         recurrent_mask = None
         if training and self.recurrent_dropout > 0:
             recurrent_mask = self._dropout_mask(states[0], self.recurrent_dropout)
+        if mask is not None:
+            mask = ops.cast(mask, "bool")
 
+        result = None
+        if recurrent_mask is None and cudnn.may_run(self):
+            try:
+                result = self._fused_or_loop(inputs, states, mask)
+            except NotImplementedError:  # Keras's wrapper found no cuDNN to run
+                pass
+        if result is None and self.use_cudnn is True:
+            raise ValueError(
+                f"{self.name}: use_cudnn=True, but cuDNN cannot run this layer here (it needs a "
+                "GPU, tanh and sigmoid activations, a bias, and no recurrent dropout while "
+                "training); pass use_cudnn='auto' to fall back to the step loop")
+        if result is None:
+            result = self._loop(inputs, states, mask, recurrent_mask)
+        last_output, outputs, states = result
+
+        output = outputs if self.return_sequences else last_output
+        if self.return_state:
+            return [output, *states]
+        return output
+
+    def _loop(self, inputs, states, mask, recurrent_mask=None):
+        """`(last_output, outputs or None, states)` of the step loop; batch-major tensors."""
         # Time-major before the projection: the inputs are narrower than the gates.
         inputs = ops.transpose(inputs, (1, 0, 2))  # (time, batch, features)
         projected = self.cell.project_inputs(inputs)  # (time, batch, gates * units)
         if mask is not None:
-            mask = ops.transpose(ops.cast(mask, "bool"), (1, 0))  # (time, batch)
+            mask = ops.transpose(mask, (1, 0))  # (time, batch)
         if self.go_backwards:
             projected = ops.flip(projected, axis=0)
             mask = None if mask is None else ops.flip(mask, axis=0)
@@ -153,11 +197,21 @@ class RNN(keras.layers.Layer):
             lambda x, s: self.cell.step(x, s, recurrent_mask),
             projected, states, mask=mask, return_sequences=self.return_sequences,
             zero_output_for_mask=self.zero_output_for_mask)
+        if outputs is not None:
+            outputs = ops.transpose(outputs, (1, 0, 2))  # (batch, time, units)
+        return last_output, outputs, states
 
-        output = ops.transpose(outputs, (1, 0, 2)) if self.return_sequences else last_output
-        if self.return_state:
-            return [output, *states]
-        return output
+    def _fused_or_loop(self, inputs, states, mask):
+        """cuDNN's result where `cudnn.fusable` holds for this batch, else the loop's."""
+        def flat(last_output, outputs, states):
+            return [last_output, *([outputs] if self.return_sequences else []), *states]
+
+        result = tf.cond(cudnn.fusable(inputs, mask),
+                         lambda: flat(*cudnn.run(self, inputs, states, mask)),
+                         lambda: flat(*self._loop(inputs, states, mask)))
+        if self.return_sequences:
+            return result[0], result[1], result[2:]
+        return result[0], None, result[1:]
 
     def compute_mask(self, sequences, mask=None):
         output_mask = mask if self.return_sequences else None
@@ -186,4 +240,5 @@ class RNN(keras.layers.Layer):
             "dropout": self.dropout,
             "recurrent_dropout": self.recurrent_dropout,
             "seed": self.seed,
+            "use_cudnn": self.use_cudnn,
         }
