@@ -86,8 +86,29 @@ def read_pairs(path: str):
 
 
 def read_text(path: str) -> str:
-    if not Path(path).exists():
+    """The text of a file, or of a folder's `*.txt` files (in its subfolders too, in path
+    order, each ending in a line end). Bytes that are not UTF-8 are kept as unknown characters,
+    with a warning on stderr naming the first one's line."""
+    path = Path(path)
+    if not path.exists():
         raise UserError(f"text file {path} does not exist")
-    if Path(path).is_dir():
-        raise UserError(f"{path} is a folder, not a text file")
-    return Path(path).read_text(encoding="utf-8", errors="surrogateescape")
+    if not path.is_dir():
+        return _decode_text(path)
+    files = sorted(file for file in path.rglob("*.txt") if file.is_file())
+    if not files:
+        raise UserError(f"{path} is a folder with no .txt file in it")
+    texts = [_decode_text(file) for file in files]
+    return "".join(text if text.endswith("\n") or not text else text + "\n" for text in texts)
+
+
+def _decode_text(path: Path) -> str:
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        text = data.decode("utf-8", errors="surrogateescape")
+        bad = sum(1 for char in text if "\udc80" <= char <= "\udcff")
+        line = data.count(b"\n", 0, error.start) + 1
+        print(f"warning: {path}: {bad} bytes are not UTF-8 (the first on line {line}); they "
+              "are read as unknown characters", file=sys.stderr)
+        return text

@@ -34,7 +34,7 @@ def cmd_lm_train(args) -> int:
             train_text, dev_text = "".join(lines[:len(lines) - held]), \
                 "".join(lines[len(lines) - held:])
     else:
-        raise UserError("give --data DIR (from `nlpapps data prepare`) or --text FILE")
+        raise UserError("give --data DIR (from `nlpapps data prepare`) or --text FILE_OR_FOLDER")
     if not train_text.strip():
         raise UserError(f"{args.text or args.data + '/train.txt'} has no text to train on")
     log.info("config: %s", json.dumps(dataclasses.asdict(config)))
@@ -208,15 +208,17 @@ def add_parsers(sub) -> None:
     lm_sub = lm.add_subparsers(dest="lm_command", required=True)
     p = lm_sub.add_parser("train", help="train a language model on plain text")
     p.add_argument("--data", help="folder with train.txt and dev.txt (nlpapps data prepare)")
-    p.add_argument("--text", help="a plain-text file to train on")
-    p.add_argument("--dev", help="a plain-text dev file (default: the last 5%% of --text)")
+    p.add_argument("--text", help="a plain-text file, or a folder of .txt files, to train on")
+    p.add_argument("--dev", help="a plain-text dev file or folder (default: the last 5%% of "
+                   "--text)")
     p.add_argument("--out", required=True, help="model folder (training resumes if it exists)")
     p.add_argument("--export", help="also write the runnable model alone to this folder")
     add_config_arguments(p, LanguageModelConfig)
     p.set_defaults(func=cmd_lm_train)
 
     p = lm_sub.add_parser("evaluate", help="bits per character and perplexity of a text")
-    p.add_argument("file", help="a plain-text file (e.g. DIR/test.txt)")
+    p.add_argument("file", help="a plain-text file (e.g. DIR/test.txt) or a folder of .txt "
+                   "files")
     p.add_argument("--model", default=str(DEFAULT_GENERATOR), help="language model folder")
     p.add_argument("--adapt", type=float, default=0.0, metavar="LR",
                    help="dynamic evaluation: after scoring each window, take a gradient step of "

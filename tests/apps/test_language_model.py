@@ -213,6 +213,14 @@ def test_lm_commands_train_evaluate_and_score(tmp_path, capsys, monkeypatch):
     report = json.loads(capsys.readouterr().out)
     model, tokenizer, _ = lm.load(out)
     assert report == pytest.approx(lm.evaluate(model, tokenizer, text("test")))
+    # A folder of .txt files reads as their text joined in path order.
+    lines = text("test").splitlines(keepends=True)
+    folder = tmp_path / "texts"
+    folder.mkdir()
+    (folder / "1.txt").write_text("".join(lines[:40]), encoding="utf-8")
+    (folder / "2.txt").write_text("".join(lines[40:]), encoding="utf-8")
+    assert main(["-v", "lm", "evaluate", str(folder), "--model", str(tmp_path / "export")]) == 0
+    assert json.loads(capsys.readouterr().out) == pytest.approx(report)
 
     monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(b"Who's there?\n\nHo!\n")))
     assert main(["-v", "lm", "score", "--model", str(out)]) == 0
