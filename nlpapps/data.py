@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 
 import numpy as np
@@ -12,32 +13,51 @@ from nlpapps.tokenizer import BOS_ID, EOS_ID, Tokenizer
 BUCKET_BOUNDARIES = (8, 12, 16, 20, 24, 32, 40, 48, 64, 96, 128)
 
 
-def encode_pairs(pairs: Sequence[tuple[str, str]], tokenizer: Tokenizer, max_length: int
-                 ) -> tuple[list[list[int]], list[list[int]]]:
-    """Source ids (text + eos) and target ids (bos + text + eos), each cut to `max_length`."""
-    sources = tokenizer.encode([s for s, _ in pairs], add_eos=True, max_length=max_length)
+def encode_pairs(pairs: Sequence[tuple[str, str]], tokenizer: Tokenizer, max_length: int,
+                 alpha: float = 0.0) -> tuple[list[list[int]], list[list[int]]]:
+    """Source ids (text + eos) and target ids (bos + text + eos), each cut to `max_length`;
+    with `alpha` > 0, sampled segmentations (`Tokenizer.encode`)."""
+    sources = tokenizer.encode([s for s, _ in pairs], add_eos=True, max_length=max_length,
+                               alpha=alpha)
     targets = tokenizer.encode([t for _, t in pairs], add_bos=True, add_eos=True,
-                               max_length=max_length + 1)
+                               max_length=max_length + 1, alpha=alpha)
     return sources, targets
 
 
 def translation_dataset(pairs: Sequence[tuple[str, str]], tokenizer: Tokenizer,
                         batch_size: int, max_length: int = 64, shuffle: bool = True,
-                        repeat: bool = False, seed: int = 0, skip_batches: int = 0
-                        ) -> tf.data.Dataset:
+                        repeat: bool = False, seed: int = 0, skip_batches: int = 0,
+                        subword_alpha: float = 0.0) -> tf.data.Dataset:
     """Batches of `((source, target_input), target_output)`, padded with 0 and bucketed by
     length so that a batch holds sentences of similar length.
 
     `target_input` is bos + text, `target_output` is text + eos; `batch_size` counts pairs.
     The order depends only on `seed`: `skip_batches=n` starts at the batch that an
     uninterrupted run's step n reads, so a resumed run sees the data it would have seen.
+    With `subword_alpha` > 0 every pass over the pairs draws new segmentations of them
+    (subword regularization); a resumed run then draws new ones too.
     """
-    sources, targets = encode_pairs(pairs, tokenizer, max_length)
     spec = tf.TensorSpec([None], tf.int32)
-    dataset = tf.data.Dataset.from_generator(
-        lambda: zip(sources, targets), output_signature=(spec, spec))
+    if subword_alpha:
+        import sentencepiece
+
+        tokenizer.encode("", alpha=subword_alpha)  # a bad alpha or model fails here, not later
+        passes = itertools.count()
+
+        def generate():
+            # A seed of its own for every pass: the draws differ from pass to pass and are
+            # the same in every run.
+            sentencepiece.set_random_generator_seed(seed * 1_000_003 + next(passes))
+            return zip(*encode_pairs(pairs, tokenizer, max_length, subword_alpha))
+    else:
+        sources, targets = encode_pairs(pairs, tokenizer, max_length)
+
+        def generate():
+            return zip(sources, targets)
+
+    dataset = tf.data.Dataset.from_generator(generate, output_signature=(spec, spec))
     if shuffle:
-        dataset = dataset.shuffle(len(sources), seed=seed, reshuffle_each_iteration=True)
+        dataset = dataset.shuffle(len(pairs), seed=seed, reshuffle_each_iteration=True)
     if repeat:
         dataset = dataset.repeat()
     dataset = dataset.bucket_by_sequence_length(

@@ -247,15 +247,28 @@ class Tokenizer:
         return self._processor.piece_to_id(piece)
 
     def encode(self, text: str | bytes | Sequence[str | bytes], *, add_bos: bool = False,
-               add_eos: bool = False, max_length: int | None = None) -> list[int] | list[list[int]]:
+               add_eos: bool = False, max_length: int | None = None, alpha: float = 0.0
+               ) -> list[int] | list[list[int]]:
         """Ids of one text (a list) or of a batch of texts (a list of lists).
 
         `max_length` keeps the first text ids so that bos + text + eos has at most that many.
+        With `alpha` > 0 (unigram models) each text's segmentation is drawn from the model's
+        distribution over segmentations, flattened by `alpha` (subword regularization, Kudo
+        2018), instead of being the most likely one; the ids still decode to the same text.
+        Once `sentencepiece.set_random_generator_seed(s)` is called, every call draws with
+        seed `s` afresh (the same texts, the same draws); before, the draws are random.
         """
+        if alpha and (self.model_type != "unigram" or not 0.0 < alpha <= 1.0):
+            raise ValueError(f"subword sampling needs a unigram model and alpha in (0, 1], got "
+                             f"a {self.model_type} model and alpha={alpha}")
         keep = _text_budget(max_length, add_bos, add_eos)
         batch = not isinstance(text, (str, bytes))
         texts = list(text) if batch else [text]
-        rows = self._processor.encode([_utf8(item) for item in texts]) if texts else []
+        # One thread: the draws then follow the seed alone.
+        sampling = {"enable_sampling": True, "alpha": alpha, "nbest_size": -1,
+                    "num_threads": 1} if alpha else {}
+        rows = self._processor.encode([_utf8(item) for item in texts], **sampling) \
+            if texts else []
         rows = [[BOS_ID] * add_bos + row[:keep] + [EOS_ID] * add_eos for row in rows]
         return rows if batch else rows[0]
 

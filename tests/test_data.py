@@ -4,7 +4,7 @@ resumed run goes on with."""
 import numpy as np
 import pytest
 
-from nlpapps.data import translation_dataset
+from nlpapps.data import encode_pairs, translation_dataset
 from nlpapps.tokenizer import BOS_ID, EOS_ID, Tokenizer
 
 
@@ -43,3 +43,35 @@ def test_batches_are_bucketed_padded_and_shifted(pairs_and_tokenizer):
         lengths = (target_out != 0).sum(axis=1)
         assert (target_out[np.arange(len(lengths)), lengths - 1] == EOS_ID).all()
         assert source.shape[1] <= 25 and target_out.shape[1] <= 25
+
+
+def test_subword_sampling_draws_new_segmentations_each_pass(pairs_and_tokenizer):
+    pairs, tokenizer = pairs_and_tokenizer
+    pairs = list(dict.fromkeys(pairs[:40]))  # 200 tokens: no pair is cut
+    dataset = translation_dataset(pairs, tokenizer, 8, 200, shuffle=False, subword_alpha=0.2)
+
+    def one_pass(dataset):
+        """{(english, german): (source ids, target ids)} of one pass over the pairs."""
+        rows = {}
+        for (source, target_in), target_out in dataset:
+            assert (np.asarray(target_in)[:, 0] == BOS_ID).all()
+            for s, t in zip(np.asarray(source), np.asarray(target_out)):
+                s, t = [int(i) for i in s if i], [int(i) for i in t if i]
+                assert s[-1] == EOS_ID and t[-1] == EOS_ID
+                rows[tokenizer.decode(s[:-1]), tokenizer.decode(t[:-1])] = (s, t)
+        return rows
+
+    first, second = one_pass(dataset), one_pass(dataset)
+    assert set(first) == set(second) == set(pairs)  # every pair, as text, once a pass
+    assert sum(first[pair] != second[pair] for pair in pairs) > len(pairs) // 2
+    best = encode_pairs(pairs, tokenizer, 200)
+    assert sum(first[pair] != (s, t) for pair, s, t in zip(pairs, *best)) > len(pairs) // 2
+    # The draws follow the seed: a new pipeline's first pass is this one's.
+    assert one_pass(translation_dataset(pairs, tokenizer, 8, 200, shuffle=False,
+                                        subword_alpha=0.2)) == first
+
+
+def test_a_bad_subword_alpha_fails_at_once(pairs_and_tokenizer):
+    pairs, tokenizer = pairs_and_tokenizer
+    with pytest.raises(ValueError, match="alpha"):
+        translation_dataset(pairs, tokenizer, 32, subword_alpha=2.0)

@@ -282,3 +282,33 @@ def test_line_start_graph_ids_equal_sentencepiece_after_a_line_break(plays_token
     plain = GraphTokenizer(plays_tokenizer).tokenize(tf.constant(["ROMEO:"])).to_list()[0]
     line_start = graph.tokenize(tf.constant(["ROMEO:"])).to_list()[0]
     assert plain == processor.encode("ROMEO:") and plain != line_start
+
+
+def test_sampled_segmentations_decode_to_the_text_and_vary(pairs_tokenizer):
+    texts = pair_sentences()[:200]
+    best = pairs_tokenizer.encode(texts)
+    spm.set_random_generator_seed(5)
+    first = pairs_tokenizer.encode(texts, alpha=0.3)
+    assert pairs_tokenizer.decode(first) == pairs_tokenizer.decode(best)
+    assert sum(a != b for a, b in zip(first, best)) > 100  # most texts split otherwise
+    assert pairs_tokenizer.encode(texts, alpha=0.3) == first  # the seed fixes the draws
+    spm.set_random_generator_seed(6)
+    assert pairs_tokenizer.encode(texts, alpha=0.3) != first
+    # The smaller alpha, the flatter the distribution: more, shorter pieces.
+    pieces = [sum(map(len, pairs_tokenizer.encode(texts, alpha=a))) for a in (1.0, 0.1)]
+    assert sum(map(len, best)) <= pieces[0] < pieces[1]
+
+
+def test_sampling_keeps_bos_eos_and_max_length(pairs_tokenizer):
+    text = pair_sentences()[0] * 5
+    ids = pairs_tokenizer.encode(text, add_bos=True, add_eos=True, max_length=12, alpha=0.1)
+    assert len(ids) == 12 and ids[0] == BOS_ID and ids[-1] == EOS_ID
+
+
+@pytest.mark.parametrize("model_type, alpha", [("unigram", -0.1), ("unigram", 1.5),
+                                               ("char", 0.5)])
+def test_sampling_needs_a_unigram_model_and_alpha_in_range(pairs_tokenizer, model_type, alpha):
+    tokenizer = pairs_tokenizer if model_type == "unigram" else Tokenizer.train(
+        pair_sentences(), 100, model_type=model_type, num_threads=1)
+    with pytest.raises(ValueError, match="subword sampling needs a unigram model"):
+        tokenizer.encode("Hello", alpha=alpha)

@@ -47,6 +47,7 @@ class TranslatorConfig(AppConfig):
     decay_steps: int = 0  # cosine decay of the learning rate to a tenth over these steps (0: none)
     clipnorm: float = 1.0  # gradient clipping by global norm
     label_smoothing: float = 0.1
+    subword_alpha: float = 0.0  # > 0: each epoch draws new segmentations (Kudo 2018), e.g. 0.1
     max_length: int = 64  # tokens per side in training; longer pairs are cut
     epochs: int = 100  # at most this many epochs of `steps_per_epoch` steps
     steps_per_epoch: int = 500  # a checkpoint is written after every epoch
@@ -164,7 +165,8 @@ def train(config: TranslatorConfig, train_pairs: list[tuple[str, str, str]],
              len(train_pairs), len(pairs), tokenizer.vocab_size)
     first_step = training.resumed_epoch(out_dir) * config.steps_per_epoch
     dataset = translation_dataset(pairs, tokenizer, config.batch_size, config.max_length,
-                                  repeat=True, seed=config.seed, skip_batches=first_step)
+                                  repeat=True, seed=config.seed, skip_batches=first_step,
+                                  subword_alpha=config.subword_alpha)
     dev = random.Random(config.seed).sample(dev_pairs, min(config.dev_sentences, len(dev_pairs)))
 
     strategy = training.get_strategy(config.strategy)
