@@ -35,7 +35,8 @@ def translation_dataset(pairs: Sequence[tuple[str, str]], tokenizer: Tokenizer,
     The order depends only on `seed`: `skip_batches=n` starts at the batch that an
     uninterrupted run's step n reads, so a resumed run sees the data it would have seen.
     With `subword_alpha` > 0 every pass over the pairs draws new segmentations of them
-    (subword regularization); a resumed run then draws new ones too.
+    (subword regularization), seeded by `seed` and the pass (a resumed run counts its passes
+    from its own start).
     """
     spec = tf.TensorSpec([None], tf.int32)
     if subword_alpha:
