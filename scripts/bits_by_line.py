@@ -69,7 +69,6 @@ def main() -> int:
     from nlpapps.apps import language_model
     from nlpapps.apps.dynamic_evaluation import Adaptation
     from nlpapps.apps.neural_cache import Cache
-
     from nlpapps.apps.saved_model import ModelError
 
     try:

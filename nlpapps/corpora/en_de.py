@@ -336,8 +336,11 @@ def split_pairs(rows: Iterable[Pair]) -> dict[str, list[Pair]]:
     return splits
 
 
-def _open_text(path: Path, mode: str):
+def _open(path: Path, mode: str):
+    """`path` opened in `mode` ("r", "w", "rb"), through gzip for a `.gz` file; text as UTF-8."""
     path = Path(path)
+    if "b" in mode:
+        return (gzip.open if path.suffix == ".gz" else open)(path, mode)
     if path.suffix == ".gz":
         return gzip.open(path, mode + "t", encoding="utf-8", newline="\n")
     return open(path, mode, encoding="utf-8", newline="\n")
@@ -346,7 +349,7 @@ def _open_text(path: Path, mode: str):
 def read_pairs_tsv(path: Path) -> list[Pair]:
     """Reads `english<TAB>german[<TAB>source[<TAB>origin]]` lines (plain or `.gz`)."""
     rows = []
-    with (gzip.open if Path(path).suffix == ".gz" else open)(path, "rb") as file:
+    with _open(path, "rb") as file:  # bytes: a line that is not UTF-8 is named
         for number, raw in enumerate(file, start=1):
             try:
                 line = raw.decode("utf-8").rstrip("\n")
@@ -370,7 +373,7 @@ def write_pairs_tsv(rows: Iterable[Pair], path: Path) -> int:
     returns the number of rows."""
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     count = 0
-    with _open_text(path, "w") as file:
+    with _open(path, "w") as file:
         for row in rows:
             file.write("\t".join(Pair(*row)) + "\n")
             count += 1

@@ -14,7 +14,7 @@ from nlpapps.apps import language_model as lm
 from nlpapps.apps.dynamic_evaluation import Adaptation, adapting_window_nll, restored_weights
 from nlpapps.tokenizer import BOS_ID
 
-from tiny_language_model import SHAKESPEARE, log_softmax, text, train_tiny
+from tiny_language_model import evaluate_test_text, log_softmax, text, train_tiny
 
 
 @pytest.fixture(scope="module")
@@ -137,22 +137,16 @@ def test_bad_adaptations_are_named(changes, message):
 
 
 def test_lm_evaluate_adapt_flags(trained, capsys):
-    from nlpapps.cli import main
-
     model, tokenizer, out_dir = trained
-    test_file = str(SHAKESPEARE / "test.txt")
-    flags = ["--model", str(out_dir), "--adapt", "0.3", "--adapt-window", "20"]
-    assert main(["-v", "lm", "evaluate", test_file, *flags]) == 0
+    assert evaluate_test_text(out_dir, "--adapt", "0.3", "--adapt-window", "20") == 0
     report = json.loads(capsys.readouterr().out)
     expected = lm.evaluate(model, tokenizer, text("test"),
                            adaptation=Adaptation(learning_rate=0.3, window=20))
     assert report.pop("adaptation") == expected.pop("adaptation") == {
         "learning_rate": 0.3, "window": 20, "decay": 0.0, "clipnorm": 10.0}
     assert report == pytest.approx(expected)
-    assert main(["-v", "lm", "evaluate", test_file, "--model", str(out_dir),
-                 "--adapt", "-1"]) == 2
-    assert main(["-v", "lm", "evaluate", test_file, "--model", str(out_dir), "--adapt", "0.1",
-                 "--adapt-decay", "2"]) == 2
+    assert evaluate_test_text(out_dir, "--adapt", "-1") == 2
+    assert evaluate_test_text(out_dir, "--adapt", "0.1", "--adapt-decay", "2") == 2
     errors = capsys.readouterr().err.strip().splitlines()
     assert errors == ["error: the adaptation learning rate must be positive, got -1.0",
                       "error: the adaptation decay must be in [0, 1), got 2.0"]

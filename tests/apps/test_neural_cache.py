@@ -12,7 +12,7 @@ from nlpapps.apps import language_model as lm
 from nlpapps.apps.neural_cache import Cache, CacheMemory
 from nlpapps.tokenizer import BOS_ID
 
-from tiny_language_model import SHAKESPEARE, log_softmax, text, train_tiny
+from tiny_language_model import evaluate_test_text, log_softmax, text, train_tiny
 
 
 @pytest.fixture(scope="module")
@@ -108,13 +108,9 @@ def test_bad_caches_are_named(changes, message):
 
 
 def test_lm_evaluate_cache_flags(trained, capsys):
-    from nlpapps.cli import main
-
     model, tokenizer, out_dir = trained
-    test_file = str(SHAKESPEARE / "test.txt")
-    flags = ["--model", str(out_dir), "--cache", "200", "--cache-theta", "0.5",
-             "--cache-weight", "0.2"]
-    assert main(["-v", "lm", "evaluate", test_file, *flags]) == 0
+    assert evaluate_test_text(out_dir, "--cache", "200", "--cache-theta", "0.5",
+                              "--cache-weight", "0.2") == 0
     report = json.loads(capsys.readouterr().out)
     expected = lm.evaluate(model, tokenizer, text("test"),
                            cache=Cache(size=200, theta=0.5, weight=0.2))
@@ -123,7 +119,7 @@ def test_lm_evaluate_cache_flags(trained, capsys):
     assert report == pytest.approx(expected)
     for bad in (["--cache", "100", "--adapt", "0.1"], ["--cache", "-5"],
                 ["--cache", "100", "--cache-weight", "1"]):
-        assert main(["-v", "lm", "evaluate", test_file, "--model", str(out_dir), *bad]) == 2
+        assert evaluate_test_text(out_dir, *bad) == 2
     assert capsys.readouterr().err.strip().splitlines() == [
         "error: give --adapt or --cache, not both",
         "error: the cache size must be at least 1 position, got -5",

@@ -1,5 +1,6 @@
 """A tiny language model on the committed Shakespeare excerpts, shared by the tests of the
-language-model apps: the texts, its config, training it, and a NumPy log-softmax."""
+language-model apps: the texts, its config, training it, `lm evaluate` on the test excerpt,
+and a NumPy log-softmax."""
 
 from pathlib import Path
 
@@ -23,6 +24,15 @@ def tiny_config(**changes) -> lm.LanguageModelConfig:
 def train_tiny(out_dir: Path, **changes):
     """`(model, tokenizer)` of a tiny model trained on the train excerpt in `out_dir`."""
     return lm.train(tiny_config(**changes), text("train"), text("dev"), out_dir)
+
+
+def evaluate_test_text(model_dir: Path, *flags: str) -> int:
+    """`nlpapps -v lm evaluate` of the test excerpt with the model in `model_dir` and `flags`;
+    its exit code (the report is on stdout)."""
+    from nlpapps.cli import main
+
+    return main(["-v", "lm", "evaluate", str(SHAKESPEARE / "test.txt"), "--model",
+                 str(model_dir), *flags])
 
 
 def log_softmax(logits) -> np.ndarray:
