@@ -15,7 +15,7 @@ import numpy as np
 
 from nlpapps import training
 from nlpapps.apps.saved_model import ModelError, read_kind
-from nlpapps.export import export_model_folder
+from nlpapps.export.saved_model import export_model_folder
 
 
 def epoch_files(run_dir: Path, last: int) -> list[Path]:

@@ -65,7 +65,8 @@ def trained_translator(tmp_path_factory, en_de_split):
 def exported_translator(tmp_path_factory, trained_translator):
     """The folder of `trained_translator` exported as the CLI reads it: SavedModel,
     config.json and tokenizer.model."""
-    from nlpapps.export import TranslatorModule, write_savedmodel
+    from nlpapps.export.saved_model import write_savedmodel
+    from nlpapps.export.translator import TranslatorModule
 
     result, out_dir = trained_translator
     folder = tmp_path_factory.mktemp("exported") / "translator"

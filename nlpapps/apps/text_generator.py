@@ -1,12 +1,12 @@
 """The text-generator app: continue prompts with a trained language model, all at once or
 streamed as the tokens come.
 
-`TextGenerator` drives a `LanguageModelModule` (`nlpapps.export_lm`), in memory or loaded
-from a SavedModel folder. Both ways run the same two compiled functions: `prefill` reads the
-prompts, `extend` draws tokens in one `tf.while_loop`. `generate` calls `extend` once for all
-the tokens; `stream` calls it once per chunk, going on from the states, last tokens and step
-count of the chunk before, so that with the same seed it yields exactly the text `generate`
-returns.
+`TextGenerator` drives a `LanguageModelModule` (`nlpapps.export.language_model`), in memory
+or loaded from a SavedModel folder. Both ways run the same two compiled functions: `prefill`
+reads the prompts, `extend` draws tokens in one `tf.while_loop`. `generate` calls `extend` once
+for all the tokens; `stream` calls it once per chunk, going on from the states, last tokens and
+step count of the chunk before, so that with the same seed it yields exactly the text
+`generate` returns.
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from nlpapps.apps.saved_model import load_saved_model
-from nlpapps.export import MAX_SOURCE_TOKENS
+from nlpapps.export.translator import MAX_SOURCE_TOKENS
 from nlpapps.tokenizer import EOS_ID, Tokenizer
 
 KIND = "translator"

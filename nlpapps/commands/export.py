@@ -10,25 +10,25 @@ from nlpapps.commands.common import DEFAULT_TRANSLATOR, UserError, log, read_pai
 
 
 def cmd_export(args) -> int:
-    from nlpapps import export_tflite
+    from nlpapps.export import tflite
 
     if args.format not in ("savedmodel", "tflite"):
         raise UserError(f"unknown --format {args.format!r}; use savedmodel or tflite")
-    modes = list(export_tflite.QUANTIZATIONS) if args.quantize == "all" else \
+    modes = list(tflite.QUANTIZATIONS) if args.quantize == "all" else \
         [mode.strip() for mode in args.quantize.split(",")]
-    unknown = [mode for mode in modes if mode not in export_tflite.QUANTIZATIONS]
+    unknown = [mode for mode in modes if mode not in tflite.QUANTIZATIONS]
     if unknown or not modes:
         raise UserError(f"unknown --quantize {','.join(unknown) or args.quantize!r}; use "
-                        f"{', '.join(export_tflite.QUANTIZATIONS)}, a comma-separated list "
+                        f"{', '.join(tflite.QUANTIZATIONS)}, a comma-separated list "
                         "or all")
     model = Path(args.model)
-    kind = export_tflite.model_kind(model)
+    kind = tflite.model_kind(model)
     if args.format == "savedmodel":
         if modes != ["none"] or args.report or args.stepwise or args.beam:
             raise UserError("--quantize, --stepwise, --report and --beam apply to --format "
                             "tflite")
         out = Path(args.output) if args.output else model.parent / f"{model.name}-savedmodel"
-        from nlpapps.export import export_model_folder
+        from nlpapps.export.saved_model import export_model_folder
 
         export_model_folder(kind, model, out)
         print(f"SavedModel written to {out}", file=sys.stderr)
@@ -44,27 +44,27 @@ def cmd_export(args) -> int:
     files = {}
     for mode in modes:
         out = Path(args.output) if args.output else \
-            export_tflite.default_output(model, mode, args.stepwise)
+            tflite.default_output(model, mode, args.stepwise)
         start = time.perf_counter()
         try:
-            export_tflite.export_tflite(model, out, mode, texts, args.stepwise)
-        except export_tflite.ExportError as error:
+            tflite.export_tflite(model, out, mode, texts, args.stepwise)
+        except tflite.ExportError as error:
             raise UserError(str(error)) from None
         log.info("%s written in %.1f s", out, time.perf_counter() - start)
         print(f"{out} ({out.stat().st_size} bytes)", file=sys.stderr)
         files[f"tflite-{mode}"] = out
     if args.report and kind == "translator":
-        from nlpapps import export_report
+        from nlpapps.export import report
 
-        print(export_report.format_report(export_report.compare_translator(
+        print(report.format_report(report.compare_translator(
             model, files, test, beam=args.beam)))
     elif args.report:
-        from nlpapps import export_report
+        from nlpapps.export import report
 
         text, prompts = test
-        rows = export_report.compare_language_model(model, files, text, prompts)
-        print(export_report.format_report(rows, export_report.LANGUAGE_MODEL_COLUMNS,
-                                          export_report.language_model_footer(rows)))
+        rows = report.compare_language_model(model, files, text, prompts)
+        print(report.format_report(rows, report.LANGUAGE_MODEL_COLUMNS,
+                                   report.language_model_footer(rows)))
     return 0
 
 

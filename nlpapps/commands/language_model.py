@@ -53,8 +53,8 @@ def cmd_lm_train(args) -> int:
 def export_language_model(model, tokenizer, config, out: Path, export: Path | None) -> None:
     """Writes the language model's SavedModel into its training folder `out`, and a folder
     with only what running it needs (SavedModel, config, tokenizer, weights) at `export`."""
-    from nlpapps.export import write_savedmodel, write_savedmodel_into
-    from nlpapps.export_lm import LanguageModelModule
+    from nlpapps.export.language_model import LanguageModelModule
+    from nlpapps.export.saved_model import write_savedmodel, write_savedmodel_into
 
     module = LanguageModelModule(model, tokenizer, config.seq_len)
     files = {"config.json": (out / "config.json").read_bytes(),
@@ -147,8 +147,8 @@ def generate_with_litert(path: Path, prompts: list[str], options) -> int:
     """`nlpapps generate --model FILE.tflite`: each prompt through the exported file, as a
     phone would run it; the text is printed when done, cut before the first stop string."""
     from nlpapps.apps.text_generator import SEPARATOR
-    from nlpapps.export_lm import MAX_NEW_TOKENS_ONE
-    from nlpapps.export_tflite_lm import LiteRTLanguageModel
+    from nlpapps.export.language_model import MAX_NEW_TOKENS_ONE
+    from nlpapps.export.litert_language_model import LiteRTLanguageModel
 
     if options.beam > 1:
         raise UserError("a TFLite file samples or decodes greedily: --beam needs a language "

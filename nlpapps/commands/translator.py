@@ -53,7 +53,7 @@ def check_alpha(alpha: float) -> None:
 def translate_with_litert(args) -> int:
     """`nlpapps translate --model FILE.tflite`: each line through the exported file, as a phone
     would run it (greedy, or the file's own beam search)."""
-    from nlpapps.export_tflite import LiteRTTranslator
+    from nlpapps.export.litert_translator import LiteRTTranslator
 
     if args.nbest > 1 or args.scores or args.plot_attention:
         raise UserError("a TFLite file gives one translation per line: --nbest, --scores and "
@@ -105,7 +105,8 @@ def cmd_translate_train(args) -> int:
 def export_translator(result, out: Path) -> None:
     """Writes the trained translator's SavedModel, config and tokenizer at `out`'s root,
     beside the run's checkpoints, epoch weights and logs."""
-    from nlpapps.export import TranslatorModule, write_savedmodel_into
+    from nlpapps.export.saved_model import write_savedmodel_into
+    from nlpapps.export.translator import TranslatorModule
 
     write_savedmodel_into(TranslatorModule(result.model, result.tokenizer), out, {
         "config.json": (out / "config.json").read_bytes(),

@@ -1,6 +1,6 @@
-"""Tests for text generation: the samplers of nlpapps.decoding, nlpapps.export_lm's module,
-nlpapps.apps.text_generator (seeds, streaming, stop strings, bad input), the SavedModel in a
-fresh process and the `nlpapps generate` command."""
+"""Tests for text generation: the samplers of nlpapps.decoding, the module of
+nlpapps.export.language_model, nlpapps.apps.text_generator (seeds, streaming, stop strings, bad
+input), the SavedModel in a fresh process and the `nlpapps generate` command."""
 
 import json
 import subprocess
@@ -15,8 +15,8 @@ import tensorflow as tf
 from nlpapps import decoding
 from nlpapps.apps.language_model import LanguageModelConfig, line_start_ids
 from nlpapps.apps.text_generator import GenerationConfig, TextGenerator
-from nlpapps.export import write_savedmodel_into
-from nlpapps.export_lm import LanguageModelModule
+from nlpapps.export.language_model import LanguageModelModule
+from nlpapps.export.saved_model import write_savedmodel_into
 from nlpapps.models.language_model import LanguageModel
 from nlpapps.tokenizer import BOS_ID, EOS_ID, PAD_ID, UNK_ID, Tokenizer
 

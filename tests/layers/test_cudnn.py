@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from nlpapps.export import write_savedmodel
+from nlpapps.export.saved_model import write_savedmodel
 from nlpapps.layers import GRU, LSTM, Bidirectional, SimpleRNN, StackedRNN, cudnn
 
 from helpers import assert_all_close, make_sequences

@@ -1,12 +1,12 @@
 """A language model's LiteRT files: int8 calibration samples and a runner (their comparison
-with the SavedModel is in `nlpapps.export_report`).
+with the SavedModel is in `nlpapps.export.report`).
 
     nlpapps export --model saved_models/shakespeare --format tflite --quantize dynamic
     LiteRTLanguageModel("saved_models/shakespeare.dynamic.tflite").generate("ROMEO:\\n", 50)
 
-The files' signatures are those of `nlpapps.export_lm.LanguageModelModule` at batch 1: one
-call, `serving_default` (= `generate_one`) and `score`; step-wise, `prefill`, `step` (=
-`step_one`) and `detokenize`. Conversion is `nlpapps.export_tflite.convert`.
+The files' signatures are those of `nlpapps.export.language_model.LanguageModelModule` at
+batch 1: one call, `serving_default` (= `generate_one`) and `score`; step-wise, `prefill`,
+`step` (= `step_one`) and `detokenize`. Conversion is `nlpapps.export.tflite.convert`.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from nlpapps.apps.saved_model import ModelError
-from nlpapps.export_tflite import _numpy_function, _utf8, open_interpreter
+from nlpapps.export.litert import numpy_function, open_interpreter, utf8
 from nlpapps.tokenizer import BOS_ID, EOS_ID, PAD_ID, UNK_ID
 
 KIND = "language_model"
@@ -83,8 +83,8 @@ def representative_samples(loaded, texts: list[bytes], stepwise: bool
     """int8 calibration inputs for every signature of a file, as the float SavedModel meets
     them: the texts as prompts and scored windows, and the steps of their greedy
     continuations."""
-    prefill = _numpy_function(loaded.signatures["prefill_one"])
-    step = _numpy_function(loaded.signatures["step_one"])
+    prefill = numpy_function(loaded.signatures["prefill_one"])
+    step = numpy_function(loaded.signatures["step_one"])
 
     def samples():
         for text in texts:
@@ -134,7 +134,7 @@ class LiteRTLanguageModel:
                  top_k: int = 0, top_p: float = 1.0, seed: int = 0) -> tuple[str, list[int]]:
         """`(text, ids)`: the drawn ids and their text, after the prompt as read for a one-call
         file, alone for a step-wise file (which this runner drives greedily only)."""
-        data = _utf8(prompt)
+        data = utf8(prompt)
         if self.stepwise:
             if temperature > 0:
                 raise ValueError("a step-wise file samples in the app; this runner is greedy")

@@ -18,9 +18,12 @@ from pathlib import Path
 
 from nlpapps.apps.saved_model import ModelError, load_saved_model
 from nlpapps.apps.translate import DEFAULT_ALPHA
-from nlpapps.export import BEAM_ONE_SIZE
-from nlpapps.export_tflite import ExportError, LiteRTTranslator, _numpy_function, _utf8
-from nlpapps.export_tflite_lm import LiteRTLanguageModel, sampling_inputs, total_log_prob
+from nlpapps.export.litert import numpy_function, utf8
+from nlpapps.export.litert_language_model import (LiteRTLanguageModel, sampling_inputs,
+                                                  total_log_prob)
+from nlpapps.export.litert_translator import LiteRTTranslator
+from nlpapps.export.tflite import ExportError
+from nlpapps.export.translator import BEAM_ONE_SIZE
 
 LANGUAGE_MODEL_COLUMNS = ("size_bytes", "bits_per_char", "bpc_change", "exact_match",
                           "median_ms")
@@ -41,7 +44,7 @@ def compare_translator(model_dir: Path, files: dict[str, Path],
     import tensorflow as tf
 
     model_dir = Path(model_dir)
-    sources = [_utf8(source) for source, _ in pairs]
+    sources = [utf8(source) for source, _ in pairs]
     references = [[target for _, target in pairs]]
     loaded = load_saved_model(model_dir, "translator")
     signature_name = "translate_beam_one" if beam else "translate_one"
@@ -137,9 +140,9 @@ def compare_language_model(model_dir: Path, files: dict[str, Path], text: str,
     ids = line_start_ids(tokenizer, text)
     bits = 1 / (math.log(2) * max(len(text), 1))
     generate_one = loaded.signatures["generate_one"]
-    score = _numpy_function(loaded.signatures["score"])
+    score = numpy_function(loaded.signatures["score"])
     width = int(loaded.signatures["score"].structured_input_signature[1]["states"].shape[1])
-    data = [_utf8(prompt) for prompt in prompts]
+    data = [utf8(prompt) for prompt in prompts]
 
     options = {name: tf.constant(value) for name, value in
                sampling_inputs(max_new_tokens).items()}

@@ -1,5 +1,6 @@
-"""Tests for nlpapps.export: the translator SavedModel, reloaded in a fresh process that has
-only TensorFlow and TensorFlow Text, against the in-memory Keras model; and the writer."""
+"""Tests for nlpapps.export.translator and nlpapps.export.saved_model: the translator
+SavedModel, reloaded in a fresh process that has only TensorFlow and TensorFlow Text, against
+the in-memory Keras model; and the writer."""
 
 import json
 import shutil
@@ -11,7 +12,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from nlpapps.export import MAX_SOURCE_TOKENS, write_savedmodel, write_savedmodel_into
+from nlpapps.export.saved_model import write_savedmodel, write_savedmodel_into
+from nlpapps.export.translator import MAX_SOURCE_TOKENS
 
 SENTENCES = ["We all make mistakes.", "Where is the station?", "Tom is reading a book.",
              "Please close the window.", "Save the file."]

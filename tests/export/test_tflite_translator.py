@@ -1,5 +1,6 @@
-"""Tests for nlpapps.export_tflite: LiteRT files of the tiny translator against its SavedModel,
-the op audit, quantization, bad inputs, the step-wise signatures and the `export` command."""
+"""Tests for nlpapps.export.tflite and nlpapps.export.litert_translator: LiteRT files of the
+tiny translator against its SavedModel, the op audit, quantization, bad inputs, the step-wise
+signatures and the `export` command."""
 
 import json
 import subprocess
@@ -12,13 +13,14 @@ import tensorflow as tf
 from nlpapps import cli
 from nlpapps.apps.saved_model import ModelError
 from nlpapps.apps.translate import DEFAULT_ALPHA
-from nlpapps.export import BEAM_ONE_SIZE
-from nlpapps.export_report import compare_translator, format_report
-from nlpapps.export_tflite import (TFTEXT_OPS, ExportError, LiteRTTranslator, audit_ops,
-                                   default_output, export_tflite, tflite_ops, weight_bytes)
+from nlpapps.export.litert_translator import LiteRTTranslator
+from nlpapps.export.report import compare_translator, format_report
+from nlpapps.export.tflite import (TFTEXT_OPS, ExportError, audit_ops, default_output,
+                                   export_tflite, tflite_ops, weight_bytes)
+from nlpapps.export.translator import BEAM_ONE_SIZE
 
-PAIRS_TSV = Path(__file__).parent / "fixtures" / "pairs.en-de.tsv"
-ROOT = Path(__file__).resolve().parent.parent
+PAIRS_TSV = Path(__file__).parent.parent / "fixtures" / "pairs.en-de.tsv"
+ROOT = Path(__file__).resolve().parents[2]
 ODD_INPUTS = ["", "   ", "word " * 400, b"Who\xff\xfe is there", "\u4e2d\u6587 \U0001f600"]
 
 slow = pytest.mark.slow
@@ -256,7 +258,7 @@ def test_tflite_ops_refuses_what_is_not_a_tflite_file():
 # -- export errors -----------------------------------------------------------------------------
 
 def test_failed_audit_leaves_no_file(tmp_path, monkeypatch, flex_model):
-    from nlpapps import export_tflite as module
+    from nlpapps.export import tflite as module
 
     monkeypatch.setattr(module, "convert", lambda *args, **kwargs: flex_model)
     output = tmp_path / "out" / "model.tflite"

@@ -1,13 +1,12 @@
 """LiteRT (TFLite) files from a translator's or language model's SavedModel folder:
-conversion, quantization, an op audit, and the translator's runner (the language model's is
-in `nlpapps.export_tflite_lm`, the comparison of files with the SavedModel in
-`nlpapps.export_report`).
+conversion, quantization and an op audit. The files run with `nlpapps.export.litert_translator`
+and `nlpapps.export.litert_language_model`; `nlpapps.export.report` compares them with the
+SavedModel.
 
     nlpapps export --model saved_models/translator-en-de --format tflite --quantize dynamic
-    LiteRTTranslator("saved_models/translator-en-de.dynamic.tflite").translate("Hello.")
-    LiteRTTranslator("saved_models/translator-en-de.dynamic.tflite").translate("Hello.", beam=True)
 
-Conversion needs the folder alone. The batch-1 signatures of `nlpapps.export.TranslatorModule`
+Conversion needs the folder alone. The batch-1 signatures of
+`nlpapps.export.translator.TranslatorModule`
 are frozen first (variables become constants): converted straight from the SavedModel, the
 variables stay READ_VARIABLE ops inside the WHILE loops, which fail when the file runs. The
 file holds LiteRT builtins and the two TF Text tokenizer ops (`TFTEXT_OPS`), so it runs with
@@ -20,7 +19,7 @@ Two kinds of file:
     one call (default): `serving_default(inputs: string[1]) -> {outputs: string[1],
         scores: float[1]}`, the greedy translation of `TranslatorModule.translate_one`, and
         `beam(inputs: string[1], alpha: float32) -> {outputs, scores}`, the best of a beam
-        search of `nlpapps.export.BEAM_ONE_SIZE` (`TranslatorModule.translate_beam_one`).
+        search of `nlpapps.export.translator.BEAM_ONE_SIZE` (`TranslatorModule.translate_beam_one`).
     step-wise (`stepwise=True`): `encode`, `decode_step` and `detokenize`, as documented in
         `TranslatorModule`, for an app that runs the decoding loop itself.
 
@@ -55,16 +54,16 @@ import numpy as np
 
 from nlpapps.apps.saved_model import ModelError, load_saved_model
 from nlpapps.apps.translate import DEFAULT_ALPHA
-from nlpapps.tokenizer import BOS_ID, EOS_ID, PAD_ID
+from nlpapps.export.litert import first_line, numpy_function, utf8
+from nlpapps.export.litert_translator import STEP_SIGNATURES, greedy_steps
+from nlpapps.tokenizer import EOS_ID
 
 log = logging.getLogger("nlpapps.export")
 
-KIND = "translator"
 QUANTIZATIONS = ("none", "dynamic", "float16", "int8")
-STEP_SIGNATURES = ("encode", "decode_step", "detokenize")
 # What a file of each kind of model holds, one call or step-wise: (SavedModel signature,
 # the file's signature) pairs. The language model's are documented in
-# `nlpapps.export_lm.LanguageModelModule`.
+# `nlpapps.export.language_model.LanguageModelModule`.
 FILE_SIGNATURES = {
     "translator": {
         False: (("translate_one", "serving_default"), ("translate_beam_one", "beam")),
@@ -130,9 +129,9 @@ def convert(model_dir: Path, quantize: str = "none",
     if quantize == "float16":
         converter.target_spec.supported_types = [tf.float16]
     if quantize == "int8":
-        texts = [_utf8(text) for text in representative_texts]
+        texts = [utf8(text) for text in representative_texts]
         if kind == "language_model":
-            from nlpapps.export_tflite_lm import representative_samples
+            from nlpapps.export.litert_language_model import representative_samples
 
             converter.representative_dataset = representative_samples(loaded, texts, stepwise)
         else:
@@ -150,7 +149,7 @@ def convert(model_dir: Path, quantize: str = "none",
             return converter.convert()
     except Exception as error:  # noqa: BLE001  (the converter raises many kinds)
         log.debug("conversion failed", exc_info=True)
-        raise ExportError(f"TFLite conversion of {model_dir} failed: {_first_line(error)}") \
+        raise ExportError(f"TFLite conversion of {model_dir} failed: {first_line(error)}") \
             from None
 
 
@@ -205,8 +204,8 @@ def _step_samples(loaded, texts: list[bytes]) -> Callable[[], Iterator[tuple[str
     the most steps are kept. (Padding to one length would not do: the masked attention
     scores, -1e9, would set the range of a tensor that real runs never fill with them.)
     """
-    encode = _numpy_function(loaded.signatures["encode"])
-    decode_step = _numpy_function(loaded.signatures["decode_step"])
+    encode = numpy_function(loaded.signatures["encode"])
+    decode_step = numpy_function(loaded.signatures["decode_step"])
     steps_by_length: dict[int, list[dict]] = collections.defaultdict(list)
     last_ids = [EOS_ID]
     for text in texts:
@@ -223,15 +222,6 @@ def _step_samples(loaded, texts: list[bytes]) -> Callable[[], Iterator[tuple[str
             yield "decode_step", inputs
         yield "detokenize", {"ids": np.array([last_ids], np.int32)}
     return samples
-
-
-def _numpy_function(signature) -> Callable[..., dict[str, np.ndarray]]:
-    import tensorflow as tf
-
-    def call(**inputs):
-        outputs = signature(**{name: tf.constant(value) for name, value in inputs.items()})
-        return {name: value.numpy() for name, value in outputs.items()}
-    return call
 
 
 def _check_quantize(quantize: str, representative_texts) -> None:
@@ -359,108 +349,3 @@ def weight_bytes(model_bytes: bytes) -> dict[str, int]:
                 seen.add(tensor.Buffer())
                 sizes[type_names.get(tensor.Type(), str(tensor.Type()))] += size
     return dict(sizes)
-
-
-# -- running a file ----------------------------------------------------------------------------
-
-def greedy_steps(encode: Callable[..., dict], decode_step: Callable[..., dict], text: bytes,
-                 on_step: Callable[[dict], None] | None = None) -> list[int] | None:
-    """Greedy decoding driven from Python over the step-wise signatures (LiteRT signature
-    runners, or anything taking and returning numpy dicts the same way).
-
-    Returns the chosen ids (eos included), or None for an input with no token, which
-    translates to "". `on_step` sees each step's inputs.
-    """
-    encoded = encode(inputs=np.array([text], dtype=object))
-    source = encoded["source_ids"][0]  # (src_len,)
-    if np.all((source == PAD_ID) | (source == EOS_ID)):
-        return None
-    inputs = {"token": np.array([BOS_ID], np.int32), "state": encoded["state"],
-              "values": encoded["values"], "keys": encoded["keys"], "mask": encoded["mask"]}
-    ids = []
-    for _ in range(2 * len(source) + 10):  # as TranslatorModule's loop
-        if on_step is not None:
-            on_step(dict(inputs))
-        outputs = decode_step(**inputs)
-        token = int(np.argmax(outputs["logits"][0]))  # first of equals, as tf.argmax
-        ids.append(token)
-        if token == EOS_ID:
-            break
-        inputs.update(token=np.array([token], np.int32), state=outputs["state"])
-    return ids
-
-
-def open_interpreter(path: Path, num_threads: int | None = None):
-    """A LiteRT interpreter of the file at `path` with the TF Text tokenizer ops registered;
-    ModelError for a missing or unusable file."""
-    import tensorflow_text as tf_text
-    from ai_edge_litert.interpreter import InterpreterWithCustomOps
-
-    if not Path(path).is_file():
-        raise ModelError(f"TFLite file {path} does not exist")
-    try:
-        return InterpreterWithCustomOps(
-            custom_op_registerers=tf_text.tflite_registrar.SELECT_TFTEXT_OPS,
-            model_content=Path(path).read_bytes(), num_threads=num_threads)
-    except (ValueError, RuntimeError) as error:
-        raise ModelError(f"{path} is not a usable TFLite file: {_first_line(error)}") from None
-
-
-class LiteRTTranslator:
-    """A translator `.tflite` file (one call or step-wise) run with LiteRT and the TF Text ops.
-
-    Example:
-    ```python
-    translator = LiteRTTranslator("saved_models/translator-en-de.dynamic.tflite")
-    translator.translate("Where is the station?")  # greedy, as the SavedModel's
-    translator.translate("Where is the station?", beam=True)  # beam search (one-call files)
-    ```
-    """
-
-    def __init__(self, path: Path, num_threads: int | None = None):
-        self.path = Path(path)
-        self.interpreter = open_interpreter(self.path, num_threads)
-        signatures = self.interpreter.get_signature_list()
-        if set(STEP_SIGNATURES) <= set(signatures):
-            self.stepwise = True
-            self._encode, self._step, self._detokenize = (
-                self.interpreter.get_signature_runner(name) for name in STEP_SIGNATURES)
-        elif "serving_default" in signatures and set(signatures) <= {"serving_default", "beam"}:
-            self.stepwise = False
-            self._one = self.interpreter.get_signature_runner("serving_default")
-            self._beam = self.interpreter.get_signature_runner("beam") \
-                if "beam" in signatures else None
-        else:
-            raise ModelError(f"{self.path} is not an nlpapps translator TFLite file "
-                             f"(its signatures: {', '.join(signatures) or 'none'})")
-        self.has_beam = not self.stepwise and self._beam is not None
-
-    def translate(self, text: str | bytes, beam: bool = False,
-                  alpha: float = DEFAULT_ALPHA) -> str:
-        """The translation of one sentence (invalid UTF-8 reads as unknown): greedy, or with
-        `beam` the best of the file's beam search, with length penalty `alpha`."""
-        data = _utf8(text)
-        if beam:
-            if not self.has_beam:
-                raise ModelError(f"{self.path} has no beam signature (a step-wise file's loop "
-                                 "runs in the app; export a one-call file)")
-            outputs = self._beam(inputs=np.array([data], dtype=object),
-                                 alpha=np.array(alpha, np.float32))
-            return outputs["outputs"][0].decode("utf-8", "replace")
-        if not self.stepwise:
-            return self._one(inputs=np.array([data], dtype=object))["outputs"][0].decode(
-                "utf-8", "replace")
-        ids = greedy_steps(self._encode, self._step, data)
-        if ids is None:
-            return ""
-        texts = self._detokenize(ids=np.array([ids], np.int32))["outputs"]
-        return texts[0].decode("utf-8", "replace")
-
-
-def _utf8(text: str | bytes) -> bytes:
-    return text if isinstance(text, bytes) else text.encode("utf-8", "surrogatepass")
-
-
-def _first_line(error: BaseException) -> str:
-    lines = str(error).strip().splitlines()
-    return lines[0] if lines else type(error).__name__

@@ -22,7 +22,7 @@ import tensorflow as tf
 
 from nlpapps import decoding
 from nlpapps.apps.text_generator import GenerationConfig
-from nlpapps.export import check_output_folder, write_savedmodel
+from nlpapps.export.saved_model import check_output_folder, write_savedmodel
 from nlpapps.tokenizer import BOS_ID, EOS_ID, PAD_ID, UNK_ID, GraphTokenizer, Tokenizer
 
 NO_EOS = -1  # the decoding loops' eos id for text that nothing ends
@@ -55,7 +55,7 @@ class LanguageModelModule(tf.Module):
             last token and states of the one before with `start_step` = the tokens drawn so
             far. The pieces together are what `generate` draws in one call.
 
-    At batch 1, with static shapes but the lengths, for LiteRT (`nlpapps.export_tflite`):
+    At batch 1, with static shapes but the lengths, for LiteRT (`nlpapps.export.tflite`):
 
         generate_one(inputs: string[1], max_new_tokens: int32, temperature: float32,
                      top_k: int32, top_p: float32, seed: int32) ->
