@@ -64,6 +64,11 @@ class SavedTranslator:
         return len(self.tokenizer.encode(line)) >= MAX_SOURCE_TOKENS
 
 
+def warn_truncated(line_number: int) -> None:
+    print(f"warning: line {line_number} is longer than {MAX_SOURCE_TOKENS} tokens; only its "
+          "beginning is translated", file=sys.stderr)
+
+
 def _until_eos(ids: np.ndarray) -> list[int]:
     ids = ids.tolist()
     return ids[:ids.index(EOS_ID) + 1] if EOS_ID in ids else [i for i in ids if i]
@@ -87,10 +92,9 @@ def translate_stream(translator: SavedTranslator, lines: Iterable[bytes], out, b
     count = 0
     for batch in batches(lines, batch_size):
         for line in batch:
-            if translator.too_long(line):
-                print(f"warning: line {count + 1} is longer than {MAX_SOURCE_TOKENS} tokens; "
-                      "only its beginning is translated", file=sys.stderr)
             count += 1
+            if translator.too_long(line):
+                warn_truncated(count)
         for translation in translator.translate(batch, max(beam_size, nbest), alpha):
             fields = []
             for text, score in list(zip(translation.outputs, translation.scores))[:nbest]:

@@ -53,6 +53,7 @@ def check_alpha(alpha: float) -> None:
 def translate_with_litert(args) -> int:
     """`nlpapps translate --model FILE.tflite`: each line through the exported file, as a phone
     would run it (greedy, or the file's own beam search)."""
+    from nlpapps.apps.translate import warn_truncated
     from nlpapps.export.litert_translator import LiteRTTranslator
 
     if args.nbest > 1 or args.scores or args.plot_attention:
@@ -63,8 +64,11 @@ def translate_with_litert(args) -> int:
     if args.beam > 1 and not beam:
         print(f"warning: {args.model} has no beam search; translating greedily",
               file=sys.stderr)
-    for line in iter_lines(args):
-        print(translator.translate(line, beam=beam, alpha=args.alpha), flush=True)
+    for number, line in enumerate(iter_lines(args), 1):
+        text, truncated = translator.run(line, beam=beam, alpha=args.alpha)
+        if truncated:
+            warn_truncated(number)
+        print(text, flush=True)
     return 0
 
 

@@ -20,15 +20,15 @@ from nlpapps.tokenizer import BOS_ID, EOS_ID, PAD_ID
 STEP_SIGNATURES = ("encode", "decode_step", "detokenize")
 
 
-def greedy_steps(encode: Callable[..., dict], decode_step: Callable[..., dict], text: bytes,
+def greedy_steps(encoded: dict[str, np.ndarray], decode_step: Callable[..., dict],
                  on_step: Callable[[dict], None] | None = None) -> list[int] | None:
     """Greedy decoding driven from Python over the step-wise signatures (LiteRT signature
-    runners, or anything taking and returning numpy dicts the same way).
+    runners, or anything taking and returning numpy dicts the same way), from the outputs of
+    `encode`.
 
     Returns the chosen ids (eos included), or None for an input with no token, which
     translates to "". `on_step` sees each step's inputs.
     """
-    encoded = encode(inputs=np.array([text], dtype=object))
     source = encoded["source_ids"][0]  # (src_len,)
     if np.all((source == PAD_ID) | (source == EOS_ID)):
         return None
@@ -80,19 +80,26 @@ class LiteRTTranslator:
                   alpha: float = DEFAULT_ALPHA) -> str:
         """The translation of one sentence (invalid UTF-8 reads as unknown): greedy, or with
         `beam` the best of the file's beam search, with length penalty `alpha`."""
-        data = utf8(text)
+        return self.run(text, beam, alpha)[0]
+
+    def run(self, text: str | bytes, beam: bool = False,
+            alpha: float = DEFAULT_ALPHA) -> tuple[str, bool]:
+        """`(translation, truncated)`: `translate`'s text, and whether the sentence was longer
+        than the file reads (`MAX_SOURCE_TOKENS`), so that only its beginning is translated
+        (always False for a file written before it said so)."""
+        inputs = np.array([utf8(text)], dtype=object)
         if beam:
             if not self.has_beam:
                 raise ModelError(f"{self.path} has no beam signature (a step-wise file's loop "
                                  "runs in the app; export a one-call file)")
-            outputs = self._beam(inputs=np.array([data], dtype=object),
-                                 alpha=np.array(alpha, np.float32))
-            return outputs["outputs"][0].decode("utf-8", "replace")
-        if not self.stepwise:
-            return self._one(inputs=np.array([data], dtype=object))["outputs"][0].decode(
-                "utf-8", "replace")
-        ids = greedy_steps(self._encode, self._step, data)
-        if ids is None:
-            return ""
-        texts = self._detokenize(ids=np.array([ids], np.int32))["outputs"]
-        return texts[0].decode("utf-8", "replace")
+            outputs = self._beam(inputs=inputs, alpha=np.array(alpha, np.float32))
+        elif not self.stepwise:
+            outputs = self._one(inputs=inputs)
+        else:
+            encoded = self._encode(inputs=inputs)
+            ids = greedy_steps(encoded, self._step)
+            outputs = {"outputs": [b""] if ids is None else
+                       self._detokenize(ids=np.array([ids], np.int32))["outputs"],
+                       "truncated": encoded.get("truncated", [False])}
+        return (outputs["outputs"][0].decode("utf-8", "replace"),
+                bool(outputs.get("truncated", [False])[0]))

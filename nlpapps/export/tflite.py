@@ -210,7 +210,8 @@ def _step_samples(loaded, texts: list[bytes]) -> Callable[[], Iterator[tuple[str
     last_ids = [EOS_ID]
     for text in texts:
         steps: list[dict] = []
-        last_ids = greedy_steps(encode, decode_step, text, on_step=steps.append) or last_ids
+        encoded = encode(inputs=np.array([text], dtype=object))
+        last_ids = greedy_steps(encoded, decode_step, on_step=steps.append) or last_ids
         for inputs in steps:
             steps_by_length[inputs["mask"].shape[1]].append(inputs)
     steps = max(steps_by_length.values(), key=len, default=[])

@@ -33,17 +33,22 @@ class TranslatorModule(tf.Module):
     """A translator as a `tf.Module` with string signatures.
 
     Signatures:
-        serving_default(inputs: string[batch]) -> {outputs: string[batch], scores: float[batch]}
-            greedy translation; scores are the log-probability of each output.
+        serving_default(inputs: string[batch]) -> {outputs: string[batch], scores: float[batch],
+            truncated: bool[batch]}
+            greedy translation; scores are the log-probability of each output; truncated says
+            which inputs were longer than MAX_SOURCE_TOKENS tokens (eos included), of which
+            only the beginning is translated.
         translate(inputs: string[batch], beam_size: int32, alpha: float32) ->
             {outputs: string[batch, beam], scores, target_ids: int32[batch, beam, steps],
-             source_ids: int32[batch, src_len], attention: float[batch, beam, steps, src_len]}
+             source_ids: int32[batch, src_len], attention: float[batch, beam, steps, src_len],
+             truncated}
             beam search, best first (beam_size 1 is greedy), with what a plot needs.
-        translate_one(inputs: string[1]) -> {outputs: string[1], scores: float[1]}
+        translate_one(inputs: string[1]) -> {outputs: string[1], scores: float[1],
+            truncated: bool[1]}
             greedy translation of one sentence, the same as serving_default; every shape is
             static but the lengths, so it converts to TFLite.
         translate_beam_one(inputs: string[1], alpha: float32) -> {outputs: string[1],
-            scores: float[1]}
+            scores: float[1], truncated: bool[1]}
             the best of a beam search of BEAM_ONE_SIZE hypotheses, the same as `translate`'s
             first output at that beam; static shapes too.
 
@@ -52,7 +57,7 @@ class TranslatorModule(tf.Module):
 
         encode(inputs: string[1]) -> {source_ids: int32[1, src_len],
             values: float[1, src_len, units], keys: float[1, src_len, K],
-            mask: bool[1, src_len], state: float[1, S, units]}
+            mask: bool[1, src_len], state: float[1, S, units], truncated: bool[1]}
         decode_step(token: int32[1], state, values, keys, mask) ->
             {logits: float[1, vocab], state: float[1, S, units], attention: float[1, src_len]}
             starting from bos (id 2) and the state of `encode`, feeding back the chosen token
@@ -89,6 +94,12 @@ class TranslatorModule(tf.Module):
         ids = self.tokenizer.tokenize(inputs, add_eos=True, max_length=MAX_SOURCE_TOKENS)
         return ids.flat_values[tf.newaxis]  # (1, src_len)
 
+    def _truncated(self, inputs):
+        # (batch,) bool: the text alone has MAX_SOURCE_TOKENS tokens or more, so that with eos
+        # it is cut. Lengths from the row splits: LiteRT builtins only.
+        splits = self.tokenizer.tokenize(inputs).row_splits
+        return splits[1:] - splits[:-1] >= MAX_SOURCE_TOKENS
+
     def _greedy(self, source_ids, first_tokens):
         memory, states = self.model.encode(source_ids)
         ids, scores, _ = decoding.decode(
@@ -116,7 +127,8 @@ class TranslatorModule(tf.Module):
     def serving_default(self, inputs):
         source_ids = self._source_ids(inputs)
         ids, scores = self._greedy(source_ids, tf.fill([tf.shape(source_ids)[0]], BOS_ID))
-        return {"outputs": self._detokenize(ids, source_ids), "scores": scores}
+        return {"outputs": self._detokenize(ids, source_ids), "scores": scores,
+                "truncated": self._truncated(inputs)}
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string),
                                   tf.TensorSpec([], tf.int32), tf.TensorSpec([], tf.float32)])
@@ -128,7 +140,8 @@ class TranslatorModule(tf.Module):
         flat = tf.reshape(ids, [batch * beam_size, -1])
         texts = self._detokenize(flat, tf.repeat(source_ids, beam_size, axis=0))
         return {"outputs": tf.reshape(texts, [batch, beam_size]), "scores": scores,
-                "target_ids": ids, "source_ids": source_ids, "attention": attention}
+                "target_ids": ids, "source_ids": source_ids, "attention": attention,
+                "truncated": self._truncated(inputs)}
 
     @tf.function(input_signature=[tf.TensorSpec([1], tf.string)])
     def translate_one(self, inputs):
@@ -136,21 +149,24 @@ class TranslatorModule(tf.Module):
         # A constant first token keeps the batch static (1) through the loop, so the loop's
         # buffers have a fixed element shape.
         ids, scores = self._greedy(source_ids, tf.constant([BOS_ID]))
-        return {"outputs": self._detokenize(ids, source_ids), "scores": scores}
+        return {"outputs": self._detokenize(ids, source_ids), "scores": scores,
+                "truncated": self._truncated(inputs)}
 
     @tf.function(input_signature=[tf.TensorSpec([1], tf.string), tf.TensorSpec([], tf.float32)])
     def translate_beam_one(self, inputs, alpha):
         source_ids = self._one_source_ids(inputs)
         ids, scores, _ = self._beam(source_ids, tf.constant([BOS_ID]), BEAM_ONE_SIZE, alpha,
                                     attention=False)  # ids (1, beam, steps), best first
-        return {"outputs": self._detokenize(ids[:, 0], source_ids), "scores": scores[:, 0]}
+        return {"outputs": self._detokenize(ids[:, 0], source_ids), "scores": scores[:, 0],
+                "truncated": self._truncated(inputs)}
 
     @tf.function(input_signature=[tf.TensorSpec([1], tf.string)])
     def encode(self, inputs):
         source_ids = self._one_source_ids(inputs)
         memory, states = self.model.encode(source_ids)
         return {"source_ids": source_ids, "values": memory["values"], "keys": memory["keys"],
-                "mask": memory["mask"], "state": tf.stack(states, axis=1)}  # state (1, S, units)
+                "mask": memory["mask"], "state": tf.stack(states, axis=1),  # (1, S, units)
+                "truncated": self._truncated(inputs)}
 
     def _decode_step(self, token, state, values, keys, mask):
         memory = {"values": values, "keys": keys, "mask": mask}

@@ -14,6 +14,7 @@ import tensorflow as tf
 
 from nlpapps.export.saved_model import write_savedmodel, write_savedmodel_into
 from nlpapps.export.translator import MAX_SOURCE_TOKENS
+from nlpapps.tokenizer import EOS_ID
 
 SENTENCES = ["We all make mistakes.", "Where is the station?", "Tom is reading a book.",
              "Please close the window.", "Save the file."]
@@ -41,6 +42,8 @@ for name, texts in requests["batches"].items():
         "beam_outputs": [[text.decode("utf-8") for text in row]
                          for row in searched["outputs"].numpy()],
         "beam_scores": searched["scores"].numpy().tolist(),
+        "truncated": greedy["truncated"].numpy().tolist(),
+        "beam_truncated": searched["truncated"].numpy().tolist(),
         "source_ids": searched["source_ids"].numpy().tolist(),
         "attention_shape": list(searched["attention"].shape),
         "target_ids_shape": list(searched["target_ids"].shape),
@@ -49,11 +52,35 @@ print(json.dumps(report))
 """
 
 
+def texts_of_length(tokenizer, lengths):
+    """Texts of exactly these numbers of tokens (eos not counted), by the Python tokenizer."""
+    texts = []
+    for length in lengths:
+        words = ["station"] * length
+        while len(tokenizer.encode(" ".join(words))) > length:
+            words.pop()
+        while len(tokenizer.encode(" ".join(words + ["a"]))) <= length:
+            words.append("a")
+        text = " ".join(words)
+        assert len(tokenizer.encode(text)) == length
+        texts.append(text)
+    return texts
+
+
 @pytest.fixture(scope="module")
-def served(exported_translator):
+def edge_texts(exported_translator):
+    """Texts one token short of being cut (eos fills the last place) and one token over."""
+    from nlpapps.tokenizer import Tokenizer
+
+    tokenizer = Tokenizer.load(exported_translator / "tokenizer.model")
+    return texts_of_length(tokenizer, [MAX_SOURCE_TOKENS - 1, MAX_SOURCE_TOKENS])
+
+
+@pytest.fixture(scope="module")
+def served(exported_translator, edge_texts):
     """What the exported translator answers in a fresh process, by batch name."""
     batches = {"sentences": SENTENCES, "empty": ["", "   "], "invalid": [b"Wo \xff\xfe ist es?"],
-               "long": [LONG], "emoji": ["Grüße 😀 aus Köln"]}
+               "long": [LONG], "emoji": ["Grüße 😀 aus Köln"], "edge": edge_texts}
     requests = {"folder": str(exported_translator), "beam": 3,
                 "batches": {name: [(t if isinstance(t, bytes) else t.encode()).hex()
                                    for t in texts] for name, texts in batches.items()}}
@@ -100,6 +127,18 @@ def test_odd_inputs_translate_without_error(served):
         assert np.isfinite(batch["scores"][0])
     # The long input is cut to the longest source the model takes.
     assert len(served["long"]["source_ids"][0]) == MAX_SOURCE_TOKENS
+
+
+def test_truncated_says_which_inputs_were_cut(served, saved_translator, edge_texts):
+    for signature in ("truncated", "beam_truncated"):
+        assert served["long"][signature] == [True]
+        assert served["sentences"][signature] == [False] * len(SENTENCES)
+        assert served["empty"][signature] == [False, False]
+        # With eos, MAX_SOURCE_TOKENS - 1 tokens fill the source exactly; one more is cut.
+        assert served["edge"][signature] == [False, True]
+    assert [saved_translator.too_long(text) for text in edge_texts] == [False, True]
+    short = served["edge"]["source_ids"][0]  # all of it read, eos last
+    assert len(short) == MAX_SOURCE_TOKENS and 0 not in short and short[-1] == EOS_ID
 
 
 @pytest.mark.slow

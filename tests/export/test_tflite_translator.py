@@ -17,7 +17,7 @@ from nlpapps.export.litert_translator import LiteRTTranslator
 from nlpapps.export.report import compare_translator, format_report
 from nlpapps.export.tflite import (TFTEXT_OPS, ExportError, audit_ops, default_output,
                                    export_tflite, tflite_ops, weight_bytes)
-from nlpapps.export.translator import BEAM_ONE_SIZE
+from nlpapps.export.translator import BEAM_ONE_SIZE, MAX_SOURCE_TOKENS
 
 PAIRS_TSV = Path(__file__).parent.parent / "fixtures" / "pairs.en-de.tsv"
 ROOT = Path(__file__).resolve().parents[2]
@@ -168,6 +168,19 @@ def test_odd_inputs_translate_without_error(request, name, saved_greedy):
         if name != "int8_file":
             assert output == saved_greedy(text), text
     assert translator.translate("") == translator.translate("   ") == ""
+
+
+@slow
+@pytest.mark.parametrize("name", ["float_file", "steps_file"])
+def test_run_says_whether_the_input_was_cut(request, name, saved_greedy):
+    translator = LiteRTTranslator(request.getfixturevalue(name))
+    long = "word " * 400
+    assert translator.run(long) == (saved_greedy(long), True)
+    assert translator.run("Save the file.") == (saved_greedy("Save the file."), False)
+    assert translator.run("") == ("", False)
+    if translator.has_beam:
+        assert translator.run(long, beam=True)[1] is True
+        assert translator.run("Save the file.", beam=True)[1] is False
 
 
 # -- what the files hold -----------------------------------------------------------------------
@@ -418,7 +431,7 @@ def test_export_command_rebuilds_the_savedmodel_from_weights(trained_translator,
 @slow
 def test_translate_command_runs_a_tflite_file(float_file, steps_file, sentences, capsys,
                                               tmp_path):
-    lines = [sentences[0], "", sentences[1], "   ", sentences[2]]
+    lines = [sentences[0], "", sentences[1], "   ", sentences[2], "word " * 400]
     (tmp_path / "in.txt").write_text("\n".join(lines) + "\n")
     translator = LiteRTTranslator(float_file)
     for beam in (1, BEAM_ONE_SIZE):
@@ -427,7 +440,9 @@ def test_translate_command_runs_a_tflite_file(float_file, steps_file, sentences,
         out, err = capsys.readouterr()
         assert out.split("\n") == [translator.translate(line, beam=beam > 1) for line in lines] \
             + [""]
-        assert out.split("\n")[1] == out.split("\n")[3] == "" and err == ""
+        assert out.split("\n")[1] == out.split("\n")[3] == ""
+        assert err == (f"warning: line 6 is longer than {MAX_SOURCE_TOKENS} tokens; only its "
+                       "beginning is translated\n")
     # A step-wise file has no beam search: greedy, with a warning.
     assert cli.main(["-v", "translate", "--model", str(steps_file), sentences[0]]) == 0
     out, err = capsys.readouterr()
