@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from nlpapps import training
-from nlpapps.apps.saved_model import ModelError, read_kind
+from nlpapps.apps.saved_model import ModelError, kind_name, read_kind
 from nlpapps.export.saved_model import export_model_folder
 
 
@@ -62,7 +62,7 @@ def average_run(run_dir: Path, out_dir: Path, last: int) -> list[Path]:
     run_dir, out_dir = Path(run_dir), Path(out_dir)
     kind, _ = read_kind(run_dir)
     if kind not in ("translator", "language_model"):
-        raise ModelError(f"{run_dir} holds a {kind} model, which cannot be averaged")
+        raise ModelError(f"{run_dir} holds a {kind_name(kind)}, which cannot be averaged")
     if last < 1:
         raise ModelError(f"--last must be at least 1, got {last}")
     paths = epoch_files(run_dir, last)

@@ -141,6 +141,9 @@ def test_a_broken_model_folder_is_one_line_of_error(broken, exported_translator,
     assert out == ""
     assert len(err.splitlines()) == 1 and err.startswith("error: "), err
     assert str(folder) in err
+    if broken == "other_kind":
+        assert err == (f"error: {folder} holds a language model, not a translator; pick a "
+                       "translator folder\n")
 
 
 @pytest.mark.parametrize("flags, message", [
@@ -206,6 +209,10 @@ def test_translate_eval_of_a_missing_pairs_file(exported_translator, capsys, tmp
                      "--pairs", str(tmp_path / "none.tsv")])
     assert code == 2
     assert capsys.readouterr().err == f"error: pairs file {tmp_path / 'none.tsv'} does not exist\n"
+    code = cli.main(["-v", "translate-eval", "--model", str(exported_translator),
+                     "--pairs", str(tmp_path)])
+    assert code == 2
+    assert capsys.readouterr().err == f"error: pairs file {tmp_path} is a folder; give a file\n"
 
 
 def test_translate_train_writes_its_savedmodel_beside_the_run(tmp_path, capfd):

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from nlpapps import training
+from nlpapps.apps.saved_model import kind_name
 
 CONFIG_FILE = "config.json"
 
@@ -31,6 +32,6 @@ class AppConfig:
     def load(cls, folder: Path):
         data = json.loads((Path(folder) / CONFIG_FILE).read_text())
         if data.get("kind") != cls.kind:
-            raise ValueError(f"{folder} holds a {data.get('kind')!r} model, not a "
-                             f"{cls.kind.replace('_', ' ')}")
+            raise ValueError(f"{folder} holds a {kind_name(data.get('kind', '?'))}, not a "
+                             f"{kind_name(cls.kind)}")
         return cls.from_dict(data["config"])

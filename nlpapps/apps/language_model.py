@@ -29,7 +29,7 @@ from nlpapps.apps.config import CONFIG_FILE, AppConfig
 from nlpapps.apps.dynamic_evaluation import Adaptation, adapting_window_nll, restored_weights
 from nlpapps.apps.language_model_data import dev_dataset, stream_dataset, window_dataset
 from nlpapps.apps.neural_cache import Cache, caching_window_nll
-from nlpapps.apps.saved_model import ModelError, read_kind
+from nlpapps.apps.saved_model import ModelError, kind_name, read_kind, wrong_kind
 from nlpapps.data import pad_batch
 from nlpapps.models.language_model import LanguageModel
 from nlpapps.models.stateful_trainer import StatefulTrainer
@@ -162,7 +162,8 @@ def check_resumable(config: LanguageModelConfig, out_dir: Path) -> None:
         return
     data = json.loads(path.read_text())
     if data.get("kind") != KIND:
-        raise ValueError(f"{out_dir} holds a {data.get('kind')} model, not a language model")
+        raise ValueError(f"{out_dir} holds a {kind_name(data.get('kind', '?'))}, not a "
+                         f"{kind_name(KIND)}")
     old = data["config"]
     fields = ARCHITECTURE + (("batch_size",) if config.stateful else ())
     changed = [f"{name} {old.get(name, False)!r} -> {getattr(config, name)!r}" for name in fields
@@ -360,8 +361,7 @@ def load(folder: Path) -> tuple[LanguageModel, Tokenizer, LanguageModelConfig]:
     folder = Path(folder)
     kind, data = read_kind(folder)
     if kind != KIND:
-        raise ModelError(f"{folder} holds a {kind} model, not a {KIND}; pick a language model "
-                         "folder")
+        raise wrong_kind(folder, kind, KIND)
     for name in (TOKENIZER_FILE, WEIGHTS_FILE):
         if not (folder / name).exists():
             raise ModelError(f"{folder} has no {name}; train the model to the end "

@@ -11,6 +11,17 @@ class ModelError(Exception):
     and what to do."""
 
 
+def kind_name(kind: str) -> str:
+    """How messages name a kind of model: "translator", "language model"."""
+    return kind.replace("_", " ")
+
+
+def wrong_kind(folder: Path, found: str, expected: str) -> ModelError:
+    """The error for a folder that holds another kind of model than the one asked for."""
+    return ModelError(f"{folder} holds a {kind_name(found)}, not a {kind_name(expected)}; "
+                      f"pick a {kind_name(expected)} folder")
+
+
 def read_kind(folder: Path) -> tuple[str, dict]:
     """Returns `(kind, config)` from `folder/config.json`, or raises ModelError."""
     folder = Path(folder)
@@ -34,8 +45,7 @@ def load_saved_model(folder: Path, kind: str):
     folder = Path(folder)
     found, _ = read_kind(folder)
     if found != kind:
-        raise ModelError(f"{folder} holds a {found} model, not a {kind}; pick a {kind} "
-                         "model folder")
+        raise wrong_kind(folder, found, kind)
     if not (folder / "saved_model.pb").exists():
         raise ModelError(f"{folder} has no saved_model.pb; export it first "
                          "(nlpapps export --format savedmodel)")

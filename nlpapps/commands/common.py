@@ -50,11 +50,20 @@ def iter_lines(args) -> Iterator[bytes]:
         return (text.encode("utf-8", "surrogateescape") for text in args.text)
     if args.file and args.file != "-":
         path = Path(args.file)
-        if not path.is_file():
-            raise UserError(f"input file {path} does not exist")
+        check_file(path, "input file")
         return _file_lines(path)
     # readline, not iteration: iterating a buffered stdin waits for a full buffer.
     return (_strip_line_end(line) for line in iter(sys.stdin.buffer.readline, b""))
+
+
+def check_file(path: Path, what: str) -> None:
+    """UserError unless `path` is a file that can be read: missing, or a folder."""
+    if not path.exists():
+        raise UserError(f"{what} {path} does not exist")
+    if path.is_dir():
+        raise UserError(f"{what} {path} is a folder; give a file")
+    if not path.is_file():
+        raise UserError(f"{what} {path} is not a regular file")
 
 
 def reads_a_terminal(args) -> bool:
@@ -74,8 +83,7 @@ def _strip_line_end(line: bytes) -> bytes:
 def read_pairs(path: str):
     from nlpapps.corpora.en_de import read_pairs_tsv
 
-    if not Path(path).is_file():
-        raise UserError(f"pairs file {path} does not exist")
+    check_file(Path(path), "pairs file")
     try:
         rows = read_pairs_tsv(Path(path))
     except ValueError as error:

@@ -156,12 +156,12 @@ def convert(model_dir: Path, quantize: str = "none",
 def model_kind(model_dir: Path) -> str:
     """The kind of model in `model_dir` (from its config.json), one that TFLite export takes;
     ModelError otherwise."""
-    from nlpapps.apps.saved_model import read_kind
+    from nlpapps.apps.saved_model import kind_name, read_kind
 
     kind, _ = read_kind(Path(model_dir))
     if kind not in FILE_SIGNATURES:
-        raise ModelError(f"{model_dir} holds a {kind} model; TFLite export takes "
-                         f"{' and '.join(FILE_SIGNATURES)} models")
+        raise ModelError(f"{model_dir} holds a {kind_name(kind)}; export takes translators "
+                         "and language models")
     return kind
 
 

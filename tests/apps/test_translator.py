@@ -152,5 +152,5 @@ def test_config_load_checks_the_kind(tmp_path, make_config):
     (tmp_path / "config.json").write_text(json.dumps(data))
     assert TranslatorConfig.load(tmp_path) == config
     (tmp_path / "config.json").write_text(json.dumps({**data, "kind": "language_model"}))
-    with pytest.raises(ValueError, match="'language_model' model, not a translator"):
+    with pytest.raises(ValueError, match="holds a language model, not a translator"):
         TranslatorConfig.load(tmp_path)

@@ -351,8 +351,8 @@ def _bad_folders(tmp_path):
     (["--model", "{tmp}/missing"], "does not exist"),
     (["--model", "{tmp}/corrupt"], "is corrupt"),
     (["--model", "{tmp}/broken"], "could not be loaded"),
-    (["--model", "{tmp}/other"], "holds a speller model; TFLite export takes translator and "
-                                 "language_model models"),
+    (["--model", "{tmp}/other"], "holds a speller; export takes translators and language "
+                                 "models"),
     (["--model", "{tmp}/untrained"], "has no saved_model.pb"),
     (["--model", "{tmp}/other", "--format", "onnx"], "unknown --format 'onnx'"),
     (["--model", "{tmp}/other", "--quantize", "int4"], "unknown --quantize 'int4'"),
@@ -361,7 +361,7 @@ def _bad_folders(tmp_path):
     (["--model", "{tmp}/untrained", "--quantize", "int8"], "needs --calibrate TRAIN.txt"),
     (["--model", "{tmp}/broken", "--report"], "--report needs --pairs"),
     (["--model", "{tmp}/untrained", "--report"], "--report needs --text"),
-    (["--model", "{tmp}/other", "--format", "savedmodel"], "holds a speller model"),
+    (["--model", "{tmp}/other", "--format", "savedmodel"], "holds a speller;"),
     (["--model", "{tmp}/untrained", "--format", "savedmodel"], "has no tokenizer.model"),
     (["--model", "{tmp}/broken", "--format", "savedmodel", "--beam"], "apply to --format tflite"),
     (["--model", "{tmp}/broken", "--beam"], "--beam reports a translator's one-call files"),
