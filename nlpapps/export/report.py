@@ -96,17 +96,18 @@ def folder_size(folder: Path) -> int:
 
 
 TRANSLATOR_COLUMNS = ("size_bytes", "bleu", "bleu_change", "chrf", "chrf_change", "exact_match",
-                  "median_ms")
+                      "median_ms")
 
 
 def format_report(rows: dict[str, dict], columns: Sequence[str] = TRANSLATOR_COLUMNS,
                   footer: str | None = None) -> str:
     """The rows of a comparison as an aligned text table; the default footer is the
     translator's."""
-    width = max(len(name) for name in rows) + 2
-    lines = ["variant".ljust(width) + "".join(c.rjust(13) for c in columns)]
+    width = max(len(name) for name in [*rows, "variant"]) + 2
+    widths = [max(13, len(column) + 2) for column in columns]
+    lines = ["variant".ljust(width) + "".join(c.rjust(w) for c, w in zip(columns, widths))]
     for name, row in rows.items():
-        cells = [str(row.get(column, "-")).rjust(13) for column in columns]
+        cells = [str(row.get(column, "-")).rjust(w) for column, w in zip(columns, widths)]
         lines.append(name.ljust(width) + "".join(cells))
     if footer is None:
         first = next(iter(rows.values())) if rows else {}
