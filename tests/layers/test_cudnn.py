@@ -4,7 +4,10 @@ cuDNN's kernel cannot run here, so the tests stand in for Keras's wrapper of it
 (`cudnn.KERNELS`) and make TensorFlow "see" a GPU (`cudnn.gpu_available`). The stand-in
 computes what the wrapper returns with the Keras built-in layer's step loop and cuDNN's
 convention of zeros at padded steps; our layer on that path must give what its own loop gives.
+The real wrapper is only traced: a graph that holds the kernel can be built here, not run.
 """
+
+import importlib
 
 import keras
 import numpy as np
@@ -217,3 +220,81 @@ def test_savedmodel_is_traced_with_the_loop(monkeypatch, tmp_path):
         expected = module.model(sequences)
     assert_all_close(
         loaded.signatures["serving_default"](tf.constant(sequences))["outputs"], expected)
+
+
+def graph_ops(concrete_function) -> set[str]:
+    """Every op type of a traced function, its nested functions (cond branches, loops,
+    gradients) included."""
+    graph = concrete_function.graph.as_graph_def()
+    ops = {node.op for node in graph.node}
+    for function in graph.library.function:
+        ops |= {node.op for node in function.node_def}
+    return ops
+
+
+@pytest.fixture
+def traced_gpu(monkeypatch):
+    """A GPU as far as the layers and Keras's real cuDNN wrapper can tell (graphs only)."""
+    # Imported by name: `keras.src.backend.tensorflow.rnn` is also a function of that package.
+    keras_rnn = importlib.import_module("keras.src.backend.tensorflow.rnn")
+    monkeypatch.setattr(keras_rnn, "_is_gpu_available", lambda: True)
+    monkeypatch.setattr(cudnn, "gpu_available", lambda: True)
+
+
+@pytest.mark.parametrize("return_sequences", [False, True])
+@pytest.mark.parametrize("go_backwards", [False, True])
+def test_the_real_kernel_call_traces_with_its_gradient(traced_gpu, layer_class, return_sequences,
+                                                       go_backwards):
+    fused, loop = pair(layer_class, return_sequences=return_sequences, return_state=True,
+                       go_backwards=go_backwards)
+
+    def train_step(layer):
+        @tf.function
+        def step(sequences, mask, h):
+            initial = [h] * len(layer.cell.state_size)
+            with tf.GradientTape() as tape:
+                output, *states = layer(sequences, mask=mask, initial_state=initial,
+                                        training=True)
+                loss = tf.reduce_sum(output) + sum(tf.reduce_sum(s) for s in states)
+            return output, states, tape.gradient(loss, layer.trainable_variables)
+        return step.get_concrete_function(tf.TensorSpec([None, None, FEATURES]),
+                                          tf.TensorSpec([None, None], tf.bool),
+                                          tf.TensorSpec([None, UNITS]))
+
+    traced = train_step(fused)
+    assert {"CudnnRNNV3", "CudnnRNNBackpropV3"} <= graph_ops(traced)
+    with cudnn.loop_only(fused):
+        assert not {op for op in graph_ops(train_step(fused)) if op.startswith("Cudnn")}
+    # Its outputs and states have the loop's shapes, and every weight gets a gradient.
+    output, states, gradients = traced.structured_outputs
+    loop_output, loop_states, _ = train_step(loop).structured_outputs
+    for got, want in zip([output, *states], [loop_output, *loop_states]):
+        assert got.shape.as_list() == want.shape.as_list()
+    assert [g.shape.as_list() for g in gradients] == [list(w.shape) for w in fused.weights]
+
+
+def test_the_kernel_is_given_every_weight_in_its_place(traced_gpu, layer_class):
+    fused, _ = pair(layer_class, return_sequences=True)
+    states = [tf.zeros([BATCH, UNITS])] * len(fused.cell.state_size)
+    function = tf.function(lambda x, mask: cudnn.run(fused, x, states, mask)[1])
+    graph = function.get_concrete_function(tf.TensorSpec([BATCH, TIME, FEATURES]),
+                                           tf.TensorSpec([BATCH, TIME], tf.bool)).graph
+    (kernel,) = [op for op in graph.get_operations() if op.type == "CudnnRNNV3"]
+    assert kernel.get_attr("rnn_mode") == layer_class.__name__.lower().encode()
+    # cuDNN's flat parameters: each gate's input and recurrent matrices, then an input and a
+    # recurrent bias per gate (Keras's LSTM has one bias, so cuDNN's input biases are zeros).
+    gates = fused.cell.gates
+    expected = gates * UNITS * (FEATURES + UNITS) + 2 * gates * UNITS
+    assert kernel.inputs[3].shape.as_list() == [expected]
+    assert kernel.inputs[0].shape.as_list() == [BATCH, TIME, FEATURES]
+    assert kernel.get_attr("time_major") is False and len(kernel.inputs) == 5  # + lengths
+
+
+def test_bidirectional_traces_both_directions_into_the_kernel(traced_gpu):
+    layer = Bidirectional(GRU(UNITS, return_sequences=True))
+    function = tf.function(lambda x, mask: layer(x, mask=mask)).get_concrete_function(
+        tf.TensorSpec([None, None, FEATURES]), tf.TensorSpec([None, None], tf.bool))
+    graph = function.graph.as_graph_def()
+    kernels = [node for f in graph.library.function for node in f.node_def
+               if node.op == "CudnnRNNV3"]
+    assert len(kernels) == 2
