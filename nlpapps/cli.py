@@ -3,7 +3,7 @@
     nlpapps translate "Where is the station?"          (shipped model; stdin if no text)
     nlpapps translate-train --data DIR --out DIR        (flags = TranslatorConfig fields)
     nlpapps translate-eval --model DIR --pairs TEST.tsv
-    nlpapps data prepare --pair en-de --out DIR
+    nlpapps data prepare --corpus en-de --out DIR
     nlpapps export --format tflite --quantize dynamic  (--report: size, quality, speed)
     nlpapps generate "ROMEO:" --temperature 0.8          (shipped model; --help for options)
     nlpapps lm train --data DIR --out DIR                (flags = LanguageModelConfig fields)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import gzip
 import logging
 import sys
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -94,23 +96,30 @@ def read_pairs(path: str):
 
 
 def read_text(path: str) -> str:
-    """The text of a file, or of a folder's `*.txt` files (in its subfolders too, in path
-    order, each ending in a line end). Bytes that are not UTF-8 are kept as unknown characters,
-    with a warning on stderr naming the first one's line."""
+    """The text of a file, or of a folder's `*.txt` and `*.txt.gz` files (in its subfolders
+    too, in path order, each ending in a line end); a `.gz` file is decompressed. Bytes that
+    are not UTF-8 are kept as unknown characters, with a warning on stderr naming the first
+    one's line."""
     path = Path(path)
     if not path.exists():
         raise UserError(f"text file {path} does not exist")
     if not path.is_dir():
         return _decode_text(path)
-    files = sorted(file for file in path.rglob("*.txt") if file.is_file())
+    files = sorted(file for pattern in ("*.txt", "*.txt.gz") for file in path.rglob(pattern)
+                   if file.is_file())
     if not files:
-        raise UserError(f"{path} is a folder with no .txt file in it")
+        raise UserError(f"{path} is a folder with no .txt or .txt.gz file in it")
     texts = [_decode_text(file) for file in files]
     return "".join(text if text.endswith("\n") or not text else text + "\n" for text in texts)
 
 
 def _decode_text(path: Path) -> str:
     data = path.read_bytes()
+    if path.suffix == ".gz":
+        try:
+            data = gzip.decompress(data)
+        except (OSError, EOFError, zlib.error) as error:
+            raise UserError(f"{path} is not a readable gzip file ({error})") from None
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as error:

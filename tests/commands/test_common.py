@@ -1,6 +1,8 @@
 """Tests for nlpapps.commands.common.read_text: a file or a folder of .txt files, and bytes
 that are not UTF-8."""
 
+import gzip
+
 import pytest
 
 from nlpapps.commands.common import UserError, read_text
@@ -22,8 +24,20 @@ def test_a_file_reads_as_it_is(tmp_path):
     assert read_text(str(path)) == "no line end at the end"
 
 
+def test_gzip_files_are_read_decompressed(tmp_path):
+    with gzip.open(tmp_path / "b.txt.gz", "wt", encoding="utf-8") as file:
+        file.write("second, from gzip: é")
+    (tmp_path / "a.txt").write_text("first\n", encoding="utf-8")
+    (tmp_path / "c.txt").write_text("third\n", encoding="utf-8")
+    assert read_text(str(tmp_path / "b.txt.gz")) == "second, from gzip: é"
+    assert read_text(str(tmp_path)) == "first\nsecond, from gzip: é\nthird\n"
+    (tmp_path / "d.txt.gz").write_bytes(b"plain text, not gzip")
+    with pytest.raises(UserError, match=r"d.txt.gz is not a readable gzip file"):
+        read_text(str(tmp_path))
+
+
 @pytest.mark.parametrize("make, message", [
-    (lambda path: path.mkdir(), "is a folder with no .txt file in it"),
+    (lambda path: path.mkdir(), "is a folder with no .txt or .txt.gz file in it"),
     (lambda path: None, "does not exist"),
 ])
 def test_nothing_to_read_is_a_user_error(tmp_path, make, message):

@@ -47,6 +47,31 @@ def test_austen_text_separates_novels_by_an_empty_line():
     assert text.index("EMMA") < text.index("MANSFIELD PARK") < text.index("SENSE AND SENS")
 
 
+def test_split_holds_out_whole_novels():
+    novels = austen.read_novels(DATA)
+    splits = austen.split_novels(novels)
+    assert splits["test"] == "\n".join(novels["persuasion"]) + "\n"
+    assert splits["dev"] == "\n".join(novels["northangerabbey"]) + "\n"
+    train = splits["train"]
+    assert all("\n".join(novels[n]) in train
+               for n in ("emma", "mansfieldpark", "prideprejudice", "sensesensibility"))
+    assert novels["persuasion"][0] not in train and "NORTHANGER" not in train
+    lines = sum(text.count("\n") for text in splits.values())
+    assert lines == austen.austen_text(DATA).count("\n") - 2  # two fewer separators
+
+
+def test_prepare_writes_the_novels_and_the_split(tmp_path, monkeypatch, capsys):
+    root = tmp_path / "packages" / "root"
+    (root / austen.DATA_DIR).parent.mkdir(parents=True)
+    (root / austen.DATA_DIR).symlink_to(DATA)
+    monkeypatch.setattr(austen.debian, "fetch", lambda packages, cache_dir, patterns: root)
+    path = austen.prepare(tmp_path / "austen")
+    assert gzip.decompress(path.read_bytes()).decode() == austen.austen_text(DATA)
+    for split, text in austen.split_novels(austen.read_novels(DATA)).items():
+        assert (tmp_path / "austen" / f"{split}.txt").read_text(encoding="utf-8") == text
+    assert "train: 83, dev: 20, test: 20" in capsys.readouterr().out  # 4 x 20 + 3 separators
+
+
 def test_reader_reads_a_data_frame_of_strings():
     # janeaustenr's own help index, Meta/Rd.rds: a data.frame with one row per help page
     frame = austen.RReader(gzip.decompress((DATA / "Rd.rds").read_bytes())).read()
