@@ -15,6 +15,7 @@ SavedModels and TFLite files are traced under `loop_only`, so that they run anyw
 """
 
 import contextlib
+import functools
 
 import tensorflow as tf
 from keras import activations
@@ -27,7 +28,9 @@ KERNELS = {"lstm": keras_backend.lstm, "gru": keras_backend.gru}
 USE_CUDNN = ("auto", True, False)
 
 
+@functools.cache
 def gpu_available() -> bool:
+    # Asked once: TensorFlow's devices are fixed once it has started.
     return bool(tf.config.list_logical_devices("GPU"))
 
 
