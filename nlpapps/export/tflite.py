@@ -5,11 +5,11 @@ SavedModel.
 
     nlpapps export --model saved_models/translator-en-de --format tflite --quantize dynamic
 
-Conversion needs the folder alone. The batch-1 signatures of
-`nlpapps.export.translator.TranslatorModule`
-are frozen first (variables become constants): converted straight from the SavedModel, the
-variables stay READ_VARIABLE ops inside the WHILE loops, which fail when the file runs. The
-file holds LiteRT builtins and the two TF Text tokenizer ops (`TFTEXT_OPS`), so it runs with
+Conversion needs the folder alone. The batch-1 signatures of `TranslatorModule`
+(`nlpapps.export.translator`) are frozen first (variables become constants): converted straight
+from the SavedModel, the variables stay READ_VARIABLE ops inside the WHILE loops, which fail
+when the file runs. The file holds LiteRT builtins and the two TF Text tokenizer ops
+(`TFTEXT_OPS`), so it runs with
 
     InterpreterWithCustomOps(
         custom_op_registerers=tensorflow_text.tflite_registrar.SELECT_TFTEXT_OPS,
@@ -17,9 +17,10 @@ file holds LiteRT builtins and the two TF Text tokenizer ops (`TFTEXT_OPS`), so 
 
 Two kinds of file:
     one call (default): `serving_default(inputs: string[1]) -> {outputs: string[1],
-        scores: float[1]}`, the greedy translation of `TranslatorModule.translate_one`, and
-        `beam(inputs: string[1], alpha: float32) -> {outputs, scores}`, the best of a beam
-        search of `nlpapps.export.translator.BEAM_ONE_SIZE` (`TranslatorModule.translate_beam_one`).
+        scores: float[1], truncated: bool[1]}`, the greedy translation of
+        `TranslatorModule.translate_one`, and `beam(inputs: string[1], alpha: float32) ->
+        {outputs, scores, truncated}`, the best of a beam search of `BEAM_ONE_SIZE`
+        hypotheses (`TranslatorModule.translate_beam_one`).
     step-wise (`stepwise=True`): `encode`, `decode_step` and `detokenize`, as documented in
         `TranslatorModule`, for an app that runs the decoding loop itself.
 
