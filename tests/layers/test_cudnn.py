@@ -13,6 +13,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from keras.src.trainers.trainer import model_supports_jit
 
 from nlpapps.export.saved_model import write_savedmodel
 from nlpapps.layers import GRU, LSTM, Bidirectional, SimpleRNN, StackedRNN, cudnn
@@ -167,8 +168,7 @@ def test_xla_is_off_where_the_kernel_may_run(monkeypatch):
     monkeypatch.setattr(cudnn, "gpu_available", lambda: True)
     assert not layer.supports_jit
     model = keras.Sequential([keras.Input((TIME, FEATURES)), layer])
-    model.compile(loss="mse")
-    assert model.jit_compile is False
+    assert not model_supports_jit(model)  # what `compile(jit_compile="auto")` asks on a GPU
 
 
 def test_use_cudnn_true_without_a_gpu_is_an_error():
@@ -298,3 +298,25 @@ def test_bidirectional_traces_both_directions_into_the_kernel(traced_gpu):
     kernels = [node for f in graph.library.function for node in f.node_def
                if node.op == "CudnnRNNV3"]
     assert len(kernels) == 2
+
+
+@pytest.mark.parametrize("cell", ["gru", "lstm"])
+def test_the_apps_training_steps_hold_the_kernel(traced_gpu, cell):
+    """Keras's `train_step` of a translator and of a language model takes the fused kernel in
+    the recurrent layers, and `compile` would leave XLA off for them on a GPU."""
+    from nlpapps import training
+    from nlpapps.models.language_model import LanguageModel
+    from nlpapps.models.seq2seq import Seq2Seq
+
+    translator = Seq2Seq(vocab_size=20, embedding_dim=8, units=UNITS, cell=cell,
+                         attention_units=4)
+    translator.build()
+    language_model = LanguageModel(vocab_size=20, embedding_dim=8, units=UNITS, cell=cell)
+    language_model.build((None, None))
+    ids = tf.TensorSpec([None, None], tf.int32)
+    steps = {translator: ((ids, ids), ids), language_model: (ids, ids)}
+    for model, spec in steps.items():
+        assert not model_supports_jit(model)
+        model.compile(optimizer="adam", loss=training.masked_cross_entropy(0.0))
+        step = tf.function(model.train_step).get_concrete_function(spec)
+        assert {"CudnnRNNV3", "CudnnRNNBackpropV3"} <= graph_ops(step), type(model).__name__
