@@ -50,8 +50,14 @@ def iter_lines(args) -> Iterator[bytes]:
     is entered). A missing file is an error at once."""
     if args.text:
         return (text.encode("utf-8", "surrogateescape") for text in args.text)
-    if args.file and args.file != "-":
-        path = Path(args.file)
+    return lines_of(args.file)
+
+
+def lines_of(file: str | None) -> Iterator[bytes]:
+    """The lines of a file without their line ends, or of stdin for None or "-"; a missing
+    file is an error at once."""
+    if file and file != "-":
+        path = Path(file)
         check_file(path, "input file")
         return _file_lines(path)
     # readline, not iteration: iterating a buffered stdin waits for a full buffer.

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from nlpapps.commands.common import (DEFAULT_GENERATOR, UserError, add_config_arguments,
-                                     config_from_args, iter_lines, log, read_text,
+                                     config_from_args, iter_lines, lines_of, log, read_text,
                                      reads_a_terminal)
 
 
@@ -116,6 +116,18 @@ def _unescape(text: str) -> str:
         .replace("\0", "\\")
 
 
+def read_prompts(args) -> list[str]:
+    """The prompt arguments, or the lines of `--file` (stdin for "-"), or one empty prompt."""
+    if not args.file:
+        return args.prompt or [""]
+    if args.prompt:
+        raise UserError("give prompts as arguments or with --file, not both")
+    prompts = [line.decode("utf-8", "surrogateescape") for line in lines_of(args.file)]
+    if not prompts:
+        raise UserError(f"{args.file} holds no prompt; give one per line")
+    return prompts
+
+
 def cmd_generate(args) -> int:
     from nlpapps.apps import text_generator
 
@@ -127,7 +139,7 @@ def cmd_generate(args) -> int:
     except ValueError as error:
         raise UserError(str(error)) from None
     log.info("generation: %s", json.dumps(dataclasses.asdict(options)))
-    prompts = args.prompt or [""]
+    prompts = read_prompts(args)
     if Path(args.model).suffix == ".tflite":
         return generate_with_litert(Path(args.model), prompts, options)
     generator = text_generator.TextGenerator.load(Path(args.model))
@@ -181,6 +193,7 @@ def add_parsers(sub) -> None:
     p.add_argument("prompt", nargs="*",
                    help="texts to continue, each read as the start of a line (none: generate "
                         "from the start)")
+    p.add_argument("--file", help="prompts, one per line (- for stdin), instead of arguments")
     p.add_argument("--model", default=str(DEFAULT_GENERATOR),
                    help="language model folder, or a .tflite file of `nlpapps export` run in "
                         "LiteRT (no beam search; the text comes when done)")

@@ -337,6 +337,16 @@ def test_generate_command(exported, generator, capsys, tmp_path):
     assert main(["-v", "generate", *flags, "--stop", r"\n"]) == 0
     [text] = generator.generate([""], options(max_new_tokens=12, seed=3, stop=("\n",)))
     assert capsys.readouterr().out == text + "\n"
+    # Prompts from a file, one per line, as from arguments.
+    (tmp_path / "prompts.txt").write_text("BERNARDO:\nHo!\n", encoding="utf-8")
+    assert main(["-v", "generate", "--file", str(tmp_path / "prompts.txt"), *flags]) == 0
+    assert capsys.readouterr().out == f"BERNARDO:{texts[0]}\n---\nHo!{texts[1]}\n"
+    (tmp_path / "none.txt").write_text("", encoding="utf-8")
+    assert main(["-v", "generate", "--file", str(tmp_path / "none.txt"), *flags]) == 2
+    assert main(["-v", "generate", "x", "--file", str(tmp_path / "prompts.txt"), *flags]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f"error: {tmp_path / 'none.txt'} holds no prompt; give one per line",
+        "error: give prompts as arguments or with --file, not both"]
     beam = generator.generate(["Ho!"], options(max_new_tokens=12, beam=2))[0]
     assert main(["-v", "generate", "Ho!", *flags, "--beam", "2", "--top-k", "5"]) == 0
     out, err = capsys.readouterr()
