@@ -192,6 +192,19 @@ def test_translate_eval_prints_bleu_and_chrf(exported_translator, saved_translat
     assert report["greedy"]["bleu"] == round(
         sacrebleu.corpus_bleu(hypotheses, references).score, 2)
 
+    # --output keeps every translation the scores were computed from.
+    out = tmp_path / "translations.tsv"
+    assert cli.main(["-v", "translate-eval", "--model", str(exported_translator),
+                     "--pairs", str(pairs_tsv), "--beam", "2", "--limit", "6",
+                     "--output", str(out)]) == 0
+    assert json.loads(capsys.readouterr().out) == report
+    rows = [line.split("\t") for line in out.read_text(encoding="utf-8").splitlines()]
+    assert rows[0] == ["english", "reference", "greedy", "beam2"]
+    assert [row[:3] for row in rows[1:]] == [
+        [p.english, p.german, text] for p, text in zip(test_pairs[:6], hypotheses)]
+    beam = [row[3] for row in rows[1:]]
+    assert report["beam2"]["bleu"] == round(sacrebleu.corpus_bleu(beam, references).score, 2)
+
 
 @pytest.mark.parametrize("flags, message", [
     (["--beam", "0"], "error: --beam must be at least 1, got 0"),

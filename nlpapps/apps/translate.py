@@ -105,19 +105,25 @@ def translate_stream(translator: SavedTranslator, lines: Iterable[bytes], out, b
 
 
 def evaluate(translator: SavedTranslator, pairs: Sequence[tuple[str, str]], beam_sizes=(1, 5),
-             alpha: float = DEFAULT_ALPHA, batch_size: int = 64) -> dict[str, dict]:
-    """BLEU and chrF (sacrebleu defaults) of greedy and beam translations of `pairs`."""
+             alpha: float = DEFAULT_ALPHA, batch_size: int = 64,
+             outputs: dict[str, list[str]] | None = None) -> dict[str, dict]:
+    """BLEU and chrF (sacrebleu defaults) of greedy and beam translations of `pairs`, by
+    decoding name ("greedy", "beam5"); `outputs`, if given, receives the translations under
+    the same names."""
     import sacrebleu
 
     references = [[target for _, target in pairs]]
     report = {}
     for beam in beam_sizes:
+        name = "greedy" if beam == 1 else f"beam{beam}"
         hypotheses: list[str] = []
         for start in range(0, len(pairs), batch_size):
             chunk = [source for source, _ in pairs[start:start + batch_size]]
             hypotheses += [t.outputs[0] for t in translator.translate(chunk, beam, alpha)]
+        if outputs is not None:
+            outputs[name] = hypotheses
         bleu, chrf = sacrebleu.BLEU(), sacrebleu.CHRF()
-        report["greedy" if beam == 1 else f"beam{beam}"] = {
+        report[name] = {
             "bleu": round(bleu.corpus_score(hypotheses, references).score, 2),
             "chrf": round(chrf.corpus_score(hypotheses, references).score, 2),
             "bleu_signature": str(bleu.get_signature()),

@@ -130,9 +130,26 @@ def cmd_translate_eval(args) -> int:
     pairs = [(r.english, r.german) for r in read_pairs(args.pairs)]
     if args.limit:
         pairs = pairs[:args.limit]
-    report = translate.evaluate(translator, pairs, beam_sizes=(1, args.beam), alpha=args.alpha)
+    outputs: dict[str, list[str]] = {}
+    report = translate.evaluate(translator, pairs, beam_sizes=(1, args.beam), alpha=args.alpha,
+                                outputs=outputs)
     print(json.dumps(report, indent=2))
+    if args.output:
+        write_translations(Path(args.output), pairs, outputs)
+        print(f"translations written to {args.output}", file=sys.stderr)
     return 0
+
+
+def write_translations(path: Path, pairs, outputs: dict[str, list[str]]) -> None:
+    """A TSV with a header: english, reference, then each decoding's translation."""
+    def clean(text: str) -> str:  # one field: no tab or line break inside
+        return " ".join(text.split())
+
+    with path.open("w", encoding="utf-8", errors="surrogateescape") as file:
+        file.write("\t".join(["english", "reference", *outputs]) + "\n")
+        for row, (source, target) in enumerate(pairs):
+            fields = [source, target, *(hypotheses[row] for hypotheses in outputs.values())]
+            file.write("\t".join(clean(field) for field in fields) + "\n")
 
 
 def add_parsers(sub) -> None:
@@ -166,9 +183,11 @@ def add_parsers(sub) -> None:
     p.set_defaults(func=cmd_translate_train)
 
     p = sub.add_parser("translate-eval", help="BLEU and chrF on a test TSV, greedy and beam")
-    p.add_argument("--model", default=str(DEFAULT_TRANSLATOR))
+    p.add_argument("--model", default=str(DEFAULT_TRANSLATOR), help="translator folder")
     p.add_argument("--pairs", required=True, help="test pairs (e.g. DIR/test.tsv)")
-    p.add_argument("--beam", type=int, default=5)
+    p.add_argument("--beam", type=int, default=5, help="beam size of the second decoding")
     p.add_argument("--alpha", type=float, default=DEFAULT_ALPHA, help="length penalty exponent")
     p.add_argument("--limit", type=int, default=0, help="only the first N pairs")
+    p.add_argument("--output", help="also write every translation to this TSV (english, "
+                                    "reference, greedy, beam)")
     p.set_defaults(func=cmd_translate_eval)
