@@ -69,7 +69,7 @@ class LanguageModelConfig(AppConfig):
     steps_per_epoch: int = 500  # a checkpoint and a dev loss after every epoch
     max_minutes: float = 0.0  # stop after this much training time (0: no limit)
     patience: int = 5  # epochs without a lower dev loss before stopping (0: never stop early)
-    seed: int = 0
+    seed: int = 0  # of the initial weights, the order of the windows and dropout
     strategy: str = "default"  # tf.distribute strategy: "default" or "mirrored"
     init_from: str = ""  # a trained language-model folder whose weights and tokenizer start the run
 

@@ -46,7 +46,7 @@ class TranslatorConfig(AppConfig):
     learning_rate: float = 1e-3  # Adam
     decay_steps: int = 0  # cosine decay of the learning rate to a tenth over these steps (0: none)
     clipnorm: float = 1.0  # gradient clipping by global norm
-    label_smoothing: float = 0.1
+    label_smoothing: float = 0.1  # share of each target's probability spread over the vocabulary
     subword_alpha: float = 0.0  # > 0: each epoch draws new segmentations (Kudo 2018), e.g. 0.1
     max_length: int = 64  # tokens per side in training; longer pairs are cut
     epochs: int = 100  # at most this many epochs of `steps_per_epoch` steps
@@ -56,7 +56,7 @@ class TranslatorConfig(AppConfig):
     patience: int = 4  # evaluations without a better dev BLEU before stopping
     dev_sentences: int = 500  # dev pairs used for the BLEU that picks the best model
     oversample: str = ""  # "source=N": repeat the pairs of that source N times, e.g. "ding=2"
-    seed: int = 0
+    seed: int = 0  # of the initial weights, the order of the pairs, dropout and the dev sample
     strategy: str = "default"  # tf.distribute strategy: "default" or "mirrored"
     init_from: str = ""  # a trained translator folder whose weights and tokenizer start the run
 

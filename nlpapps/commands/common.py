@@ -5,8 +5,12 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import gzip
+import inspect
+import io
 import logging
 import sys
+import textwrap
+import tokenize
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,13 +27,33 @@ class UserError(Exception):
 
 
 def add_config_arguments(parser: argparse.ArgumentParser, config_cls) -> None:
-    """One flag per dataclass field: `--field-name VALUE` (default: the field's default)."""
+    """One flag per dataclass field: `--field-name VALUE`, its help the field's comment and its
+    default the field's default."""
     group = parser.add_argument_group(f"{config_cls.__name__} fields")
+    comments = field_comments(config_cls)
     for field in dataclasses.fields(config_cls):
         flag = "--" + field.name.replace("_", "-")
         kind = {"int": int, "float": float, "str": str, "bool": _bool}[str(field.type)]
+        about = comments.get(field.name, "").replace("%", "%%")  # argparse formats help
         group.add_argument(flag, type=kind, default=field.default, dest=field.name,
-                           help=f"(default: {field.default!r})")
+                           help=f"{about} (default: {field.default!r})".lstrip())
+
+
+def field_comments(config_cls) -> dict[str, str]:
+    """{field: the comment at the end of its line} in the dataclass's source."""
+    try:
+        source = textwrap.dedent(inspect.getsource(config_cls))
+    except (OSError, TypeError):  # no source (a frozen build): flags without help
+        return {}
+    comments, field = {}, None
+    for token in tokenize.generate_tokens(io.StringIO(source).readline):
+        if token.type == tokenize.NAME and token.start[1] == 4 and field is None:
+            field = token.string  # a name at the class body's indentation
+        elif token.type == tokenize.COMMENT and field:
+            comments[field] = token.string.lstrip("# ").strip()
+        if token.type in (tokenize.NEWLINE, tokenize.NL):
+            field = None
+    return comments
 
 
 def _bool(text: str) -> bool:

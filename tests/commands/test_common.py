@@ -1,6 +1,7 @@
 """Tests for nlpapps.commands.common.read_text: a file or a folder of .txt files, and bytes
 that are not UTF-8."""
 
+import dataclasses
 import gzip
 
 import pytest
@@ -61,3 +62,22 @@ def test_utf8_gives_no_warning(tmp_path, capsys):
     path.write_text("café crème\n", encoding="utf-8")
     assert read_text(str(path)) == "café crème\n"
     assert capsys.readouterr().err == ""
+
+
+def test_every_config_flag_is_explained_by_its_fields_comment(capsys):
+    from nlpapps.apps.language_model import LanguageModelConfig
+    from nlpapps.apps.translator import TranslatorConfig
+    from nlpapps.cli import main
+    from nlpapps.commands.common import field_comments
+
+    for config_cls in (TranslatorConfig, LanguageModelConfig):
+        comments = field_comments(config_cls)
+        assert set(comments) == {field.name for field in dataclasses.fields(config_cls)}
+        assert all(comments.values())
+    assert field_comments(TranslatorConfig)["label_smoothing"] == \
+        "share of each target's probability spread over the vocabulary"
+    with pytest.raises(SystemExit):
+        main(["translate-train", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "--vocab-size VOCAB_SIZE joint SentencePiece vocabulary of both languages " \
+           "(default: 8000)" in text
