@@ -336,11 +336,18 @@ class GraphTokenizer(tf.Module):
     def tokenize(self, strings: tf.Tensor, *, add_bos: bool = False, add_eos: bool = False,
                  max_length: int | None = None) -> tf.RaggedTensor:
         """(batch,) tf.string -> (batch, None) int32 ids; options as in `Tokenizer.encode`."""
-        keep = _text_budget(max_length, add_bos, add_eos)
         strings = tf.convert_to_tensor(strings, tf.string)
         if strings.shape.rank != 1:
             raise ValueError(f"strings must have shape (batch,), got {strings.shape}")
         ids = self._encoder.tokenize(strings)  # (batch, None)
+        return self.frame(ids, add_bos=add_bos, add_eos=add_eos, max_length=max_length)
+
+    @staticmethod
+    def frame(ids: tf.RaggedTensor, *, add_bos: bool = False, add_eos: bool = False,
+              max_length: int | None = None) -> tf.RaggedTensor:
+        """Text ids of `tokenize` (no option) cut and given bos/eos as `tokenize`'s options
+        say, so that one tokenization can also tell how long each text was."""
+        keep = _text_budget(max_length, add_bos, add_eos)
         if keep is None and not (add_bos or add_eos):
             return ids
         # Rebuilt from flat values and row splits with LiteRT builtins only (ragged slicing

@@ -165,8 +165,8 @@ def benchmark_generate(rounds: int, tokens: int, model_dir: Path | None = None,
 
 def benchmark_litert(model_dir: Path, rounds: int, tokens: int, one_step_tps) -> None:
     """Batch-1 tokens/s of the model's LiteRT files against `one_step_tps()`, alternately."""
-    from nlpapps.export.tflite import export_tflite
     from nlpapps.export.litert_language_model import LiteRTLanguageModel
+    from nlpapps.export.tflite import export_tflite
 
     def tokens_per_second(runner):
         start = time.perf_counter()

@@ -84,21 +84,26 @@ class TranslatorModule(tf.Module):
             tf.TensorSpec([1, None, key_width], tf.float32, name="keys"),
             tf.TensorSpec([1, None], tf.bool, name="mask")])
 
+    def _sources(self, inputs):
+        """`(ids, truncated)` of one tokenization: ragged `(batch, None)` source ids (text +
+        eos, at most MAX_SOURCE_TOKENS) and `(batch,)` bool, whether the text alone had
+        MAX_SOURCE_TOKENS tokens or more, so that with eos it is cut."""
+        text_ids = self.tokenizer.tokenize(inputs)
+        splits = text_ids.row_splits  # lengths from the row splits: LiteRT builtins only
+        truncated = splits[1:] - splits[:-1] >= MAX_SOURCE_TOKENS
+        return self.tokenizer.frame(text_ids, add_eos=True, max_length=MAX_SOURCE_TOKENS), \
+            truncated
+
     def _source_ids(self, inputs):
-        ids = self.tokenizer.tokenize(inputs, add_eos=True, max_length=MAX_SOURCE_TOKENS)
-        return tf.ensure_shape(ids.to_tensor(), [None, None])  # (batch, src_len), 0-padded
+        ids, truncated = self._sources(inputs)
+        # (batch, src_len), 0-padded
+        return tf.ensure_shape(ids.to_tensor(), [None, None]), truncated
 
     def _one_source_ids(self, inputs):
         # One row needs no padding, so the ragged ids' flat values are the row (and the
         # ragged-to-dense op, which has no LiteRT builtin, is not needed).
-        ids = self.tokenizer.tokenize(inputs, add_eos=True, max_length=MAX_SOURCE_TOKENS)
-        return ids.flat_values[tf.newaxis]  # (1, src_len)
-
-    def _truncated(self, inputs):
-        # (batch,) bool: the text alone has MAX_SOURCE_TOKENS tokens or more, so that with eos
-        # it is cut. Lengths from the row splits: LiteRT builtins only.
-        splits = self.tokenizer.tokenize(inputs).row_splits
-        return splits[1:] - splits[:-1] >= MAX_SOURCE_TOKENS
+        ids, truncated = self._sources(inputs)
+        return ids.flat_values[tf.newaxis], truncated  # (1, src_len), (1,)
 
     def _greedy(self, source_ids, first_tokens):
         memory, states = self.model.encode(source_ids)
@@ -125,15 +130,15 @@ class TranslatorModule(tf.Module):
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
     def serving_default(self, inputs):
-        source_ids = self._source_ids(inputs)
+        source_ids, truncated = self._source_ids(inputs)
         ids, scores = self._greedy(source_ids, tf.fill([tf.shape(source_ids)[0]], BOS_ID))
         return {"outputs": self._detokenize(ids, source_ids), "scores": scores,
-                "truncated": self._truncated(inputs)}
+                "truncated": truncated}
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string),
                                   tf.TensorSpec([], tf.int32), tf.TensorSpec([], tf.float32)])
     def translate(self, inputs, beam_size, alpha):
-        source_ids = self._source_ids(inputs)
+        source_ids, truncated = self._source_ids(inputs)
         ids, scores, attention = self._beam(
             source_ids, tf.fill([tf.shape(source_ids)[0]], BOS_ID), beam_size, alpha)
         batch = tf.shape(ids)[0]
@@ -141,32 +146,32 @@ class TranslatorModule(tf.Module):
         texts = self._detokenize(flat, tf.repeat(source_ids, beam_size, axis=0))
         return {"outputs": tf.reshape(texts, [batch, beam_size]), "scores": scores,
                 "target_ids": ids, "source_ids": source_ids, "attention": attention,
-                "truncated": self._truncated(inputs)}
+                "truncated": truncated}
 
     @tf.function(input_signature=[tf.TensorSpec([1], tf.string)])
     def translate_one(self, inputs):
-        source_ids = self._one_source_ids(inputs)
+        source_ids, truncated = self._one_source_ids(inputs)
         # A constant first token keeps the batch static (1) through the loop, so the loop's
         # buffers have a fixed element shape.
         ids, scores = self._greedy(source_ids, tf.constant([BOS_ID]))
         return {"outputs": self._detokenize(ids, source_ids), "scores": scores,
-                "truncated": self._truncated(inputs)}
+                "truncated": truncated}
 
     @tf.function(input_signature=[tf.TensorSpec([1], tf.string), tf.TensorSpec([], tf.float32)])
     def translate_beam_one(self, inputs, alpha):
-        source_ids = self._one_source_ids(inputs)
+        source_ids, truncated = self._one_source_ids(inputs)
         ids, scores, _ = self._beam(source_ids, tf.constant([BOS_ID]), BEAM_ONE_SIZE, alpha,
                                     attention=False)  # ids (1, beam, steps), best first
         return {"outputs": self._detokenize(ids[:, 0], source_ids), "scores": scores[:, 0],
-                "truncated": self._truncated(inputs)}
+                "truncated": truncated}
 
     @tf.function(input_signature=[tf.TensorSpec([1], tf.string)])
     def encode(self, inputs):
-        source_ids = self._one_source_ids(inputs)
+        source_ids, truncated = self._one_source_ids(inputs)
         memory, states = self.model.encode(source_ids)
         return {"source_ids": source_ids, "values": memory["values"], "keys": memory["keys"],
                 "mask": memory["mask"], "state": tf.stack(states, axis=1),  # (1, S, units)
-                "truncated": self._truncated(inputs)}
+                "truncated": truncated}
 
     def _decode_step(self, token, state, values, keys, mask):
         memory = {"values": values, "keys": keys, "mask": mask}
