@@ -15,7 +15,7 @@ import numpy as np
 
 from nlpapps import training
 from nlpapps.apps.saved_model import ModelError, kind_name, read_kind
-from nlpapps.export.saved_model import export_model_folder
+from nlpapps.export.model_folder import export_model_folder
 
 
 def epoch_files(run_dir: Path, last: int) -> list[Path]:

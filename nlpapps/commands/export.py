@@ -28,7 +28,7 @@ def cmd_export(args) -> int:
             raise UserError("--quantize, --stepwise, --report and --beam apply to --format "
                             "tflite")
         out = Path(args.output) if args.output else model.parent / f"{model.name}-savedmodel"
-        from nlpapps.export.saved_model import export_model_folder
+        from nlpapps.export.model_folder import export_model_folder
 
         export_model_folder(kind, model, out)
         print(f"SavedModel written to {out}", file=sys.stderr)

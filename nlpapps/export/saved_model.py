@@ -68,14 +68,3 @@ def check_output_folder(model_dir: Path, out_dir: Path) -> None:
             any(out_dir.iterdir()) and not (out_dir / "saved_model.pb").exists())):
         raise ModelError(f"{out_dir} exists and is not a model folder; not replacing it")
 
-
-def export_model_folder(kind: str, train_dir: Path, out_dir: Path) -> None:
-    """`export_translator_folder` or `export_language_model_folder`, by the model's `kind`."""
-    if kind == "translator":
-        from nlpapps.export.translator import export_translator_folder
-
-        export_translator_folder(train_dir, out_dir)
-    else:
-        from nlpapps.export.language_model import export_language_model_folder
-
-        export_language_model_folder(train_dir, out_dir)
