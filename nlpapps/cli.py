@@ -9,6 +9,7 @@
     nlpapps lm train --data DIR --out DIR                (flags = LanguageModelConfig fields)
     nlpapps lm evaluate TEST.txt --model DIR             (bits per character, perplexity)
     nlpapps lm score --model DIR < lines.txt             (log-probability of each line)
+    nlpapps gradients adding | norms | clipping          (docs/gradients.md)
 """
 
 from __future__ import annotations
@@ -20,15 +21,16 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from nlpapps.commands import data, export, language_model, translator  # noqa: E402
-from nlpapps.commands.common import UserError  # noqa: E402
+from nlpapps.commands import (data, export, gradients, language_model, translator,  # noqa: E402
+                              turing_machine)
+from nlpapps.errors import EXIT_STATUS, NlpappsError  # noqa: E402
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="nlpapps", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
     sub = parser.add_subparsers(dest="command", required=True)
-    for commands in (translator, data, language_model, export):
+    for commands in (translator, data, language_model, export, gradients, turing_machine):
         commands.add_parsers(sub)
     return parser
 
@@ -54,13 +56,11 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(message)s", stream=sys.stderr)
-    from nlpapps.apps.saved_model import ModelError
-
     try:
         return args.func(args)
-    except (UserError, ModelError) as error:
+    except NlpappsError as error:
         print(f"error: {error}", file=sys.stderr)
-        return 2
+        return EXIT_STATUS
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

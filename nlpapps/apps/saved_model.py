@@ -5,10 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-
-class ModelError(Exception):
-    """A model folder that is missing, corrupt or of the wrong kind; the message says which
-    and what to do."""
+from nlpapps.errors import ModelError  # noqa: F401  (raised and imported from here)
 
 
 def kind_name(kind: str) -> str:

@@ -22,8 +22,7 @@ DEFAULT_GENERATOR = PACKAGE_ROOT / "saved_models" / "shakespeare"
 log = logging.getLogger("nlpapps")
 
 
-class UserError(Exception):
-    """Bad input from the user: printed as one line, no traceback."""
+from nlpapps.errors import UserError  # noqa: F401  (the commands raise it from here)
 
 
 def add_config_arguments(parser: argparse.ArgumentParser, config_cls) -> None:

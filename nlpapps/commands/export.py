@@ -46,10 +46,7 @@ def cmd_export(args) -> int:
         out = Path(args.output) if args.output else \
             tflite.default_output(model, mode, args.stepwise)
         start = time.perf_counter()
-        try:
-            tflite.export_tflite(model, out, mode, texts, args.stepwise)
-        except tflite.ExportError as error:
-            raise UserError(str(error)) from None
+        tflite.export_tflite(model, out, mode, texts, args.stepwise)
         log.info("%s written in %.1f s", out, time.perf_counter() - start)
         print(f"{out} ({out.stat().st_size} bytes)", file=sys.stderr)
         files[f"tflite-{mode}"] = out

@@ -54,6 +54,7 @@ from pathlib import Path
 import numpy as np
 
 from nlpapps.apps.saved_model import ModelError, load_saved_model
+from nlpapps.errors import ExportError
 from nlpapps.apps.translate import DEFAULT_ALPHA
 from nlpapps.export.litert import first_line, numpy_function, utf8
 from nlpapps.export.litert_translator import STEP_SIGNATURES, greedy_steps
@@ -79,11 +80,6 @@ FILE_SIGNATURES = {
 # of an exported file must be a LiteRT builtin.
 TFTEXT_OPS = frozenset({"TFText>FastSentencepieceTokenize", "TFText>FastSentencepieceDetokenize"})
 FILE_SUFFIXES = {"none": "float32", "dynamic": "dynamic", "float16": "float16", "int8": "int8"}
-
-
-class ExportError(Exception):
-    """An export that cannot be done: bad arguments, a model without the signatures, an op
-    outside `TFTEXT_OPS` and the builtins, an unwritable output. The message says which."""
 
 
 # -- conversion --------------------------------------------------------------------------------
