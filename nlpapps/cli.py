@@ -21,8 +21,8 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from nlpapps.commands import (data, export, gradients, language_model, translator,  # noqa: E402
-                              turing_machine)
+from nlpapps.commands import (data, export, gradients, language_model,  # noqa: E402
+                              question_answering, recipe, translator, turing_machine)
 from nlpapps.errors import EXIT_STATUS, NlpappsError  # noqa: E402
 
 
@@ -30,7 +30,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="nlpapps", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
     sub = parser.add_subparsers(dest="command", required=True)
-    for commands in (translator, data, language_model, export, gradients, turing_machine):
+    for commands in (translator, data, language_model, export, recipe, gradients, turing_machine,
+                     question_answering):
         commands.add_parsers(sub)
     return parser
 
