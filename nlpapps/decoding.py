@@ -11,6 +11,11 @@ A sampler maps `(batch, vocab)` logits to `(batch,)` int32 ids. A random sampler
 `(seed, step)`: the same seed gives the same tokens, and a loop run in chunks (`start_step`)
 draws exactly what one run draws. `make_sampler` composes temperature, top-k and top-p (nucleus)
 filtering into one such sampler.
+
+Both loops take `min_length`, OpenNMT-tf's `minimum_decoding_length`: eos cannot be chosen
+before that many tokens have been produced, so a translator given text never returns an empty
+line for it. Only the choice is constrained: the log-probabilities (the scores) are the
+model's own, so every output that did not end that early is unchanged.
 """
 
 from __future__ import annotations
@@ -24,6 +29,10 @@ from nlpapps.tokenizer import EOS_ID, PAD_ID
 
 StepFn = Callable[[tf.Tensor, object], tuple[tf.Tensor, object, tf.Tensor | None]]
 Sampler = Callable[[tf.Tensor], tf.Tensor]
+
+# The translator's `min_length` in every loop (OpenNMT-tf's `minimum_decoding_length`): a text
+# never translates to an empty line because eos was the first choice.
+MIN_DECODING_LENGTH = 1
 
 
 def greedy_sampler(logits: tf.Tensor) -> tf.Tensor:
@@ -166,9 +175,21 @@ def _takes_step(sampler: Callable) -> bool:
         return False
 
 
+def forbid_early_eos(logits: tf.Tensor, step, min_length, eos_id: int = EOS_ID,
+                     penalty: float = -1e9) -> tf.Tensor:
+    """`logits` with eos's set to `penalty` while `step` (the index of the token being chosen)
+    is below `min_length`; `(batch, vocab)` or `(batch, beam, vocab)`. No change for
+    `eos_id < 0` (a loop without eos)."""
+    if eos_id < 0:
+        return logits
+    early = tf.convert_to_tensor(step, tf.int32) < tf.convert_to_tensor(min_length, tf.int32)
+    is_eos = tf.equal(tf.range(tf.shape(logits)[-1]), eos_id)  # (vocab,)
+    return tf.where(early & is_eos, tf.cast(penalty, logits.dtype), logits)
+
+
 def decode(step_fn: StepFn, first_tokens: tf.Tensor, states, max_length,
            sampler: Sampler = greedy_sampler, eos_id: int = EOS_ID, extra_shape=None,
-           start_step=0, return_state: bool = False):
+           start_step=0, return_state: bool = False, min_length=0):
     """Runs `step_fn` from `first_tokens` until every row has produced eos or `max_length`.
 
     Args:
@@ -185,6 +206,8 @@ def decode(step_fn: StepFn, first_tokens: tf.Tensor, states, max_length,
         start_step: int or scalar tensor, the index of the first token drawn here: a loop that
             goes on from where another stopped passes the number of tokens drawn before.
         return_state: also return the states after the last step, to go on from there.
+        min_length: the fewest tokens before eos may be drawn (counted from step 0, as
+            `start_step` counts); a row's limit still ends it sooner.
 
     Returns:
         `(ids, scores, extras)`: ids `(batch, steps)` int32 with eos included and 0 after it;
@@ -204,7 +227,8 @@ def decode(step_fn: StepFn, first_tokens: tf.Tensor, states, max_length,
     def body(t, tokens, states, finished, scores, ids_ta, extras_ta):
         logits, states, extra = step_fn(tokens, states)
         log_probs = tf.nn.log_softmax(logits)  # (batch, vocab)
-        drawn = sampler(logits, step=start_step + t) if draws_by_step else sampler(logits)
+        allowed = forbid_early_eos(logits, start_step + t, min_length, eos_id)
+        drawn = sampler(allowed, step=start_step + t) if draws_by_step else sampler(allowed)
         next_tokens = tf.where(finished, PAD_ID, drawn)
         chosen = tf.gather(log_probs, next_tokens, batch_dims=1)  # (batch,)
         scores += tf.where(finished, 0.0, chosen)
@@ -243,13 +267,14 @@ def length_penalty(length, alpha: float):
 
 
 def beam_search(step_fn: StepFn, first_tokens: tf.Tensor, states, beam_size: int, max_length,
-                alpha: float = 0.6, eos_id: int = EOS_ID, extra_shape=None):
+                alpha: float = 0.6, eos_id: int = EOS_ID, extra_shape=None, min_length=0):
     """Beam search with length normalization, keeping `beam_size` hypotheses per row.
 
     `first_tokens` is `(batch,)`; `states` and whatever `step_fn` closes over must already be
     tiled to `batch * beam_size` rows (`tile_beams`). A hypothesis that produced eos stays in
     its beam and only grows padding, so finished and unfinished ones compete on the same
     normalized score `log p(y) / length_penalty(|y|, alpha)`. With `beam_size=1` this is greedy.
+    No hypothesis ends with eos before `min_length` tokens.
 
     Returns:
         `(ids, scores, extras)`: ids `(batch, beam_size, steps)` best first, eos included and
@@ -279,7 +304,8 @@ def beam_search(step_fn: StepFn, first_tokens: tf.Tensor, states, beam_size: int
         step_log_probs = tf.reshape(tf.nn.log_softmax(logits), [batch, k, vocab])
         # A finished hypothesis may only add padding, at no cost.
         pad_only = tf.one_hot(PAD_ID, vocab, on_value=0.0, off_value=-1e9)[None, None]
-        step_log_probs = tf.where(finished[..., None], pad_only, step_log_probs)
+        step_log_probs = tf.where(finished[..., None], pad_only,
+                                  forbid_early_eos(step_log_probs, t, min_length, eos_id))
         candidates = log_probs[..., None] + step_log_probs  # (batch, k, vocab)
         new_lengths = lengths + tf.cast(tf.logical_not(finished), tf.int32)
         normalized = candidates / length_penalty(new_lengths, alpha)[..., None]

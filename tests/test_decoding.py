@@ -376,3 +376,56 @@ def test_inverse_cdf_sample_picks_by_cumulative_probability():
     logits = tf.math.log(tf.constant([[0.2, 0.0, 0.5, 0.3]]))  # token 1 has probability 0
     picks = [int(inverse_cdf_sample(logits, u)[0]) for u in (0.1, 0.2001, 0.69, 0.71, 0.999)]
     assert picks == [0, 2, 2, 3, 3]
+
+
+def eos_first_table(seed=0):
+    """A random table where, after any two tokens, eos has the highest logit by far."""
+    table = random_table(seed)
+    table[..., EOS_ID] = 10.0
+    return table
+
+
+@pytest.mark.parametrize("min_length", [1, 3])
+def test_min_length_holds_eos_back_in_greedy_sampling_and_beam(min_length):
+    table = eos_first_table()
+    ids, scores = run_decode(table, FIRST, 12)
+    np.testing.assert_array_equal(ids[:, 0], EOS_ID)  # without it, every row ends at once
+
+    ids, scores = run_decode(table, FIRST, 12, min_length=min_length)
+    np.testing.assert_array_equal(lengths(ids), min_length + 1)  # the tokens, then eos
+    assert EOS_ID not in ids[:, :min_length]
+    # The tokens are the most probable but eos, and scored by the model's own log-probs.
+    expected = table.copy()
+    before, previous = np.zeros(len(FIRST), int), np.array(FIRST)
+    for t in range(min_length):
+        step = expected[before, previous].copy()
+        step[:, EOS_ID] = -np.inf
+        np.testing.assert_array_equal(ids[:, t], step.argmax(-1))
+        before, previous = previous, ids[:, t]
+    for first, row, score in zip(FIRST, ids, scores):
+        np.testing.assert_allclose(score, path_log_probs(table, first, row).sum(), rtol=1e-5)
+
+    sampler = decoding.make_sampler(temperature=1.0, seed=3)
+    sampled, _ = run_decode(table, FIRST, 12, sampler=sampler, min_length=min_length)
+    assert EOS_ID not in sampled[:, :min_length]
+
+    first = tf.constant(FIRST, tf.int32)
+    beam_ids, _, _ = decoding.beam_search(
+        table_step(table), first, decoding.tile_beams(tf.zeros_like(first), 3), 3, 12,
+        alpha=0.6, min_length=min_length)
+    for row in beam_ids.numpy().reshape(-1, beam_ids.shape[-1]):
+        assert EOS_ID not in row[:min_length] and row[min_length] == EOS_ID
+
+
+def test_min_length_changes_nothing_when_eos_comes_later():
+    table = random_table(0)
+    table[0, :, EOS_ID] = -30.0  # the first step reads table[0, first]: eos never first
+    ids = run_decode(table, FIRST, 12)[0]
+    assert 1 < lengths(ids).min() < 12 and EOS_ID in ids  # yet rows do end with eos
+    np.testing.assert_array_equal(run_decode(table, FIRST, 12, min_length=1)[0], ids)
+    beam, beam_min = (run_beam(table, FIRST, 3, 12, 0.6),
+                      decoding.beam_search(table_step(table), tf.constant(FIRST),
+                                           decoding.tile_beams(tf.zeros(5, tf.int32), 3), 3,
+                                           12, alpha=0.6, min_length=1))
+    np.testing.assert_array_equal(beam[0], beam_min[0].numpy())
+    np.testing.assert_allclose(beam[1], beam_min[1].numpy(), rtol=1e-6)
