@@ -21,11 +21,19 @@ class Bidirectional(keras.layers.Layer):
     are zeros. The weights are the forward layer's, then the backward layer's, as in
     `keras.layers.Bidirectional`, so the two take each other's `get_weights()`.
 
+    Under a mixed-precision policy the merged output is in this layer's compute dtype (the
+    states are as the directions return them), as in Keras.
+
     Args:
         layer: an nlpapps recurrent layer (`LSTM`, `GRU`, `SimpleRNN`).
         merge_mode: one of "concat", "sum", "ave", "mul" or None.
+        weights: optional list of initial weights, the forward layer's then the backward
+            layer's, set when the layer is built.
         backward_layer: optional layer for the backward direction (default: a copy of `layer`
             with `go_backwards` flipped).
+
+    With a stateful `layer` (`stateful=True`), both directions carry their states from batch
+    to batch and `reset_state()` resets both.
 
     Call arguments:
         sequences: `(batch, time, features)`.
@@ -44,7 +52,8 @@ class Bidirectional(keras.layers.Layer):
     Reference: Schuster & Paliwal, "Bidirectional Recurrent Neural Networks", 1997.
     """
 
-    def __init__(self, layer, merge_mode="concat", backward_layer=None, **kwargs):
+    def __init__(self, layer, merge_mode="concat", weights=None, backward_layer=None,
+                 **kwargs):
         super().__init__(**kwargs)
         if merge_mode not in MERGE_MODES:
             raise ValueError(
@@ -61,9 +70,16 @@ class Bidirectional(keras.layers.Layer):
         if backward_layer.go_backwards == layer.go_backwards:
             raise ValueError("`backward_layer` must read in the other direction than `layer` "
                              f"(go_backwards={layer.go_backwards} for both).")
+        for name in ("stateful", "return_sequences", "return_state"):
+            if getattr(layer, name) != getattr(backward_layer, name):
+                raise ValueError(
+                    f"`layer` and `backward_layer` must have the same `{name}`. Received: "
+                    f"{getattr(layer, name)} and {getattr(backward_layer, name)}")
         self.forward_layer = layer
         self.backward_layer = backward_layer
         self.merge_mode = merge_mode
+        self.initial_weights = weights
+        self.stateful = layer.stateful
         self.return_sequences = layer.return_sequences
         self.return_state = layer.return_state
         for direction in (self.forward_layer, self.backward_layer):
@@ -74,7 +90,30 @@ class Bidirectional(keras.layers.Layer):
         for direction in (self.forward_layer, self.backward_layer):
             if not direction.built:
                 direction.build(sequences_shape)
+        if self.initial_weights:
+            half = len(self.initial_weights) // 2
+            self.forward_layer.set_weights(self.initial_weights[:half])
+            self.backward_layer.set_weights(self.initial_weights[half:])
+            self.initial_weights = None
         self.built = True
+
+    @property
+    def states(self):
+        """The carried states of a stateful layer, forward then backward (else None)."""
+        if self.forward_layer.states is None or self.backward_layer.states is None:
+            return None
+        return list(self.forward_layer.states) + list(self.backward_layer.states)
+
+    def reset_state(self):
+        """Sets the carried states of both directions to zeros."""
+        if not self.stateful:
+            raise AttributeError(f"{self.name}: reset_state() needs a stateful layer")
+        self.forward_layer.reset_state()
+        self.backward_layer.reset_state()
+
+    def reset_states(self):
+        """`reset_state()`, by the name Keras 2 used."""
+        self.reset_state()
 
     def call(self, sequences, initial_state=None, mask=None, training=False):
         forward_state = backward_state = None
@@ -90,6 +129,9 @@ class Bidirectional(keras.layers.Layer):
             forward, *forward_states = forward
             backward, *backward_states = backward
             states = forward_states + backward_states
+        # The directions compute in their own dtype; the merged output is in this layer's.
+        forward = ops.cast(forward, self.compute_dtype)
+        backward = ops.cast(backward, self.compute_dtype)
         if self.return_sequences:
             backward = ops.flip(backward, axis=1)  # (batch, time, units), aligned with inputs
         output = self._merge(forward, backward)

@@ -34,8 +34,17 @@ def gpu_available() -> bool:
     return bool(tf.config.list_logical_devices("GPU"))
 
 
+def check_use_cudnn(use_cudnn):
+    """`use_cudnn` if it is one of `USE_CUDNN`, else a ValueError."""
+    if not (use_cudnn == "auto" or use_cudnn is True or use_cudnn is False):
+        raise ValueError(
+            f"`use_cudnn` must be one of {USE_CUDNN}. Received: use_cudnn={use_cudnn}")
+    return use_cudnn
+
+
 def configuration_allows(cell) -> bool:
-    """Whether cuDNN computes `cell`'s recurrence (recurrent dropout aside)."""
+    """Whether cuDNN computes `cell`'s recurrence (recurrent dropout aside). A cell names its
+    kernel in `fused_kernel`; the GRU with `reset_after=False` names none."""
     return (getattr(cell, "fused_kernel", None) in KERNELS and cell.use_bias
             and cell.activation is activations.tanh
             and cell.recurrent_activation is activations.sigmoid)
@@ -43,9 +52,10 @@ def configuration_allows(cell) -> bool:
 
 def may_run(layer) -> bool:
     """Whether `layer` can take the cuDNN path on this machine (at least when not training with
-    recurrent dropout); XLA cannot compile such a layer."""
-    return (layer.use_cudnn is not False and configuration_allows(layer.cell)
-            and gpu_available())
+    recurrent dropout); XLA cannot compile such a layer. Only layers with a `use_cudnn`
+    attribute (LSTM, GRU) ever do."""
+    return (getattr(layer, "use_cudnn", False) is not False
+            and configuration_allows(layer.cell) and gpu_available())
 
 
 def fusable(inputs, mask):

@@ -3,6 +3,7 @@
 import keras
 from keras import activations, initializers, ops
 
+from nlpapps.layers import cudnn
 from nlpapps.layers.cell import RecurrentCell
 from nlpapps.layers.rnn import RNN
 
@@ -29,7 +30,10 @@ class LSTMCell(RecurrentCell):
         activation: default `tanh`.
         recurrent_activation: activation of the gates, default `sigmoid`.
         unit_forget_bias: initialize the forget-gate bias to 1 (Jozefowicz et al. 2015).
-        **kwargs: see `RecurrentCell`.
+        implementation: accepted for compatibility with `keras.layers.LSTMCell` (1: many
+            small matmuls, 2: a few large ones); no effect here: the input matmul runs once for
+            all steps and the recurrent one is one fused matmul per step.
+        **kwargs: see `RecurrentCell` (initializers, regularizers, constraints, dropout).
 
     Example:
         >>> cell = LSTMCell(8)
@@ -43,10 +47,11 @@ class LSTMCell(RecurrentCell):
     fused_kernel = "lstm"
 
     def __init__(self, units, activation="tanh", recurrent_activation="sigmoid",
-                 unit_forget_bias=True, **kwargs):
+                 unit_forget_bias=True, implementation=2, **kwargs):
         super().__init__(units, activation=activation, **kwargs)
         self.recurrent_activation = activations.get(recurrent_activation)
         self.unit_forget_bias = unit_forget_bias
+        self.implementation = implementation
 
     @property
     def state_size(self):
@@ -81,21 +86,27 @@ class LSTMCell(RecurrentCell):
             **super().get_config(),
             "recurrent_activation": activations.serialize(self.recurrent_activation),
             "unit_forget_bias": self.unit_forget_bias,
+            "implementation": self.implementation,
         }
 
 
 @keras.saving.register_keras_serializable(package="nlpapps")
 class LSTM(RNN):
-    """Sequence layer of `LSTMCell`: weights interchangeable with `keras.layers.LSTM`.
-
+    """Sequence layer of `LSTMCell`: a drop-in for `keras.layers.LSTM`, whose arguments it
+    takes (a config Keras wrote loads) and whose weights it can hold:
     `ours.set_weights(keras_lstm.get_weights())` gives the same outputs and states.
 
     Args:
         units: size of the output and states.
         activation, recurrent_activation, use_bias, unit_forget_bias, kernel_initializer,
-            recurrent_initializer, bias_initializer: see `LSTMCell`.
+            recurrent_initializer, bias_initializer, kernel_regularizer,
+            recurrent_regularizer, bias_regularizer, kernel_constraint, recurrent_constraint,
+            bias_constraint, implementation: see `LSTMCell` and `RecurrentCell`.
+        use_cudnn: "auto", True or False: whether to run cuDNN's kernel on a GPU (see `RNN`
+            and `cudnn.py`).
         **kwargs: the sequence options of `RNN` (return_sequences, return_state,
-            go_backwards, dropout, recurrent_dropout, ...).
+            go_backwards, stateful, unroll, dropout, recurrent_dropout, seed,
+            activity_regularizer, ...).
 
     Example:
         >>> output, h, c = LSTM(16, return_state=True)(keras.ops.ones((2, 5, 4)))
@@ -103,10 +114,21 @@ class LSTM(RNN):
 
     def __init__(self, units, activation="tanh", recurrent_activation="sigmoid",
                  use_bias=True, unit_forget_bias=True, kernel_initializer="glorot_uniform",
-                 recurrent_initializer="orthogonal", bias_initializer="zeros", **kwargs):
+                 recurrent_initializer="orthogonal", bias_initializer="zeros",
+                 kernel_regularizer=None, recurrent_regularizer=None, bias_regularizer=None,
+                 kernel_constraint=None, recurrent_constraint=None, bias_constraint=None,
+                 implementation=2, use_cudnn="auto", **kwargs):
         super().__init__(**kwargs)
+        self.use_cudnn = cudnn.check_use_cudnn(use_cudnn)
         self.cell = LSTMCell(
             units, activation=activation, recurrent_activation=recurrent_activation,
             use_bias=use_bias, unit_forget_bias=unit_forget_bias,
             kernel_initializer=kernel_initializer, recurrent_initializer=recurrent_initializer,
-            bias_initializer=bias_initializer, dtype=self.dtype_policy, name="cell")
+            bias_initializer=bias_initializer, kernel_regularizer=kernel_regularizer,
+            recurrent_regularizer=recurrent_regularizer, bias_regularizer=bias_regularizer,
+            kernel_constraint=kernel_constraint, recurrent_constraint=recurrent_constraint,
+            bias_constraint=bias_constraint, implementation=implementation,
+            dtype=self.dtype_policy, name="cell")
+
+    def get_config(self):
+        return {**super().get_config(), "use_cudnn": self.use_cudnn}

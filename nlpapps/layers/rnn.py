@@ -15,9 +15,11 @@ kernel instead where their configuration allows it, with the same results (`cudn
 
 import keras
 import tensorflow as tf
-from keras import ops
+from keras import ops, regularizers
+from keras.src.utils.tracking import no_automatic_dependency_tracking
 
 from nlpapps.layers import cudnn
+from nlpapps.layers.cell import check_dropout
 
 
 def recurrence(step, projected, initial_states, mask=None, return_sequences=False,
@@ -83,47 +85,77 @@ class RNN(keras.layers.Layer):
         return_state: also return the final states (h, and c for LSTM).
         go_backwards: process the sequence from its end; outputs stay in processing order, as in
             Keras. With right-padded masked input the padding comes first and is skipped.
+        stateful: carry the final states of a batch over as the initial states of the next
+            (row i continues row i), in non-trainable variables made at build time, which needs
+            a fixed batch size; `reset_state()` sets them back to zeros. An `initial_state`
+            given to a call takes precedence. The variables are not saved with the weights,
+            as in Keras.
+        unroll: accepted for compatibility with `keras.layers`; it has no effect on results:
+            the time loop is always one `tf.while_loop` (Keras's unrolled loop computes the
+            same values, trading memory for speed on short sequences).
         zero_output_for_mask: output zeros at masked steps instead of the previous output.
         dropout: fraction of the input units dropped in training.
         recurrent_dropout: fraction of the recurrent units dropped in training.
         seed: seed of the dropout masks.
-        use_cudnn: "auto" (default): on a GPU, run cuDNN's fused kernel where the configuration
-            allows it (LSTM and GRU with tanh and sigmoid activations and a bias; not while
-            training with recurrent dropout; right-padded masks); the results are those of the
-            loop. False: always the loop. True: as "auto", but an error where cuDNN cannot run.
+        activity_regularizer: optional penalty on the layer's outputs, added to its `losses`.
 
     Call arguments:
         sequences: `(batch, time, features)`.
         mask: optional `(batch, time)` bool, True at real tokens.
-        initial_state: optional list of `(batch, units)` tensors.
+        initial_state: optional list of `(batch, size)` tensors, one per state of the cell
+            (h, and c for LSTM); a single tensor where the cell has one state.
         training: whether dropout is active.
     """
 
     def __init__(self, return_sequences=False, return_state=False, go_backwards=False,
-                 zero_output_for_mask=False, dropout=0.0, recurrent_dropout=0.0, seed=None,
-                 use_cudnn="auto", **kwargs):
-        super().__init__(**kwargs)
-        for name, value in (("dropout", dropout), ("recurrent_dropout", recurrent_dropout)):
-            if not 0.0 <= value < 1.0:
-                raise ValueError(f"`{name}` must be in [0, 1). Received: {name}={value}")
-        if not (use_cudnn == "auto" or use_cudnn is True or use_cudnn is False):
-            raise ValueError(
-                f"`use_cudnn` must be one of {cudnn.USE_CUDNN}. Received: use_cudnn={use_cudnn}")
+                 stateful=False, unroll=False, zero_output_for_mask=False, dropout=0.0,
+                 recurrent_dropout=0.0, seed=None, activity_regularizer=None, **kwargs):
+        super().__init__(activity_regularizer=activity_regularizer, **kwargs)
+        check_dropout(dropout=dropout, recurrent_dropout=recurrent_dropout)
         self.return_sequences = return_sequences
         self.return_state = return_state
         self.go_backwards = go_backwards
+        self.stateful = stateful
+        self.unroll = unroll
         self.zero_output_for_mask = zero_output_for_mask
         self.dropout = dropout
         self.recurrent_dropout = recurrent_dropout
         self.seed = seed
-        self.use_cudnn = use_cudnn
         self.seed_generator = keras.random.SeedGenerator(seed)
         self.supports_masking = True
+        self._set_states(None)
+
+    @no_automatic_dependency_tracking
+    def _set_states(self, states):
+        # Untracked, as Keras's: the carried states are not weights, and a stateful layer's
+        # weights stay interchangeable with a stateless one's.
+        self.states = states
 
     def build(self, input_shape):
         if not self.cell.built:
             self.cell.build(tuple(input_shape[:1]) + tuple(input_shape[2:]))
+        if self.stateful:
+            if self.states is not None:
+                self.reset_state()
+            elif input_shape[0] is None:
+                raise ValueError(
+                    f"{self.name}: stateful=True needs a fixed batch size; received input "
+                    f"shape {tuple(input_shape)} (give keras.Input a batch_size)")
+            else:
+                self._set_states([
+                    keras.Variable(state, trainable=False, dtype=self.variable_dtype,
+                                   name="rnn_state")
+                    for state in self.get_initial_state(input_shape[0])])
         self.built = True
+
+    def reset_state(self):
+        """Sets the carried states of a stateful layer to zeros (nothing otherwise)."""
+        for state in self.states or []:
+            state.assign(ops.zeros_like(state.value))
+
+    def reset_states(self):
+        """`reset_state()`, by the name Keras 2 used."""
+        self.reset_state()
 
     @property
     def supports_jit(self):
@@ -146,14 +178,42 @@ class RNN(keras.layers.Layer):
         return [ops.zeros((batch_size, size), dtype=self.compute_dtype)
                 for size in self.cell.state_size]
 
+    def _initial_states(self, initial_state, batch):
+        """The states the loop starts from: a list of `(batch, size)` tensors."""
+        sizes = list(self.cell.state_size)
+        if initial_state is None:
+            if self.states is not None:
+                return [ops.cast(state, self.compute_dtype) for state in self.states]
+            return self.get_initial_state(batch)
+        if not isinstance(initial_state, (list, tuple)):
+            if len(sizes) != 1:
+                raise ValueError(
+                    f"{self.name}: `initial_state` must be a list of {len(sizes)} tensors, one "
+                    f"per state of the cell, of shapes {[(None, s) for s in sizes]}; received "
+                    f"one tensor of shape {tuple(initial_state.shape)}")
+            initial_state = [initial_state]
+        shapes = [tuple(state.shape) for state in initial_state]
+        if len(shapes) != len(sizes) or any(
+                len(shape) != 2 or shape[-1] not in (None, size)
+                for shape, size in zip(shapes, sizes)):
+            raise ValueError(
+                f"{self.name}: `initial_state` must be {len(sizes)} tensor(s) of shapes "
+                f"{[(None, s) for s in sizes]}, one per state of the cell; received shapes "
+                f"{shapes}")
+        return [ops.cast(state, self.compute_dtype) for state in initial_state]
+
     def _dropout_mask(self, like, rate):
         return keras.random.dropout(ops.ones_like(like), rate, seed=self.seed_generator)
 
     def call(self, sequences, initial_state=None, mask=None, training=False):
         inputs = sequences
-        batch = ops.shape(inputs)[0]
-        states = list(initial_state) if initial_state is not None else \
-            self.get_initial_state(batch)
+        if self.stateful and self.states is not None:
+            expected, batch = self.states[0].shape[0], inputs.shape[0]
+            if batch is not None and batch != expected:
+                raise ValueError(
+                    f"{self.name}: a stateful layer takes batches of the size it was built "
+                    f"with, {expected}; received a batch of {batch}")
+        states = self._initial_states(initial_state, ops.shape(inputs)[0])
         if training and self.dropout > 0:
             inputs = inputs * self._dropout_mask(inputs[:, :1, :], self.dropout)
         recurrent_mask = None
@@ -168,7 +228,7 @@ class RNN(keras.layers.Layer):
                 result = self._fused_or_loop(inputs, states, mask)
             except NotImplementedError:  # Keras's wrapper found no cuDNN to run
                 pass
-        if result is None and self.use_cudnn is True:
+        if result is None and getattr(self, "use_cudnn", False) is True:
             raise ValueError(
                 f"{self.name}: use_cudnn=True, but cuDNN cannot run this layer here (it needs a "
                 "GPU, tanh and sigmoid activations, a bias, and no recurrent dropout while "
@@ -176,6 +236,9 @@ class RNN(keras.layers.Layer):
         if result is None:
             result = self._loop(inputs, states, mask, recurrent_mask)
         last_output, outputs, states = result
+        if self.states is not None:
+            for variable, state in zip(self.states, states):
+                variable.assign(state)
 
         output = outputs if self.return_sequences else last_output
         if self.return_state:
@@ -236,9 +299,11 @@ class RNN(keras.layers.Layer):
             "return_sequences": self.return_sequences,
             "return_state": self.return_state,
             "go_backwards": self.go_backwards,
+            "stateful": self.stateful,
+            "unroll": self.unroll,
             "zero_output_for_mask": self.zero_output_for_mask,
             "dropout": self.dropout,
             "recurrent_dropout": self.recurrent_dropout,
             "seed": self.seed,
-            "use_cudnn": self.use_cudnn,
+            "activity_regularizer": regularizers.serialize(self.activity_regularizer),
         }

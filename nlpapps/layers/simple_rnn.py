@@ -17,7 +17,7 @@ class SimpleRNNCell(RecurrentCell):
     Args:
         units: size of h.
         activation: default `tanh`.
-        **kwargs: see `RecurrentCell`.
+        **kwargs: see `RecurrentCell` (initializers, regularizers, constraints, dropout).
 
     Example:
         >>> cell = SimpleRNNCell(8)
@@ -37,14 +37,17 @@ class SimpleRNNCell(RecurrentCell):
 
 @keras.saving.register_keras_serializable(package="nlpapps")
 class SimpleRNN(RNN):
-    """Sequence layer of `SimpleRNNCell`: weights interchangeable with `keras.layers.SimpleRNN`.
+    """Sequence layer of `SimpleRNNCell`: a drop-in for `keras.layers.SimpleRNN`, whose
+    arguments it takes and whose weights it can hold.
 
     Args:
         units: size of the output and state.
-        activation, use_bias, kernel_initializer, recurrent_initializer, bias_initializer:
-            see `SimpleRNNCell`.
+        activation, use_bias, kernel_initializer, recurrent_initializer, bias_initializer,
+            kernel_regularizer, recurrent_regularizer, bias_regularizer, kernel_constraint,
+            recurrent_constraint, bias_constraint: see `SimpleRNNCell` and `RecurrentCell`.
         **kwargs: the sequence options of `RNN` (return_sequences, return_state,
-            go_backwards, dropout, recurrent_dropout, ...).
+            go_backwards, stateful, unroll, dropout, recurrent_dropout, seed,
+            activity_regularizer, ...).
 
     Example:
         >>> layer = SimpleRNN(16, return_sequences=True)
@@ -54,9 +57,14 @@ class SimpleRNN(RNN):
 
     def __init__(self, units, activation="tanh", use_bias=True,
                  kernel_initializer="glorot_uniform", recurrent_initializer="orthogonal",
-                 bias_initializer="zeros", **kwargs):
+                 bias_initializer="zeros", kernel_regularizer=None, recurrent_regularizer=None,
+                 bias_regularizer=None, kernel_constraint=None, recurrent_constraint=None,
+                 bias_constraint=None, **kwargs):
         super().__init__(**kwargs)
         self.cell = SimpleRNNCell(
             units, activation=activation, use_bias=use_bias,
             kernel_initializer=kernel_initializer, recurrent_initializer=recurrent_initializer,
-            bias_initializer=bias_initializer, dtype=self.dtype_policy, name="cell")
+            bias_initializer=bias_initializer, kernel_regularizer=kernel_regularizer,
+            recurrent_regularizer=recurrent_regularizer, bias_regularizer=bias_regularizer,
+            kernel_constraint=kernel_constraint, recurrent_constraint=recurrent_constraint,
+            bias_constraint=bias_constraint, dtype=self.dtype_policy, name="cell")
