@@ -99,6 +99,12 @@ class RNN(keras.layers.Layer):
         seed: seed of the dropout masks.
         activity_regularizer: optional penalty on the layer's outputs, added to its `losses`.
 
+    `LSTM` and `GRU` also take `use_cudnn`, as Keras's do: "auto" (default): on a GPU, run
+    cuDNN's fused kernel where the configuration allows it (tanh and sigmoid activations, a
+    bias, a GRU's reset_after=True; not while training with recurrent dropout; right-padded
+    masks); the results are those of the loop. False: always the loop. True: as "auto", but
+    an error where cuDNN cannot run.
+
     Call arguments:
         sequences: `(batch, time, features)`.
         mask: optional `(batch, time)` bool, True at real tokens.
@@ -231,8 +237,9 @@ class RNN(keras.layers.Layer):
         if result is None and getattr(self, "use_cudnn", False) is True:
             raise ValueError(
                 f"{self.name}: use_cudnn=True, but cuDNN cannot run this layer here (it needs a "
-                "GPU, tanh and sigmoid activations, a bias, and no recurrent dropout while "
-                "training); pass use_cudnn='auto' to fall back to the step loop")
+                "GPU, tanh and sigmoid activations, a bias, reset_after=True for a GRU, and no "
+                "recurrent dropout while training); pass use_cudnn='auto' to fall back to the "
+                "step loop")
         if result is None:
             result = self._loop(inputs, states, mask, recurrent_mask)
         last_output, outputs, states = result
