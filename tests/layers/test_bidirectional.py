@@ -1,3 +1,4 @@
+import functools
 import itertools
 
 import keras
@@ -11,7 +12,13 @@ from helpers import assert_all_close, check_layer_contract, flat, make_sequences
 BATCH, TIME, FEATURES, UNITS = 3, 6, 5, 4
 LENGTHS = (6, 4, 2)  # real tokens per row; the rest is right padding
 MERGE_MODES = ["concat", "sum", "ave", "mul", None]
-KINDS = {"lstm": (LSTM, keras.layers.LSTM), "gru": (GRU, keras.layers.GRU)}
+KINDS = {
+    "lstm": (LSTM, keras.layers.LSTM),
+    "gru": (GRU, keras.layers.GRU),
+    # The textbook GRU: the reset gate scales h_{t-1} before the recurrent matmul.
+    "gru-textbook": (functools.partial(GRU, reset_after=False),
+                     functools.partial(keras.layers.GRU, reset_after=False)),
+}
 
 
 def make_batch():
@@ -35,7 +42,7 @@ def make_pair(kind, merge_mode="concat", **kwargs):
 @pytest.mark.parametrize(
     "kind, merge_mode, return_sequences",
     list(itertools.product(["lstm"], MERGE_MODES, [False, True]))
-    + list(itertools.product(["gru"], ["concat", None], [False, True])))
+    + list(itertools.product(["gru", "gru-textbook"], ["concat", None], [False, True])))
 def test_masked_batch_matches_keras(kind, merge_mode, return_sequences):
     ours, reference = make_pair(
         kind, merge_mode, return_sequences=return_sequences, return_state=True)
@@ -149,9 +156,49 @@ def test_tflite_matches_layer(return_sequences):
     assert_all_close(results, layer(sequences, mask=mask))
 
 
+def test_stateful_directions_carry_their_states_as_keras():
+    keras.utils.set_random_seed(1)
+    kwargs = {"stateful": True, "return_sequences": True}
+    reference = keras.layers.Bidirectional(keras.layers.LSTM(UNITS, **kwargs), merge_mode="sum")
+    ours = Bidirectional(LSTM(UNITS, **kwargs), merge_mode="sum")
+    sequences, _ = make_batch()
+    reference.build(sequences.shape)  # a stateful layer needs its batch size
+    ours.build(sequences.shape)
+    ours.set_weights(reference.get_weights())
+    first = ours(sequences)
+    second = ours(sequences)  # from the states the first call left
+    assert_all_close([first, second], [reference(sequences), reference(sequences)])
+    assert np.abs(np.asarray(second) - np.asarray(first)).max() > 1e-3
+    assert len(ours.states) == 4 and not ours.weights[6:]  # the states are not weights
+    ours.reset_state()
+    assert_all_close(ours(sequences), first)
+
+
+def test_weights_argument_sets_the_weights_of_both_directions():
+    _, reference = make_pair("gru", return_sequences=True)
+    ours = Bidirectional(GRU(UNITS, return_sequences=True), weights=reference.get_weights())
+    sequences, mask = make_batch()
+    assert_all_close(ours(sequences, mask=mask), reference(sequences, mask=mask))
+
+
+@pytest.mark.parametrize("merge_mode", ["concat", None])
+def test_mixed_precision_output_is_float16(merge_mode):
+    ours, _ = make_pair("lstm", merge_mode, return_sequences=True)
+    mixed = Bidirectional(LSTM(UNITS, return_sequences=True), merge_mode=merge_mode,
+                          dtype="mixed_float16")
+    sequences, mask = make_batch()
+    mixed.build(sequences.shape)
+    mixed.set_weights(ours.get_weights())
+    outputs = flat(mixed(sequences, mask=mask))
+    assert [x.dtype for x in outputs] == ["float16"] * len(outputs)
+    assert_all_close(outputs, ours(sequences, mask=mask), atol=1e-3)
+
+
 @pytest.mark.parametrize("make, message", [
     (lambda: Bidirectional(LSTM(UNITS), merge_mode="max"), "merge_mode=max"),
     (lambda: Bidirectional(LSTM(UNITS), backward_layer=LSTM(UNITS)), "backward_layer"),
+    (lambda: Bidirectional(LSTM(UNITS, stateful=True),
+                           backward_layer=LSTM(UNITS, go_backwards=True)), "stateful"),
 ])
 def test_bad_arguments_raise(make, message):
     with pytest.raises(ValueError, match=message):

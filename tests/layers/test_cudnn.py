@@ -130,11 +130,29 @@ def test_configurations_cudnn_does_not_compute_take_the_loop(gpu):
     sequences, mask = make_sequences(BATCH, TIME, FEATURES, LENGTHS)
     for layer in (LSTM(UNITS, activation="relu"), LSTM(UNITS, use_bias=False),
                   GRU(UNITS, recurrent_activation="hard_sigmoid"), LSTM(UNITS, use_cudnn=False),
-                  SimpleRNN(UNITS)):
+                  GRU(UNITS, reset_after=False), SimpleRNN(UNITS)):
         layer(sequences, mask=mask)
         assert not cudnn.may_run(layer)
         assert layer.supports_jit
     assert all(kernel.calls == [] for kernel in gpu.values())
+
+
+def test_textbook_gru_never_takes_the_kernel(gpu):
+    # cuDNN's GRU applies the reset gate after the recurrent matmul only: reset_after=False
+    # runs the loop even where the kernel could run, and use_cudnn=True says it cannot.
+    sequences, mask = make_sequences(BATCH, TIME, FEATURES, LENGTHS)
+    GRU(UNITS)(sequences, mask=mask)
+    assert len(gpu["gru"].calls) == 1  # the same GRU with reset_after=True does
+    textbook = GRU(UNITS, reset_after=False, return_sequences=True)
+    loop = GRU(UNITS, reset_after=False, return_sequences=True, use_cudnn=False)
+    textbook.build(sequences.shape)
+    loop.build(sequences.shape)
+    loop.set_weights(textbook.get_weights())
+    assert_all_close(textbook(sequences, mask=mask), loop(sequences, mask=mask), atol=0)
+    assert len(gpu["gru"].calls) == 1
+    with pytest.raises(ValueError, match="use_cudnn=True, but cuDNN cannot run"):
+        GRU(UNITS, reset_after=False, use_cudnn=True)(sequences, mask=mask)
+    assert len(gpu["gru"].calls) == 1
 
 
 def test_recurrent_dropout_takes_the_loop_only_while_training(gpu):

@@ -1,6 +1,7 @@
-"""What SimpleRNN, LSTM and GRU share: each against its `keras.layers` twin holding the same
-weights (outputs, states, gradients, options, one cell step), masking, dropout, argument
-checks, the layer contract and LiteRT. What one kind alone has is in its own test file."""
+"""What SimpleRNN, LSTM and GRU (both its forms, reset_after=True and False) share: each
+against its `keras.layers` twin holding the same weights (outputs, states, gradients, options,
+one cell step), masking, dropout, argument checks, the layer contract and LiteRT. What one kind
+alone has is in its own test file."""
 
 import dataclasses
 import itertools
@@ -27,9 +28,16 @@ class Kind:
     states: int  # state tensors the cell carries: h (and c)
     gates: int  # the recurrent kernel is (units, gates * units)
     options: dict  # options only this kind has, compared with Keras
+    kwargs: dict = dataclasses.field(default_factory=dict)  # what makes the kind, both sides
 
     def __str__(self):
-        return self.layer.__name__
+        return self.layer.__name__ + "".join(f"-{k}={v}" for k, v in self.kwargs.items())
+
+    def make_layer(self, *args, **kwargs):
+        return self.layer(*args, **self.kwargs, **kwargs)
+
+    def make_reference(self, *args, **kwargs):
+        return self.reference(*args, **self.kwargs, **kwargs)
 
 
 KINDS = [
@@ -41,6 +49,10 @@ KINDS = [
     # keras.layers.GRU with reset_after=True, its default.
     Kind(GRU, GRUCell, keras.layers.GRU, keras.layers.GRUCell, states=1, gates=3,
          options={"activation": "relu", "recurrent_activation": "hard_sigmoid"}),
+    # The textbook GRU: the reset gate scales h_{t-1} before the recurrent matmul.
+    Kind(GRU, GRUCell, keras.layers.GRU, keras.layers.GRUCell, states=1, gates=3,
+         options={"activation": "relu", "recurrent_activation": "hard_sigmoid"},
+         kwargs={"reset_after": False}),
 ]
 
 
@@ -57,9 +69,9 @@ def make_batch():
 def make_pair(kind, **kwargs):
     """Our layer and its Keras twin with the same arguments, holding the same weights."""
     keras.utils.set_random_seed(1)
-    reference = kind.reference(UNITS, **kwargs)
+    reference = kind.make_reference(UNITS, **kwargs)
     reference.build((None, TIME, FEATURES))
-    ours = kind.layer(UNITS, **kwargs)
+    ours = kind.make_layer(UNITS, **kwargs)
     ours.build((None, TIME, FEATURES))
     ours.set_weights(reference.get_weights())
     return ours, reference
@@ -139,9 +151,9 @@ def test_padded_batch_matches_each_sequence_alone(kind, go_backwards):
 
 def test_cell_step_matches_keras_cell(kind):
     keras.utils.set_random_seed(1)
-    reference = kind.reference_cell(UNITS)
+    reference = kind.reference_cell(UNITS, **kind.kwargs)
     reference.build((None, FEATURES))
-    cell = kind.cell(UNITS)
+    cell = kind.cell(UNITS, **kind.kwargs)
     cell.build((None, FEATURES))
     cell.set_weights(reference.get_weights())
     rng = np.random.default_rng(5)
@@ -155,8 +167,8 @@ def test_cell_step_matches_keras_cell(kind):
 
 @pytest.mark.parametrize("rates", [{"dropout": 0.5}, {"recurrent_dropout": 0.5}])
 def test_dropout_only_in_training(kind, rates):
-    layer = kind.layer(UNITS, return_sequences=True, seed=7, **rates)
-    plain = kind.layer(UNITS, return_sequences=True)
+    layer = kind.make_layer(UNITS, return_sequences=True, seed=7, **rates)
+    plain = kind.make_layer(UNITS, return_sequences=True)
     sequences, mask = make_batch()
     layer.build(sequences.shape)
     plain.build(sequences.shape)
@@ -172,9 +184,9 @@ def test_recurrent_kernel_has_orthonormal_rows(kind):
     # Keras's orthogonal initializer on a (units, gates * units) matrix makes its rows
     # orthonormal; with several gates, the (units, units) blocks are not orthogonal one by one.
     keras.utils.set_random_seed(6)
-    layer = kind.layer(UNITS)
+    layer = kind.make_layer(UNITS)
     layer.build((None, TIME, FEATURES))
-    cell = kind.cell(UNITS)
+    cell = kind.cell(UNITS, **kind.kwargs)
     cell.build((None, FEATURES))
     for recurrent in (layer.cell.recurrent_kernel, cell.recurrent_kernel):
         recurrent = np.asarray(recurrent)
@@ -192,14 +204,14 @@ def test_recurrent_kernel_has_orthonormal_rows(kind):
 ])
 def test_bad_arguments_raise(kind, kwargs, message):
     with pytest.raises(ValueError, match=message):
-        kind.layer(**kwargs)
+        kind.make_layer(**kwargs)
 
 
 def test_layer_contract(kind, tmp_path):
     sequences, mask = make_batch()
     kwargs = {"return_sequences": True, "return_state": True}
-    check_layer_contract(lambda: kind.layer(UNITS, **kwargs), sequences, mask, tmp_path,
-                         make_reference=lambda: kind.reference(UNITS, **kwargs))
+    check_layer_contract(lambda: kind.make_layer(UNITS, **kwargs), sequences, mask, tmp_path,
+                         make_reference=lambda: kind.make_reference(UNITS, **kwargs))
 
 
 @pytest.mark.parametrize("return_sequences", [False, True])
