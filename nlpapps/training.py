@@ -12,9 +12,11 @@ import keras
 import tensorflow as tf
 from keras import ops
 
+from nlpapps import checkpoint
+from nlpapps.checkpoint import Checkpoint, CheckpointedCallback
 from nlpapps.tokenizer import PAD_ID
 
-STRATEGIES = ("default", "mirrored")
+STRATEGIES = ("default", "mirrored", "multi-worker")
 WEIGHTS_FILE = "model.weights.h5"  # the trained weights in a model folder
 
 
@@ -41,14 +43,80 @@ def masked_cross_entropy(label_smoothing: float = 0.0):
 
 
 def get_strategy(name: str) -> tf.distribute.Strategy:
-    """"default" (one device) or "mirrored" (every local GPU, else every logical CPU)."""
+    """"default" (one device), "mirrored" (every local GPU, else every logical CPU) or
+    "multi-worker" (`MultiWorkerMirroredStrategy`: one replica per local GPU, else the CPU, on
+    every worker of the cluster that the `TF_CONFIG` environment variable describes; a lone
+    worker without it).
+
+    A multi-worker strategy must be made before TensorFlow runs its first op, and once per
+    process: make it first, and a second call returns the same one."""
+    global _MULTI_WORKER
     if name == "default":
         return tf.distribute.get_strategy()
     if name == "mirrored":
         gpus = tf.config.list_logical_devices("GPU")
         devices = [d.name for d in gpus or tf.config.list_logical_devices("CPU")]
         return tf.distribute.MirroredStrategy(devices)
+    if name == "multi-worker":
+        if _MULTI_WORKER is None:
+            try:
+                json.loads(os.environ.get("TF_CONFIG") or "{}")
+            except ValueError as error:
+                from nlpapps.errors import UserError
+
+                raise UserError(f"TF_CONFIG is not JSON ({error}); set it as "
+                                "docs/distributed.md shows") from None
+            _MULTI_WORKER = _MultiWorkerStrategy()
+        return _MULTI_WORKER
     raise ValueError(f"unknown strategy {name!r}; use one of {', '.join(STRATEGIES)}")
+
+
+class _MultiWorkerStrategy(tf.distribute.MultiWorkerMirroredStrategy):
+    """`MultiWorkerMirroredStrategy` whose `reduce` takes what Keras 3's `fit` gives it
+    (keras-team/keras#20585): a nest of values (a whole `(inputs, targets)` batch, reduced to
+    build the model), where the strategy takes one value; and scalars (the logged loss) with
+    `axis=0`, which here means across the replicas only."""
+
+    def reduce(self, reduce_op, value, axis):
+        def reduce_one(one):
+            rank = self.experimental_local_results(one)[0].shape.rank
+            return super(_MultiWorkerStrategy, self).reduce(reduce_op, one,
+                                                            axis if rank else None)
+
+        return tf.nest.map_structure(reduce_one, value)
+
+
+_MULTI_WORKER: tf.distribute.MultiWorkerMirroredStrategy | None = None
+
+
+def is_chief() -> bool:
+    """Whether this process writes the run's files: true unless it is a worker of a
+    multi-worker run other than the chief (the "chief" task, else "worker" 0)."""
+    if _MULTI_WORKER is None:
+        return True
+    resolver = _MULTI_WORKER.cluster_resolver
+    if resolver.task_type in (None, "chief"):
+        return True
+    return resolver.task_type == "worker" and resolver.task_id == 0 and \
+        "chief" not in resolver.cluster_spec().as_dict()
+
+
+def output_folder(out_dir: Path) -> Path:
+    """Where this process writes a run's files: `out_dir` for the chief; a temporary folder,
+    removed at exit, for any other worker of a multi-worker run, which still reads (and resumes
+    from) the chief's `out_dir`, as TensorFlow's multi-worker Keras tutorial has it."""
+    if is_chief():
+        return Path(out_dir)
+    return checkpoint.temporary_folder(f"nlpapps-worker-{_MULTI_WORKER.cluster_resolver.task_id}-")
+
+
+def shard_by_data(dataset: tf.data.Dataset) -> tf.data.Dataset:
+    """Sets the multi-worker auto-shard policy DATA on `dataset`: every worker builds the same
+    global batches and keeps its own rows of each (our pipelines are generated from one array
+    in memory, not read from files, so sharding by FILE has nothing to split)."""
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return dataset.with_options(options)
 
 
 def adam(learning_rate: float, clipnorm: float, decay_steps: int = 0) -> keras.optimizers.Adam:
@@ -61,20 +129,35 @@ def adam(learning_rate: float, clipnorm: float, decay_steps: int = 0) -> keras.o
 
 
 def fit_callbacks(out_dir: Path, extra: list[keras.callbacks.Callback] = (),
-                  weights_of: keras.Model | None = None) -> list:
-    """Checkpoints that let a killed run resume (weights, optimizer state and epoch, saved at
-    every epoch's end), TensorBoard logs, each epoch's weights of `weights_of` (default: the
-    model being fit) and the app's own callbacks."""
+                  weights_of: keras.Model | None = None,
+                  checkpoint: Checkpoint | None = None, first_step: int = 0) -> list:
+    """TensorBoard logs (counting steps from `first_step`, where a resumed run starts), each
+    epoch's weights of `weights_of` (default: the model being fit), the app's own callbacks,
+    and last the epoch checkpoint that commits them (`checkpoint`; default: one in `out_dir`
+    that restores itself when training begins)."""
     return [
-        keras.callbacks.BackupAndRestore(str(out_dir / "checkpoint"), save_freq="epoch",
-                                         double_checkpoint=True, delete_checkpoint=False),
-        keras.callbacks.TensorBoard(str(out_dir / "logs"), update_freq=50),
+        ResumedTensorBoard(str(out_dir / "logs"), first_step, update_freq=50),
         KeepEpochWeights(out_dir / EPOCHS_DIR, model=weights_of),
         *extra,
+        checkpoint or Checkpoint(out_dir, states=[cb for cb in extra
+                                                  if isinstance(cb, CheckpointedCallback)]),
     ]
 
 
 EPOCHS_DIR = "epochs"
+
+
+class ResumedTensorBoard(keras.callbacks.TensorBoard):
+    """TensorBoard whose batch summaries of a resumed run go on at the resumed step (Keras's
+    starts every `fit` at step 0)."""
+
+    def __init__(self, log_dir: str, first_step: int = 0, **kwargs):
+        super().__init__(log_dir, **kwargs)
+        self.first_step = first_step
+
+    def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)
+        self._global_train_batch = self.first_step
 
 
 class KeepEpochWeights(keras.callbacks.Callback):
@@ -88,19 +171,13 @@ class KeepEpochWeights(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         self.folder.mkdir(parents=True, exist_ok=True)
-        (self.target or self.model).save_weights(
-            self.folder / f"epoch-{epoch + 1:04d}.weights.h5")
+        checkpoint.save_weights(self.target or self.model,
+                                self.folder / f"epoch-{epoch + 1:04d}.weights.h5")
         for old in sorted(self.folder.glob("epoch-*.weights.h5"))[:-self.keep]:
             old.unlink()
 
 
-def resumed_epoch(out_dir: Path) -> int:
-    """The epoch a run in `out_dir` resumes at: the one `BackupAndRestore` recorded, else 0."""
-    metadata = Path(out_dir) / "checkpoint" / "training_metadata.json"
-    try:
-        return int(json.loads(metadata.read_text())["epoch"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return 0
+resumed_epoch = checkpoint.resumed_epoch
 
 
 class TimeLimit(keras.callbacks.Callback):
@@ -123,7 +200,7 @@ def load_or_train_tokenizer(path: Path, train):
     if Path(path).exists():
         return Tokenizer.load(path)
     tokenizer = train()
-    tokenizer.save(path)
+    checkpoint.write_bytes(Path(path), tokenizer.to_bytes())
     return tokenizer
 
 
@@ -139,7 +216,7 @@ def copy_tokenizer(init_from: str, path: Path) -> None:
 
             raise ModelError(f"{init_from} has no {source.name}, so it cannot start a run")
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-        Path(path).write_bytes(source.read_bytes())
+        checkpoint.write_bytes(Path(path), source.read_bytes())
 
 
 def weights_bytes(model: keras.Model) -> bytes:
@@ -183,6 +260,8 @@ def progress_verbosity() -> int:
 
 
 def save_json(path: Path, data: dict) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
-    tmp.replace(path)
+    """Writes `data` as JSON to `path` whole (a temporary file renamed over it)."""
+    checkpoint.write_json(Path(path), data)
+
+
+save_weights = checkpoint.save_weights

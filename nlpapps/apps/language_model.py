@@ -70,7 +70,7 @@ class LanguageModelConfig(AppConfig):
     max_minutes: float = 0.0  # stop after this much training time (0: no limit)
     patience: int = 5  # epochs without a lower dev loss before stopping (0: never stop early)
     seed: int = 0  # of the initial weights, the order of the windows and dropout
-    strategy: str = "default"  # tf.distribute strategy: "default" or "mirrored"
+    strategy: str = "default"  # tf.distribute strategy: "default", "mirrored" or "multi-worker"
     init_from: str = ""  # a trained language-model folder whose weights and tokenizer start the run
 
     def __post_init__(self):
@@ -123,20 +123,19 @@ def line_start_ids(tokenizer: Tokenizer, text: str | Sequence[str]) -> list[int]
 # -- training -----------------------------------------------------------------------------
 
 
-class DevLoss(keras.callbacks.Callback):
+class DevLoss(training.CheckpointedCallback):
     """Keeps the weights of `model` at the lowest dev loss and stops after `patience` epochs
-    without a lower one (0: never). Its state survives a resumed run.
+    without a lower one (0: never). Its state and files (`dev_loss.json`, the best weights)
+    are committed with each epoch's checkpoint, so a resumed run goes on with them.
 
     The dev loss is `measure()` (nats per token) where given, else the epoch's `val_loss`.
     """
 
+    name = "dev_loss"
+
     def __init__(self, out_dir: Path, patience: int, model: keras.Model, measure=None):
-        super().__init__()
+        super().__init__(out_dir, {"best": None, "wait": 0, "history": []})
         self.patience, self.target, self.measure = patience, model, measure
-        self.state_path = out_dir / DEV_LOSS_FILE
-        self.best_path = out_dir / BEST_WEIGHTS_FILE
-        self.state = json.loads(self.state_path.read_text()) if self.state_path.exists() else \
-            {"best": None, "wait": 0, "history": []}
 
     def on_epoch_end(self, epoch, logs=None):
         loss = self.measure() if self.measure else (logs or {}).get("val_loss")
@@ -146,12 +145,12 @@ class DevLoss(keras.callbacks.Callback):
         self.state["history"].append({"epoch": epoch + 1, "dev_loss": loss})
         if self.state["best"] is None or loss < self.state["best"]:
             self.state.update(best=loss, wait=0)
-            self.target.save_weights(self.best_path)
+            self.stage_weights(self.target, BEST_WEIGHTS_FILE)
         else:
             self.state["wait"] += 1
             if self.patience and self.state["wait"] >= self.patience:
                 self.model.stop_training = True
-        training.save_json(self.state_path, self.state)
+        self.stage_json(DEV_LOSS_FILE, self.state)
         log.info("epoch %d: dev loss %.4f (best %.4f)", epoch + 1, loss, self.state["best"])
 
 
@@ -184,29 +183,25 @@ def train(config: LanguageModelConfig, train_text: str, dev_text: str, out_dir: 
     """Trains (or resumes training) in `out_dir`; returns the model of the lowest dev loss
     and its tokenizer, saved there with the config and the dev metrics."""
     out_dir = Path(out_dir)
+    # A multi-worker strategy must exist before TensorFlow's first op.
+    strategy = training.get_strategy(config.strategy)
     out_dir.mkdir(parents=True, exist_ok=True)
     check_resumable(config, out_dir)
+    folder = training.output_folder(out_dir)  # out_dir, but a temporary one on non-chiefs
     keras.utils.set_random_seed(config.seed)
-    config.save(out_dir)
-    training.copy_tokenizer(config.init_from, out_dir / TOKENIZER_FILE)
-    tokenizer = training.load_or_train_tokenizer(out_dir / TOKENIZER_FILE, lambda: Tokenizer.train(
+    config.save(folder)
+    tokenizer_path = out_dir / TOKENIZER_FILE
+    if folder != out_dir and not training.resumed_epoch(out_dir):
+        tokenizer_path = folder / TOKENIZER_FILE  # trained as the chief trains its own
+    training.copy_tokenizer(config.init_from, tokenizer_path)
+    tokenizer = training.load_or_train_tokenizer(tokenizer_path, lambda: Tokenizer.train(
         [train_text], config.vocab_size, model_type=config.model_type, keep_newlines=True))
     train_ids = np.asarray(line_start_ids(tokenizer, train_text), np.int32)
     dev_ids = np.asarray(line_start_ids(tokenizer, dev_text), np.int32)
-    first_step = training.resumed_epoch(out_dir) * config.steps_per_epoch
-    log.info("training on %d tokens (%d characters), dev %d tokens, vocabulary %d%s",
-             len(train_ids), len(train_text), len(dev_ids), tokenizer.vocab_size,
-             f", resuming at step {first_step}" if first_step else "")
-    if config.stateful:
-        dataset = stream_dataset(train_ids, config.seq_len, config.batch_size, first_step)
-    else:
-        dataset = window_dataset(train_ids, config.seq_len, config.batch_size,
-                                 tokenizer.newline_id, seed=config.seed, first_step=first_step)
 
-    strategy = training.get_strategy(config.strategy)
     with strategy.scope():
         model = create_model(config, tokenizer.vocab_size)
-        if config.init_from and not first_step:  # a resumed run goes on from its checkpoint
+        if config.init_from:  # a resumed run's checkpoint then replaces these weights
             start = LanguageModelConfig.load(Path(config.init_from))
             training.warm_start(model, Path(config.init_from), grow=config.layers > start.layers)
         trainer = StatefulTrainer(model, config.batch_size) if config.stateful else model
@@ -221,18 +216,33 @@ def train(config: LanguageModelConfig, train_text: str, dev_text: str, out_dir: 
             return stream_nll(window_nll, dev_ids, model.initial_states(1)).mean()
     elif not config.stateful:
         dev = dev_dataset(dev_ids, config.seq_len, config.batch_size, tokenizer.newline_id)
+    dev_loss = DevLoss(folder, config.patience, model, measure)
+    checkpoint = training.Checkpoint(out_dir, folder, states=[dev_loss])
+    with strategy.scope():
+        epoch = checkpoint.restore(trainer)  # weights, optimizer, dropout seeds, dev record
+    first_step = epoch * config.steps_per_epoch  # the data goes on where the checkpoint was
+    log.info("training on %d tokens (%d characters), dev %d tokens, vocabulary %d%s",
+             len(train_ids), len(train_text), len(dev_ids), tokenizer.vocab_size,
+             f", resuming at epoch {epoch}, step {first_step} (optimizer iteration "
+             f"{int(trainer.optimizer.iterations.numpy())})" if epoch else "")
+    if config.stateful:
+        dataset = stream_dataset(train_ids, config.seq_len, config.batch_size, first_step)
+    else:
+        dataset = window_dataset(train_ids, config.seq_len, config.batch_size,
+                                 tokenizer.newline_id, seed=config.seed, first_step=first_step)
     callbacks = training.fit_callbacks(
-        out_dir, [DevLoss(out_dir, config.patience, model, measure),
-                  training.TimeLimit(config.max_minutes)], weights_of=model)
-    trainer.fit(dataset, epochs=config.epochs, steps_per_epoch=config.steps_per_epoch,
-                validation_data=dev, callbacks=callbacks, shuffle=False,
-                verbose=training.progress_verbosity())
-    if (out_dir / BEST_WEIGHTS_FILE).exists():
-        model.load_weights(out_dir / BEST_WEIGHTS_FILE)
-    model.save_weights(out_dir / WEIGHTS_FILE)
+        folder, [dev_loss, training.TimeLimit(config.max_minutes)], weights_of=model,
+        checkpoint=checkpoint, first_step=first_step)
+    trainer.fit(training.shard_by_data(dataset), epochs=config.epochs, initial_epoch=epoch,
+                steps_per_epoch=config.steps_per_epoch,
+                validation_data=None if dev is None else training.shard_by_data(dev),
+                callbacks=callbacks, shuffle=False, verbose=training.progress_verbosity())
+    if (folder / BEST_WEIGHTS_FILE).exists():
+        model.load_weights(folder / BEST_WEIGHTS_FILE)
+    training.save_weights(model, folder / WEIGHTS_FILE)
     if len(dev_ids):
         metrics = evaluate(model, tokenizer, dev_text)
-        training.save_json(out_dir / METRICS_FILE, {"dev": metrics})
+        training.save_json(folder / METRICS_FILE, {"dev": metrics})
         log.info("dev: %.4f bits per character, perplexity %.2f",
                  metrics["bits_per_character"], metrics["perplexity"])
     return model, tokenizer
@@ -330,16 +340,32 @@ def evaluate(model: LanguageModel, tokenizer: Tokenizer, text: str,
 
 
 def score(model: LanguageModel, tokenizer: Tokenizer, lines: Sequence[str],
-          batch_size: int = 64) -> list[float]:
+          batch_size: int = 64, window: int = EVALUATION_WINDOW) -> list[float]:
     """Natural-log probability of each line as a whole line: read from the start of a line
-    through its line break, so that a line cut short scores lower than the full line."""
+    through its line break, so that a line cut short scores lower than the full line.
+
+    Lines of at most `window` tokens are scored together, `batch_size` at a time; a longer
+    line alone, `window` tokens at a time with the states carried over (as `evaluate` reads a
+    text), so that memory stays bounded whatever the length of a line."""
     log_prob = _line_log_probs(model)
+    window_nll = None
     results: list[float] = []
     for start in range(0, len(lines), batch_size):
         rows = line_start_ids(tokenizer, [line + "\n" for line in lines[start:start + batch_size]])
-        targets = pad_batch(rows)  # (batch, length), 0-padded
-        inputs = np.concatenate([np.full((len(rows), 1), BOS_ID, np.int32), targets[:, :-1]], 1)
-        results += [float(x) for x in log_prob(inputs, targets).numpy()]
+        short = [row for row in rows if len(row) <= window]
+        scores = iter([])
+        if short:
+            targets = pad_batch(short)  # (batch, length <= window), 0-padded
+            inputs = np.concatenate([np.full((len(short), 1), BOS_ID, np.int32),
+                                     targets[:, :-1]], 1)
+            scores = iter(float(x) for x in log_prob(inputs, targets).numpy())
+        for row in rows:
+            if len(row) <= window:
+                results.append(next(scores))
+                continue
+            window_nll = window_nll or _window_nll(model)
+            nats = stream_nll(window_nll, row, model.initial_states(1), window)
+            results.append(-float(nats.sum()))
     return results
 
 

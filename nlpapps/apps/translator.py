@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import random
 from collections.abc import Sequence
@@ -25,6 +24,7 @@ log = logging.getLogger("nlpapps.translator")
 
 KIND = "translator"
 TOKENIZER_FILE, WEIGHTS_FILE = "tokenizer.model", training.WEIGHTS_FILE
+BEST_WEIGHTS_FILE = "best.weights.h5"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,7 +57,7 @@ class TranslatorConfig(AppConfig):
     dev_sentences: int = 500  # dev pairs used for the BLEU that picks the best model
     oversample: str = ""  # "source=N": repeat the pairs of that source N times, e.g. "ding=2"
     seed: int = 0  # of the initial weights, the order of the pairs, dropout and the dev sample
-    strategy: str = "default"  # tf.distribute strategy: "default" or "mirrored"
+    strategy: str = "default"  # tf.distribute strategy: "default", "mirrored" or "multi-worker"
     init_from: str = ""  # a trained translator folder whose weights and tokenizer start the run
 
     def model_kwargs(self) -> dict:
@@ -86,7 +86,8 @@ class Translator:
         batch = tf.shape(source_ids)[0]
         ids, scores, _ = decoding.decode(
             lambda tokens, states: self.model.decode_step(tokens, states, memory),
-            tf.fill([batch], BOS_ID), states, max_length=output_length_limit(source_ids))
+            tf.fill([batch], BOS_ID), states, max_length=output_length_limit(source_ids),
+            min_length=decoding.MIN_DECODING_LENGTH)
         return ids, scores
 
     def encode_sources(self, texts: Sequence[str]) -> np.ndarray:
@@ -112,17 +113,16 @@ def strip_after_eos(ids: np.ndarray) -> list[list[int]]:
     return rows
 
 
-class DevBleu(keras.callbacks.Callback):
+class DevBleu(training.CheckpointedCallback):
     """Greedy dev BLEU every `every` epochs: keeps the best weights, stops after `patience`
-    evaluations without improvement. Its state survives a resumed run."""
+    evaluations without improvement. Its state and files (`dev_bleu.json`, the best weights)
+    are committed with each epoch's checkpoint, so a resumed run goes on with them."""
+
+    name = "dev_bleu"
 
     def __init__(self, translator: Translator, pairs, out_dir: Path, every: int, patience: int):
-        super().__init__()
+        super().__init__(out_dir, {"best": -1.0, "wait": 0, "history": []})
         self.translator, self.pairs, self.every, self.patience = translator, pairs, every, patience
-        self.state_path = out_dir / "dev_bleu.json"
-        self.best_path = out_dir / "best.weights.h5"
-        self.state = json.loads(self.state_path.read_text()) if self.state_path.exists() else \
-            {"best": -1.0, "wait": 0, "history": []}
 
     def on_epoch_end(self, epoch, logs=None):
         if (epoch + 1) % self.every:
@@ -132,12 +132,12 @@ class DevBleu(keras.callbacks.Callback):
         self.state["history"].append({"epoch": epoch + 1, "bleu": bleu})
         if bleu > self.state["best"]:
             self.state.update(best=bleu, wait=0)
-            self.model.save_weights(self.best_path)
+            self.stage_weights(self.model, BEST_WEIGHTS_FILE)
         else:
             self.state["wait"] += 1
             if self.state["wait"] >= self.patience:
                 self.model.stop_training = True
-        training.save_json(self.state_path, self.state)
+        self.stage_json("dev_bleu.json", self.state)
         log.info("epoch %d: dev BLEU %.2f (best %.2f)", epoch + 1, bleu, self.state["best"])
 
 
@@ -154,38 +154,47 @@ def train(config: TranslatorConfig, train_pairs: list[tuple[str, str, str]],
           dev_pairs: list[tuple[str, str]], out_dir: Path) -> Translator:
     """Trains (or resumes training) in `out_dir`; returns the best translator found."""
     out_dir = Path(out_dir)
+    # A multi-worker strategy must exist before TensorFlow's first op.
+    strategy = training.get_strategy(config.strategy)
     out_dir.mkdir(parents=True, exist_ok=True)
+    folder = training.output_folder(out_dir)  # out_dir, but a temporary one on non-chiefs
     keras.utils.set_random_seed(config.seed)
-    config.save(out_dir)
-    training.copy_tokenizer(config.init_from, out_dir / TOKENIZER_FILE)
-    tokenizer = training.load_or_train_tokenizer(out_dir / TOKENIZER_FILE, lambda: Tokenizer.train(
+    config.save(folder)
+    tokenizer_path = out_dir / TOKENIZER_FILE
+    if folder != out_dir and not training.resumed_epoch(out_dir):
+        tokenizer_path = folder / TOKENIZER_FILE  # trained as the chief trains its own
+    training.copy_tokenizer(config.init_from, tokenizer_path)
+    tokenizer = training.load_or_train_tokenizer(tokenizer_path, lambda: Tokenizer.train(
         [text for s, t, _ in train_pairs for text in (s, t)], config.vocab_size))
     pairs = oversampled(train_pairs, config.oversample)
-    log.info("training on %d pairs (%d after oversampling), vocabulary %d",
-             len(train_pairs), len(pairs), tokenizer.vocab_size)
-    first_step = training.resumed_epoch(out_dir) * config.steps_per_epoch
-    dataset = translation_dataset(pairs, tokenizer, config.batch_size, config.max_length,
-                                  repeat=True, seed=config.seed, skip_batches=first_step,
-                                  subword_alpha=config.subword_alpha)
     dev = random.Random(config.seed).sample(dev_pairs, min(config.dev_sentences, len(dev_pairs)))
 
-    strategy = training.get_strategy(config.strategy)
     with strategy.scope():
         translator = Translator.create(config, tokenizer)
-        if config.init_from and not first_step:  # else the checkpoint's
+        if config.init_from:  # a resumed run's checkpoint then replaces these weights
             training.warm_start(translator.model, Path(config.init_from))
         translator.model.compile(
             optimizer=training.adam(config.learning_rate, config.clipnorm, config.decay_steps),
             loss=training.masked_cross_entropy(config.label_smoothing))
-    callbacks = training.fit_callbacks(out_dir, [
-        DevBleu(translator, dev, out_dir, config.eval_every, config.patience),
-        training.TimeLimit(config.max_minutes),
-    ])
-    translator.model.fit(dataset, epochs=config.epochs, steps_per_epoch=config.steps_per_epoch,
+    dev_bleu = DevBleu(translator, dev, folder, config.eval_every, config.patience)
+    checkpoint = training.Checkpoint(out_dir, folder, states=[dev_bleu])
+    with strategy.scope():
+        epoch = checkpoint.restore(translator.model)  # weights, optimizer, dropout seeds
+    first_step = epoch * config.steps_per_epoch  # the data goes on where the checkpoint was
+    log.info("training on %d pairs (%d after oversampling), vocabulary %d%s",
+             len(train_pairs), len(pairs), tokenizer.vocab_size,
+             f", resuming at epoch {epoch}, step {first_step}" if epoch else "")
+    dataset = translation_dataset(pairs, tokenizer, config.batch_size, config.max_length,
+                                  repeat=True, seed=config.seed, skip_batches=first_step,
+                                  subword_alpha=config.subword_alpha)
+    callbacks = training.fit_callbacks(folder, [dev_bleu, training.TimeLimit(config.max_minutes)],
+                                       checkpoint=checkpoint, first_step=first_step)
+    translator.model.fit(training.shard_by_data(dataset), epochs=config.epochs,
+                         initial_epoch=epoch, steps_per_epoch=config.steps_per_epoch,
                          callbacks=callbacks, shuffle=False,  # the dataset shuffles
                          verbose=training.progress_verbosity())
-    best = out_dir / "best.weights.h5"
+    best = folder / BEST_WEIGHTS_FILE
     if best.exists():
         translator.model.load_weights(best)
-    translator.model.save_weights(out_dir / WEIGHTS_FILE)
+    training.save_weights(translator.model, folder / WEIGHTS_FILE)
     return translator

@@ -106,7 +106,7 @@ class _Model:
         self.stop_training, self.saved = False, []
 
     def save_weights(self, path):
-        self.saved.append(path)
+        self.saved.append(path.name)
         path.write_bytes(b"weights")
 
 
@@ -118,21 +118,27 @@ def test_dev_bleu_keeps_the_best_and_stops_after_patience_across_runs(tmp_path):
     callback = DevBleu(_Translator([good, bad]), pairs, tmp_path, every=2, patience=2)
     callback.set_model(model)
     callback.on_epoch_end(0)  # not an evaluation epoch
-    assert not (tmp_path / "dev_bleu.json").exists()
+    assert callback.staged == {} and callback.state["history"] == []
     callback.on_epoch_end(1)
-    assert model.saved == [tmp_path / "best.weights.h5"]
+    # The best weights and the record are staged for the epoch's checkpoint to commit.
+    assert set(callback.staged) == {"best.weights.h5", "dev_bleu.json"}
+    assert not (tmp_path / "best.weights.h5").exists()
+    callback.staged = {}  # committed
     callback.on_epoch_end(3)
-    assert not model.stop_training
+    assert not model.stop_training and set(callback.staged) == {"dev_bleu.json"}
 
-    # A resumed run picks up the count of evaluations without improvement.
+    # A resumed run, given the committed state, picks up the count of evaluations without
+    # improvement.
     model = _Model()
-    callback = DevBleu(_Translator([bad]), pairs, tmp_path, every=2, patience=2)
-    callback.set_model(model)
-    callback.on_epoch_end(5)
-    assert model.stop_training and model.saved == []
-    state = json.loads((tmp_path / "dev_bleu.json").read_text())
-    assert state["best"] == pytest.approx(100.0)
-    assert [entry["epoch"] for entry in state["history"]] == [2, 4, 6]
+    resumed = DevBleu(_Translator([bad]), pairs, tmp_path, every=2, patience=2)
+    resumed.state = json.loads(json.dumps(callback.state))
+    resumed.set_model(model)
+    resumed.on_epoch_end(5)
+    assert model.stop_training and "best.weights.h5" not in resumed.staged
+    assert resumed.state["best"] == pytest.approx(100.0)
+    assert [entry["epoch"] for entry in resumed.state["history"]] == [2, 4, 6]
+    staged = json.loads((tmp_path / resumed.staged["dev_bleu.json"]).read_text())
+    assert staged == resumed.state
 
 
 def test_oversampled():
