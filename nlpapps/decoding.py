@@ -33,6 +33,9 @@ Sampler = Callable[[tf.Tensor], tf.Tensor]
 # The translator's `min_length` in every loop (OpenNMT-tf's `minimum_decoding_length`): a text
 # never translates to an empty line because eos was the first choice.
 MIN_DECODING_LENGTH = 1
+# The widest beam the apps and their signatures run: memory and time grow with the beam, and
+# past a few dozen hypotheses the results do not improve.
+MAX_BEAM = 64
 
 
 def greedy_sampler(logits: tf.Tensor) -> tf.Tensor:

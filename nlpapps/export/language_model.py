@@ -46,7 +46,7 @@ class LanguageModelModule(tf.Module):
                  top_p: float32, seed: int32) -> as serving_default
             temperature 0 is greedy, top_k 0 and top_p 1 turn those filters off.
         beam_search(inputs, max_new_tokens: int32, beam_size: int32) -> as serving_default
-            the best of `beam_size` hypotheses.
+            the best of `beam_size` hypotheses, beam_size in [1, decoding.MAX_BEAM].
         prefill(inputs) -> {tokens: int32[batch], states: float[batch, S],
                             context_ids: int32[batch, n], context_lengths: int32[batch]}
         extend(tokens, states, max_new_tokens, start_step: int32, temperature, top_k, top_p,
@@ -74,6 +74,8 @@ class LanguageModelModule(tf.Module):
             for an app that runs the loop itself: feed `token`, draw from `logits` (ids 0-3,
             pad, unk, bos and eos, are not text: never draw them), feed the drawn id back.
         detokenize(ids: int32[1, steps]) -> {outputs: string[1]}
+
+    An empty batch gives an empty batch.
 
     Args:
         model: a `LanguageModel`.
@@ -147,12 +149,12 @@ class LanguageModelModule(tf.Module):
                 start_step=start_step, return_state=True)
             return ids, scores, new_states
 
-        def nothing():  # the loop's buffers cannot be stacked empty
+        def nothing():  # the loop's buffers cannot be stacked empty (no token or no row)
             batch = tf.shape(first)[0]
             return tf.zeros([batch, 0], tf.int32), tf.zeros([batch]), states
 
         with tf.control_dependencies(checks):
-            return tf.cond(max_new_tokens > 0, loop, nothing)
+            return tf.cond((max_new_tokens > 0) & (tf.shape(first)[0] > 0), loop, nothing)
 
     def continuations(self, context, ids):
         """The text `ids` add after each row's context: `(batch,)` strings."""
@@ -189,15 +191,30 @@ class LanguageModelModule(tf.Module):
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string), _SCALAR_INT, _SCALAR_INT])
     def beam_search(self, inputs, max_new_tokens, beam_size):
-        tf.debugging.assert_positive(beam_size, message="beam_size must be >= 1")
+        checks = [
+            tf.debugging.assert_positive(beam_size, message="beam_size must be >= 1"),
+            tf.debugging.assert_less_equal(beam_size, decoding.MAX_BEAM,
+                                           message=f"beam_size must be <= {decoding.MAX_BEAM}"),
+            tf.debugging.assert_non_negative(max_new_tokens,
+                                             message="max_new_tokens must be >= 0"),
+        ]
         context = self.context_ids(inputs)
-        first, states = self.read_prompts(context)
-        ids, scores, _ = decoding.beam_search(
-            self.step, first, decoding.tile_beams(states, beam_size), beam_size,
-            max_new_tokens, eos_id=NO_EOS)
-        best = ids[:, 0]  # (batch, steps)
-        return {"outputs": self.continuations(context, best), "ids": best,
-                "scores": scores[:, 0]}
+
+        def search():
+            first, states = self.read_prompts(context)
+            ids, scores, _ = decoding.beam_search(
+                self.step, first, decoding.tile_beams(states, beam_size), beam_size,
+                max_new_tokens, eos_id=NO_EOS)
+            return ids[:, 0], scores[:, 0]  # the best: (batch, steps), (batch,)
+
+        def nothing():  # no row, or no token to draw
+            batch = tf.shape(inputs)[0]
+            return tf.zeros([batch, 0], tf.int32), tf.zeros([batch])
+
+        with tf.control_dependencies(checks):
+            best, scores = tf.cond((tf.size(inputs) > 0) & (max_new_tokens > 0), search,
+                                   nothing)
+        return {"outputs": self.continuations(context, best), "ids": best, "scores": scores}
 
     # -- batch-1 signatures: static shapes but the lengths, for LiteRT --------------------
 

@@ -14,6 +14,7 @@ import numpy as np
 
 from nlpapps.apps.saved_model import ModelError
 from nlpapps.apps.translate import DEFAULT_ALPHA
+from nlpapps.decoding import MIN_DECODING_LENGTH
 from nlpapps.export.litert import open_interpreter, utf8
 from nlpapps.tokenizer import BOS_ID, EOS_ID, PAD_ID
 
@@ -27,7 +28,8 @@ def greedy_steps(encoded: dict[str, np.ndarray], decode_step: Callable[..., dict
     `encode`.
 
     Returns the chosen ids (eos included), or None for an input with no token, which
-    translates to "". `on_step` sees each step's inputs.
+    translates to "". As in the file's own loops, eos is not chosen before
+    MIN_DECODING_LENGTH tokens. `on_step` sees each step's inputs.
     """
     source = encoded["source_ids"][0]  # (src_len,)
     if np.all((source == PAD_ID) | (source == EOS_ID)):
@@ -35,11 +37,14 @@ def greedy_steps(encoded: dict[str, np.ndarray], decode_step: Callable[..., dict
     inputs = {"token": np.array([BOS_ID], np.int32), "state": encoded["state"],
               "values": encoded["values"], "keys": encoded["keys"], "mask": encoded["mask"]}
     ids = []
-    for _ in range(2 * len(source) + 10):  # as TranslatorModule's loop
+    for step in range(2 * len(source) + 10):  # as TranslatorModule's loop
         if on_step is not None:
             on_step(dict(inputs))
         outputs = decode_step(**inputs)
-        token = int(np.argmax(outputs["logits"][0]))  # first of equals, as tf.argmax
+        logits = outputs["logits"][0].copy()
+        if step < MIN_DECODING_LENGTH:
+            logits[EOS_ID] = -np.inf
+        token = int(np.argmax(logits))  # first of equals, as tf.argmax
         ids.append(token)
         if token == EOS_ID:
             break

@@ -42,7 +42,13 @@ class TranslatorModule(tf.Module):
             {outputs: string[batch, beam], scores, target_ids: int32[batch, beam, steps],
              source_ids: int32[batch, src_len], attention: float[batch, beam, steps, src_len],
              truncated}
-            beam search, best first (beam_size 1 is greedy), with what a plot needs.
+            beam search, best first (beam_size 1 is greedy), with what a plot needs;
+            beam_size must be in [1, decoding.MAX_BEAM] and alpha finite and >= 0 (an
+            InvalidArgumentError says which otherwise).
+
+    An empty batch gives an empty batch. A translation holds at least `decoding.MIN_DECODING_LENGTH`
+    tokens before eos, in every signature, so an input with text never comes back empty
+    (an input without a token, "" or spaces, translates to "").
         translate_one(inputs: string[1]) -> {outputs: string[1], scores: float[1],
             truncated: bool[1]}
             greedy translation of one sentence, the same as serving_default; every shape is
@@ -109,7 +115,8 @@ class TranslatorModule(tf.Module):
         memory, states = self.model.encode(source_ids)
         ids, scores, _ = decoding.decode(
             lambda tokens, s: self.model.decode_step(tokens, s, memory),
-            first_tokens, states, output_length_limit(source_ids))
+            first_tokens, states, output_length_limit(source_ids),
+            min_length=decoding.MIN_DECODING_LENGTH)
         return ids, scores
 
     def _beam(self, source_ids, first_tokens, beam_size, alpha, attention=True):
@@ -119,7 +126,8 @@ class TranslatorModule(tf.Module):
         return decoding.beam_search(
             lambda tokens, s: self.model.decode_step(tokens, s, memory),
             first_tokens, states, beam_size, output_length_limit(source_ids), alpha=alpha,
-            extra_shape=(tf.shape(source_ids)[1],) if attention else None)
+            extra_shape=(tf.shape(source_ids)[1],) if attention else None,
+            min_length=decoding.MIN_DECODING_LENGTH)
 
     def _detokenize(self, ids, source_ids):
         # An input with no token (empty, only spaces) translates to an empty string. The ids
@@ -130,23 +138,50 @@ class TranslatorModule(tf.Module):
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
     def serving_default(self, inputs):
-        source_ids, truncated = self._source_ids(inputs)
-        ids, scores = self._greedy(source_ids, tf.fill([tf.shape(source_ids)[0]], BOS_ID))
-        return {"outputs": self._detokenize(ids, source_ids), "scores": scores,
-                "truncated": truncated}
+        def greedy():
+            source_ids, truncated = self._source_ids(inputs)
+            ids, scores = self._greedy(source_ids, tf.fill([tf.shape(source_ids)[0]], BOS_ID))
+            return {"outputs": self._detokenize(ids, source_ids), "scores": scores,
+                    "truncated": truncated}
+
+        def empty():  # the decoding loop's buffers cannot be stacked for no row
+            return {"outputs": tf.zeros([0], tf.string), "scores": tf.zeros([0]),
+                    "truncated": tf.zeros([0], tf.bool)}
+
+        return tf.cond(tf.size(inputs) > 0, greedy, empty)
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string),
                                   tf.TensorSpec([], tf.int32), tf.TensorSpec([], tf.float32)])
     def translate(self, inputs, beam_size, alpha):
-        source_ids, truncated = self._source_ids(inputs)
-        ids, scores, attention = self._beam(
-            source_ids, tf.fill([tf.shape(source_ids)[0]], BOS_ID), beam_size, alpha)
-        batch = tf.shape(ids)[0]
-        flat = tf.reshape(ids, [batch * beam_size, -1])
-        texts = self._detokenize(flat, tf.repeat(source_ids, beam_size, axis=0))
-        return {"outputs": tf.reshape(texts, [batch, beam_size]), "scores": scores,
-                "target_ids": ids, "source_ids": source_ids, "attention": attention,
-                "truncated": truncated}
+        checks = [
+            tf.debugging.assert_greater_equal(beam_size, 1, message="beam_size must be >= 1"),
+            tf.debugging.assert_less_equal(beam_size, decoding.MAX_BEAM,
+                                           message=f"beam_size must be <= {decoding.MAX_BEAM}"),
+            tf.debugging.assert_equal(tf.math.is_finite(alpha) & (alpha >= 0.0), True,
+                                      message="alpha must be finite and >= 0"),
+        ]
+
+        def search():
+            source_ids, truncated = self._source_ids(inputs)
+            ids, scores, attention = self._beam(
+                source_ids, tf.fill([tf.shape(source_ids)[0]], BOS_ID), beam_size, alpha)
+            batch = tf.shape(ids)[0]
+            flat = tf.reshape(ids, [batch * beam_size, -1])
+            texts = self._detokenize(flat, tf.repeat(source_ids, beam_size, axis=0))
+            return {"outputs": tf.reshape(texts, [batch, beam_size]), "scores": scores,
+                    "target_ids": ids, "source_ids": source_ids, "attention": attention,
+                    "truncated": truncated}
+
+        def empty():
+            return {"outputs": tf.zeros([0, beam_size], tf.string),
+                    "scores": tf.zeros([0, beam_size]),
+                    "target_ids": tf.zeros([0, beam_size, 0], tf.int32),
+                    "source_ids": tf.zeros([0, 0], tf.int32),
+                    "attention": tf.zeros([0, beam_size, 0, 0]),
+                    "truncated": tf.zeros([0], tf.bool)}
+
+        with tf.control_dependencies(checks):
+            return tf.cond(tf.size(inputs) > 0, search, empty)
 
     @tf.function(input_signature=[tf.TensorSpec([1], tf.string)])
     def translate_one(self, inputs):

@@ -192,3 +192,55 @@ def test_write_savedmodel_into_a_training_folder_keeps_the_run(tmp_path):
     loaded = tf.saved_model.load(str(run))
     assert loaded.signatures["serving_default"](
         inputs=tf.constant(["b"]))["outputs"].numpy().tolist() == [b"b"]
+
+
+def test_a_text_never_translates_to_an_empty_line(trained_translator):
+    """With eos's output bias far above every other and a word's second, each decoder
+    still emits that word before eos: greedy, beam, the batch-1 signatures and the step-wise
+    loop of LiteRT."""
+    from nlpapps.export.litert import numpy_function
+    from nlpapps.export.litert_translator import greedy_steps
+    from nlpapps.export.translator import TranslatorModule
+    from nlpapps.models.seq2seq import Seq2Seq
+
+    result, _ = trained_translator
+    model = Seq2Seq(**result.config.model_kwargs())
+    model.build()
+    model.set_weights(result.model.get_weights())
+    tokenizer = result.tokenizer
+    word = next(i for i in range(4, tokenizer.vocab_size) if tokenizer.decode([i]).isalpha())
+    model.output_bias.assign(tf.one_hot(EOS_ID, model.vocab_size, on_value=60.0) +
+                             tf.one_hot(word, model.vocab_size, on_value=30.0))
+    module = TranslatorModule(model, tokenizer)
+    texts = ["hi", "Where is the station?", "\U0001f600"]
+    inputs = tf.constant([text.encode() for text in texts])
+
+    greedy = module.serving_default(inputs)
+    beam = module.translate(inputs, tf.constant(3), tf.constant(1.0))
+    expected = tokenizer.decode([word]).encode()
+    assert greedy["outputs"].numpy().tolist() == [expected] * len(texts)
+    assert beam["outputs"].numpy()[:, 0].tolist() == [expected] * len(texts)
+    ids = beam["target_ids"].numpy()  # (batch, beam, steps)
+    assert np.all(ids[:, :, 0] != EOS_ID) and np.all(ids[:, :, 0] != 0)
+    assert np.all(ids[:, :, 1] == EOS_ID)  # then eos wins
+    for row in range(len(texts)):
+        assert module.translate_one(inputs[row:row + 1])["outputs"].numpy()[0] == expected
+        assert module.translate_beam_one(inputs[row:row + 1], tf.constant(1.0)
+                                         )["outputs"].numpy()[0] == expected
+        encoded = numpy_function(module.encode)(inputs=np.array([texts[row].encode()], object))
+        assert greedy_steps(encoded, numpy_function(module.decode_step)) == [word, EOS_ID]
+    # Text with no token still translates to "", and an empty batch to an empty batch.
+    assert module.serving_default(tf.constant([b"", b"  "]))["outputs"].numpy().tolist() == \
+        [b"", b""]
+    assert module.serving_default(tf.zeros([0], tf.string))["outputs"].shape == (0,)
+    assert module.translate(tf.zeros([0], tf.string), tf.constant(2),
+                            tf.constant(1.0))["outputs"].shape == (0, 2)
+
+
+@pytest.mark.parametrize("beam_size, alpha", [(0, 1.0), (-1, 1.0), (65, 1.0),
+                                              (3, float("nan")), (3, float("inf")), (3, -0.5)])
+def test_translate_refuses_arguments_out_of_range(saved_translator, beam_size, alpha):
+    with pytest.raises(tf.errors.InvalidArgumentError, match="beam_size|alpha"):
+        saved_translator.module.translate(inputs=tf.constant([b"hi"]),
+                                          beam_size=tf.constant(beam_size),
+                                          alpha=tf.constant(alpha))
