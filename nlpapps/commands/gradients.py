@@ -16,7 +16,8 @@ from pathlib import Path
 
 from nlpapps.commands.common import UserError
 
-CELL_NAMES = ("tanh", "irnn", "irnn1.5", "lstm", "gru")  # as nlpapps.gradients.cells.CELLS
+# The keys of nlpapps.gradients.cells.CELLS, here so that building the parser imports no Keras.
+CELL_NAMES = ("tanh", "irnn", "irnn1.5", "lstm", "gru", "gru-textbook")
 
 
 def _log(line: str) -> None:

@@ -14,7 +14,8 @@ CELLS = {
     "irnn": "SimpleRNN, ReLU, recurrent kernel 1.0 x identity (IRNN)",
     "irnn1.5": "SimpleRNN, ReLU, recurrent kernel 1.5 x identity",
     "lstm": "LSTM, forget-gate bias 1",
-    "gru": "GRU (reset_after=True)",
+    "gru": "GRU, reset gate after the recurrent matmul (reset_after=True, cuDNN's form)",
+    "gru-textbook": "GRU, reset gate before the recurrent matmul (reset_after=False)",
 }
 
 
@@ -30,8 +31,8 @@ def recurrent_layer(cell: str, units: int, dtype=None) -> keras.layers.Layer:
                          name=cell.replace(".", "_"), dtype=dtype)
     if cell == "lstm":
         return LSTM(units, name="lstm", dtype=dtype)
-    if cell == "gru":
-        return GRU(units, name="gru", dtype=dtype)
+    if cell in ("gru", "gru-textbook"):
+        return GRU(units, reset_after=cell == "gru", name=cell.replace("-", "_"), dtype=dtype)
     raise ValueError(f"unknown cell {cell!r}; use one of {', '.join(CELLS)}")
 
 

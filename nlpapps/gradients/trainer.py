@@ -26,7 +26,7 @@ TEST_SEED = 1_000_003  # the test set is the same for every run, apart from the 
 
 @dataclasses.dataclass(frozen=True)
 class RunConfig:
-    cell: str = "lstm"  # the recurrence: tanh, irnn, irnn1.5, lstm or gru
+    cell: str = "lstm"  # the recurrence: a key of cells.CELLS
     length: int = 100  # steps per sequence, T
     units: int = 128  # size of the recurrent state
     batch_size: int = 50  # sequences per training step

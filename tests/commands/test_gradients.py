@@ -85,6 +85,13 @@ def test_bad_arguments_are_one_line_of_error(flags, message, tmp_path, capsys):
     assert not any(tmp_path.iterdir())  # nothing trained, nothing written
 
 
+def test_the_command_knows_every_cell_without_importing_keras():
+    from nlpapps.commands.gradients import CELL_NAMES
+    from nlpapps.gradients.cells import CELLS
+
+    assert CELL_NAMES == tuple(CELLS)
+
+
 def test_the_script_runs_the_command():
     script = Path(__file__).resolve().parents[2] / "scripts" / "gradients.py"
     result = subprocess.run([sys.executable, str(script), "adding", "--seeds", "0"],
