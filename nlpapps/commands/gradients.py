@@ -68,14 +68,18 @@ def _run_config(args, **fields):
         raise UserError(str(error)) from None
 
 
-def _run_grid(configs, records: Path, on_update) -> list:
-    """Trains every config not yet in `records`, appending each run as it ends."""
+def _run_grid(configs, records: Path, on_update, train: bool = True) -> list:
+    """Trains every config not yet in `records` (with `train`; else leaves it out), appending
+    each run as it ends."""
     from nlpapps.gradients import report, trainer
 
     runs = report.load_runs(records)
     for config in configs:
         if report.find_run(runs, config):
             _log(f"{config.cell} T={config.length} seed {config.seed}: recorded in {records}")
+            continue
+        if not train:
+            _log(f"{config.cell} T={config.length} seed {config.seed}: not recorded, left out")
             continue
         _log(f"config: {dataclasses.asdict(config)}")
         _, run = trainer.train(config, log=_log)
@@ -103,7 +107,10 @@ def cmd_adding(args) -> int:
         table.write_text(report.adding_table(runs))
         plots.plot_mse(runs, figure)
 
-    runs = _run_grid(configs, out / "adding.jsonl", write)
+    runs = _run_grid(configs, out / "adding.jsonl", write, train=not args.recorded_only)
+    if not runs:
+        raise UserError(f"{out / 'adding.jsonl'} records none of these runs; "
+                        "drop --recorded-only to train them")
     write(runs)
     print(report.adding_table(runs), end="")
     print(f"baseline (always predict the mean, 1): test MSE {BASELINE_MSE:.3f}")
@@ -145,6 +152,9 @@ def add_parsers(sub) -> None:
     adding.add_argument("--global-clipnorm", type=float, default=1.0,
                         help="clip each step's gradient to this global norm; 0: off "
                              "(default: 1)")
+    adding.add_argument("--recorded-only", action="store_true",
+                        help="train nothing: tabulate and plot the runs of this grid already "
+                             "recorded in --out")
     common(adding, steps=3000, units=64, learning_rate=3e-3, seeds=3, out="runs/gradients")
     adding.set_defaults(func=cmd_adding)
     _add_more_parsers(commands, common)

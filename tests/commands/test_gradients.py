@@ -41,6 +41,12 @@ def test_adding_writes_its_table_figure_and_records_and_is_reproducible(tmp_path
     assert cli.main(["-v", *flags, "--seeds", "2", "--out", str(tmp_path / "a")]) == 0
     assert "recorded in" in capsys.readouterr().err
     assert len(_records(tmp_path / "a" / "adding.jsonl")) == 2
+    # --recorded-only tabulates what is there and trains nothing.
+    assert cli.main(["-v", *flags, "--seeds", "3", "--recorded-only",
+                     "--out", str(tmp_path / "b")]) == 0
+    printed = capsys.readouterr()
+    assert "| 0 of 1 |" in printed.out and "seed 2: not recorded, left out" in printed.err
+    assert len(_records(tmp_path / "b" / "adding.jsonl")) == 1
 
 
 def test_norms_prints_untrained_and_trained_norms(tmp_path, capsys):
@@ -72,6 +78,7 @@ def test_clipping_counts_diverged_runs_per_optimizer_and_clipping(tmp_path, caps
     (["adding", "--steps", "0"], "error: --steps must be at least 1, got 0"),
     (["adding", "--learning-rate", "0"], "error: --learning-rate must be positive"),
     (["adding", "--eval-every", "0"], "error: --eval-every must be at least 1, got 0"),
+    (["adding", "--recorded-only"], "error: "),
     (["norms", "--length", "1"], "error: --length must be at least 2, got 1"),
     (["norms", "--cell", "transformer"], "error: unknown cell 'transformer'"),
     (["norms", "--examples", "0"], "error: --examples must be at least 1, got 0"),
