@@ -266,15 +266,15 @@ def _add_more_parsers(commands, common) -> None:
                        help=f"cells, comma-separated (default: {','.join(CELL_NAMES)})")
     norms.add_argument("--length", type=int, default=201,
                        help="length T of the measured sequences; k runs to T-1 (default: 201)")
-    norms.add_argument("--examples", type=int, default=50,
-                       help="sequences the norm is averaged over (default: 50)")
+    norms.add_argument("--examples", type=int, default=20,
+                       help="sequences the norm is averaged over (default: 20)")
     norms.add_argument("--train-length", type=int, default=50,
                        help="length of the training sequences (default: 50)")
     norms.add_argument("--global-clipnorm", type=float, default=1.0,
                        help="clipping while training (default: 1)")
     norms.add_argument("--seed", type=int, default=0, help="seeds weights and data (default: 0)")
     norms.add_argument("--untrained-only", action="store_true", help="skip the training")
-    common(norms, steps=1000, units=64, learning_rate=3e-3, seeds=None, out="runs/gradients")
+    common(norms, steps=600, units=64, learning_rate=3e-3, seeds=None, out="runs/gradients")
     norms.set_defaults(func=cmd_norms)
 
     clipping = commands.add_parser(
