@@ -121,12 +121,14 @@ class CheckpointedCallback(keras.callbacks.Callback):
         self.folder, self.state, self.staged = Path(folder), state, {}
 
     def stage_weights(self, model: keras.Model, name: str) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
         tmp = self.folder / f".{name}{STAGED}.weights.h5"
         model.save_weights(tmp)
         _sync(tmp)
         self.staged[name] = tmp.name
 
     def stage_json(self, name: str, data: dict) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
         tmp = self.folder / f".{name}{STAGED}"
         write_json(tmp, data)
         self.staged[name] = tmp.name

@@ -181,14 +181,20 @@ resumed_epoch = checkpoint.resumed_epoch
 
 
 class TimeLimit(keras.callbacks.Callback):
-    """Stops training at the end of the first epoch past `minutes` of this run."""
+    """Stops training at the end of the first epoch past `minutes` of this run. The workers of a
+    multi-worker run stop together: at the first epoch past the limit on any of them."""
 
     def __init__(self, minutes: float):
         super().__init__()
         self.minutes, self.start = minutes, time.monotonic()
 
     def on_epoch_end(self, epoch, logs=None):
-        if self.minutes and time.monotonic() - self.start > 60 * self.minutes:
+        if not self.minutes:
+            return
+        late = float(time.monotonic() - self.start > 60 * self.minutes)
+        if _MULTI_WORKER is not None:  # every worker calls this at every epoch's end
+            late = float(_MULTI_WORKER.reduce("SUM", tf.constant(late), axis=None))
+        if late:
             self.model.stop_training = True
 
 
