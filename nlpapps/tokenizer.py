@@ -33,7 +33,10 @@ import numpy as np
 import sentencepiece as spm
 import tensorflow as tf
 import tensorflow_text as tf_text
+from google.protobuf.message import DecodeError
 from sentencepiece import sentencepiece_model_pb2 as model_pb2
+
+from nlpapps.errors import ModelError
 
 PAD_ID, UNK_ID, BOS_ID, EOS_ID = 0, 1, 2, 3
 NEWLINE_PIECE = "\u2424"  # "␤": stands for "\n" in models trained with keep_newlines
@@ -219,7 +222,16 @@ class Tokenizer:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> Tokenizer:
-        return cls(Path(path).read_bytes())
+        """The tokenizer saved at `path`; ModelError if the file is missing or not one."""
+        try:
+            return cls(Path(path).read_bytes())
+        except FileNotFoundError:
+            raise ModelError(f"{path} is missing; the model folder is incomplete, re-export "
+                             "it or pick another folder") from None
+        except (OSError, ValueError, RuntimeError, DecodeError) as error:
+            first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
+            raise ModelError(f"{path} is not a usable tokenizer ({first_line}); re-export the "
+                             "model or pick another folder") from None
 
     def save(self, path: str | os.PathLike) -> None:
         Path(path).write_bytes(self._bytes)

@@ -147,8 +147,8 @@ def test_a_broken_model_folder_is_one_line_of_error(broken, exported_translator,
 
 
 @pytest.mark.parametrize("flags, message", [
-    (["--beam", "0"], "error: --beam and --nbest must be at least 1"),
-    (["--nbest", "0"], "error: --beam and --nbest must be at least 1"),
+    (["--beam", "0"], "error: --beam must be between 1 and 64, got 0"),
+    (["--nbest", "0"], "error: --nbest must be between 1 and 64, got 0"),
     (["--file", "no/such/file.txt"], "error: input file no/such/file.txt does not exist"),
     (["--batch-size", "0"], "error: --batch-size must be at least 1, got 0"),
     (["--alpha", "nan"], "error: --alpha (the length penalty exponent) must be 0 or more, got nan"),
@@ -207,7 +207,7 @@ def test_translate_eval_prints_bleu_and_chrf(exported_translator, saved_translat
 
 
 @pytest.mark.parametrize("flags, message", [
-    (["--beam", "0"], "error: --beam must be at least 1, got 0"),
+    (["--beam", "0"], "error: --beam must be between 1 and 64, got 0"),
     (["--limit", "-2"], "error: --limit must be 0 (every pair) or more, got -2"),
     (["--alpha", "inf"], "error: --alpha (the length penalty exponent) must be 0 or more, got inf"),
 ])

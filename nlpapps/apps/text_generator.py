@@ -20,10 +20,11 @@ import tensorflow as tf
 
 from nlpapps.apps.language_model import KIND, line_start_ids
 from nlpapps.apps.saved_model import ModelError, load_saved_model, read_kind
-from nlpapps.decoding import check_sampling
+from nlpapps.decoding import MAX_BEAM, check_sampling
 from nlpapps.tokenizer import UNK_ID, Tokenizer
 
 STREAM_CHUNK_TOKENS = 8  # tokens per compiled call when streaming
+INT32_MAX = 2**31 - 1  # the signatures take 32-bit integers
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,10 +41,16 @@ class GenerationConfig:
 
     def __post_init__(self):
         check_sampling(self.temperature, self.top_k, self.top_p)
-        if self.max_new_tokens < 0:
-            raise ValueError(f"max_new_tokens must be 0 or more, got {self.max_new_tokens}")
-        if self.beam < 1:
-            raise ValueError(f"beam must be at least 1, got {self.beam}")
+        if not 0 <= self.max_new_tokens <= INT32_MAX:
+            raise ValueError(f"max_new_tokens must be in [0, {INT32_MAX}], got "
+                             f"{self.max_new_tokens}")
+        if not 1 <= self.beam <= MAX_BEAM:
+            raise ValueError(f"beam must be between 1 and {MAX_BEAM}, got {self.beam}")
+        if not -INT32_MAX - 1 <= self.seed <= INT32_MAX:
+            raise ValueError(f"seed must fit in 32 bits ({-INT32_MAX - 1} to {INT32_MAX}), "
+                             f"got {self.seed}")
+        if self.top_k > INT32_MAX:
+            raise ValueError(f"top_k must be at most {INT32_MAX}, got {self.top_k}")
         if any(not stop for stop in self.stop):
             raise ValueError("a stop string must not be empty")
 
@@ -72,10 +79,10 @@ class TextGenerator:
     def load(cls, folder: Path) -> TextGenerator:
         """A SavedModel folder of `nlpapps lm train`; ModelError if it is not one."""
         folder = Path(folder)
+        found, config = read_kind(folder)
+        tokenizer = Tokenizer.load(folder / "tokenizer.model") if found == KIND else None
         module = load_saved_model(folder, KIND)
-        _, config = read_kind(folder)
         try:
-            tokenizer = Tokenizer.load(folder / "tokenizer.model")
             return cls(module, tokenizer, int(config["seq_len"]))
         except (OSError, ValueError, KeyError, TypeError) as error:
             raise ModelError(f"{folder} has no usable tokenizer.model or config.json "
@@ -83,17 +90,7 @@ class TextGenerator:
 
     def warnings(self, prompt: str) -> list[str]:
         """What a user should know about how the model reads `prompt`."""
-        notes = []
-        length = len(line_start_ids(self.tokenizer, prompt))
-        if length > self.context_tokens:
-            notes.append(f"the prompt is {length} tokens long, more than the model's context of "
-                         f"{self.context_tokens}: only its last {self.context_tokens} are read")
-        unknown = sorted({c for c in set(prompt) if UNK_ID in self.tokenizer.encode(c)})
-        if unknown:
-            shown = "".join(unknown[:10]) + ("..." if len(unknown) > 10 else "")
-            notes.append(f"the prompt has characters the model does not know ({shown!r}); "
-                         "it reads each run of them as one unknown token")
-        return notes
+        return prompt_warnings(self.tokenizer, self.context_tokens, prompt)
 
     def generate(self, prompts: Sequence[str], options: GenerationConfig = GenerationConfig()
                  ) -> list[str]:
@@ -149,6 +146,21 @@ class TextGenerator:
             top_k=tf.constant(options.top_k), top_p=tf.constant(options.top_p, tf.float32),
             seed=tf.constant(options.seed))
         return dict(result)
+
+
+def prompt_warnings(tokenizer: Tokenizer, context_tokens: int, prompt: str) -> list[str]:
+    """What a user should know about how a model of `context_tokens` reads `prompt`."""
+    notes = []
+    length = len(line_start_ids(tokenizer, prompt))
+    if length > context_tokens:
+        notes.append(f"the prompt is {length} tokens long, more than the model's context of "
+                     f"{context_tokens}: only its last {context_tokens} are read")
+    unknown = sorted({c for c in set(prompt) if UNK_ID in tokenizer.encode(c)})
+    if unknown:
+        shown = "".join(unknown[:10]) + ("..." if len(unknown) > 10 else "")
+        notes.append(f"the prompt has characters the model does not know ({shown!r}); "
+                     "it reads each run of them as one unknown token")
+    return notes
 
 
 class _Continuation:
@@ -219,7 +231,9 @@ def write_stream(generator: TextGenerator, prompts: Sequence[str], options: Gene
     out.flush()
 
 
-def print_warnings(generator: TextGenerator, prompts: Sequence[str]) -> None:
+def print_warnings(generator, prompts: Sequence[str]) -> None:
+    """Prints each prompt's `generator.warnings` (a `TextGenerator`, or a LiteRT runner that
+    has them) to stderr."""
     for index, prompt in enumerate(prompts):
         for note in generator.warnings(prompt):
             where = f"prompt {index + 1}: " if len(prompts) > 1 else ""

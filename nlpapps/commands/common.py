@@ -8,6 +8,7 @@ import gzip
 import inspect
 import io
 import logging
+import math
 import sys
 import textwrap
 import tokenize
@@ -64,7 +65,60 @@ def _bool(text: str) -> bool:
 
 
 def config_from_args(config_cls, args: argparse.Namespace):
-    return config_cls(**{f.name: getattr(args, f.name) for f in dataclasses.fields(config_cls)})
+    """The config of the flags; UserError for a value out of range (a negative size or
+    learning rate, a dropout of 1 or more, ...), before anything is trained."""
+    values = {f.name: getattr(args, f.name) for f in dataclasses.fields(config_cls)}
+    check_config_values(values)
+    try:
+        return config_cls(**values)
+    except ValueError as error:
+        raise UserError(str(error).splitlines()[0]) from None
+
+
+INT32_MAX = 2**31 - 1
+# Fields, by name, of every app's config: what a value must be to mean anything.
+POSITIVE = ("vocab_size", "embedding_dim", "units", "layers", "encoder_layers",
+            "decoder_layers", "attention_units", "batch_size", "epochs", "steps_per_epoch",
+            "seq_len", "eval_every", "dev_sentences", "memory_size", "hops")
+NON_NEGATIVE = ("decay_steps", "patience", "max_minutes", "subword_alpha", "max_length")
+FRACTIONS = ("dropout", "recurrent_dropout", "label_smoothing")  # in [0, 1)
+
+
+def check_config_values(values: dict) -> None:
+    """UserError naming the first flag whose value cannot be meant: a size below 1, a
+    negative count, a fraction outside [0, 1), a learning rate that is not a positive number,
+    an integer past 32 bits."""
+    def flag(name: str) -> str:
+        return "--" + name.replace("_", "-")
+
+    for name, value in values.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            continue
+        if not math.isfinite(value):
+            raise UserError(f"{flag(name)} must be a finite number, got {value}")
+        if isinstance(value, int) and not -INT32_MAX - 1 <= value <= INT32_MAX:
+            raise UserError(f"{flag(name)} must fit in 32 bits (at most {INT32_MAX}), "
+                            f"got {value}")
+        if name in POSITIVE and value < 1:
+            raise UserError(f"{flag(name)} must be at least 1, got {value}")
+        if name in NON_NEGATIVE and value < 0:
+            raise UserError(f"{flag(name)} must be 0 or more, got {value}")
+        if name in FRACTIONS and not 0 <= value < 1:
+            raise UserError(f"{flag(name)} must be in [0, 1), got {value}")
+        if name == "learning_rate" and value <= 0:
+            raise UserError(f"{flag(name)} must be positive, got {value}")
+        if name in ("clipnorm", "seed") and value < 0:
+            raise UserError(f"{flag(name)} must be 0 or more, got {value}")
+
+
+def check_output_file(path: Path, flag: str) -> None:
+    """UserError unless a file can be written at `path`: its folder exists, and it is not a
+    folder itself."""
+    if path.is_dir():
+        raise UserError(f"{flag} {path} is a folder; give a file name")
+    if not path.parent.is_dir():
+        raise UserError(f"{flag} {path}: folder {path.parent} does not exist; create it or "
+                        "give another path")
 
 
 def iter_lines(args) -> Iterator[bytes]:
@@ -72,8 +126,17 @@ def iter_lines(args) -> Iterator[bytes]:
     `--file`, else of stdin, read as they come (a line typed at a terminal is yielded when it
     is entered). A missing file is an error at once."""
     if args.text:
-        return (text.encode("utf-8", "surrogateescape") for text in args.text)
+        return (argument_bytes(text) for text in args.text)
     return lines_of(args.file)
+
+
+def argument_bytes(text: str) -> bytes:
+    """The bytes of an argument: as the shell gave them (undecodable bytes come back as
+    they were), and a lone surrogate given from Python as its UTF-8 form."""
+    try:
+        return text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogatepass")
 
 
 def lines_of(file: str | None) -> Iterator[bytes]:

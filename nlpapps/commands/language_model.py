@@ -158,7 +158,7 @@ def cmd_generate(args) -> int:
 def generate_with_litert(path: Path, prompts: list[str], options) -> int:
     """`nlpapps generate --model FILE.tflite`: each prompt through the exported file, as a
     phone would run it; the text is printed when done, cut before the first stop string."""
-    from nlpapps.apps.text_generator import SEPARATOR
+    from nlpapps.apps.text_generator import SEPARATOR, print_warnings
     from nlpapps.export.language_model import MAX_NEW_TOKENS_ONE
     from nlpapps.export.litert_language_model import LiteRTLanguageModel
 
@@ -166,6 +166,7 @@ def generate_with_litert(path: Path, prompts: list[str], options) -> int:
         raise UserError("a TFLite file samples or decodes greedily: --beam needs a language "
                         "model folder")
     model = LiteRTLanguageModel(path)
+    print_warnings(model, prompts)  # as with a folder, if the file holds its tokenizer
     if model.stepwise and options.temperature > 0:
         raise UserError(f"{path} is a step-wise file, which this command runs greedily only: "
                         "give --temperature 0, or export a one-call file")

@@ -10,20 +10,22 @@ import time
 from pathlib import Path
 
 from nlpapps.commands.common import (DEFAULT_TRANSLATOR, UserError, add_config_arguments,
-                                     config_from_args, iter_lines, log, read_pairs,
-                                     reads_a_terminal)
+                                     check_output_file, config_from_args, iter_lines, log,
+                                     read_pairs, reads_a_terminal)
 
 
 def cmd_translate(args) -> int:
     from nlpapps.apps import translate
 
-    if args.beam < 1 or args.nbest < 1:
-        raise UserError("--beam and --nbest must be at least 1")
+    check_beam(args.beam, "--beam")
+    check_beam(args.nbest, "--nbest")
     if args.batch_size < 1:
         raise UserError(f"--batch-size must be at least 1, got {args.batch_size}")
     check_alpha(args.alpha)
     if Path(args.model).suffix == ".tflite":
         return translate_with_litert(args)
+    if args.plot_attention:  # before translating, not after
+        check_output_file(Path(args.plot_attention), "--plot-attention")
     start = time.perf_counter()
     lines = iter_lines(args)
     translator = translate.SavedTranslator(Path(args.model))
@@ -39,10 +41,21 @@ def cmd_translate(args) -> int:
         if first is None:
             raise UserError("--plot-attention needs a sentence to translate")
         translation = translator.translate([first], args.beam, args.alpha)[0]
-        translate.plot_attention(translator, translation, Path(args.plot_attention))
+        try:
+            translate.plot_attention(translator, translation, Path(args.plot_attention))
+        except (OSError, ValueError) as error:  # unwritable, or a format matplotlib lacks
+            raise UserError(f"--plot-attention {args.plot_attention}: "
+                            f"{str(error).splitlines()[0]}") from None
         print(f"attention of the first sentence drawn to {args.plot_attention}",
               file=sys.stderr)
     return 0
+
+
+def check_beam(beam: int, flag: str) -> None:
+    from nlpapps.decoding import MAX_BEAM
+
+    if not 1 <= beam <= MAX_BEAM:
+        raise UserError(f"{flag} must be between 1 and {MAX_BEAM}, got {beam}")
 
 
 def check_alpha(alpha: float) -> None:
@@ -121,8 +134,7 @@ def export_translator(result, out: Path) -> None:
 def cmd_translate_eval(args) -> int:
     from nlpapps.apps import translate
 
-    if args.beam < 1:
-        raise UserError(f"--beam must be at least 1, got {args.beam}")
+    check_beam(args.beam, "--beam")
     if args.limit < 0:
         raise UserError(f"--limit must be 0 (every pair) or more, got {args.limit}")
     check_alpha(args.alpha)

@@ -45,3 +45,42 @@ def utf8(text: str | bytes) -> bytes:
 def first_line(error: BaseException) -> str:
     lines = str(error).strip().splitlines()
     return lines[0] if lines else type(error).__name__
+
+
+# Metadata entries of a language model's file: its tokenizer.model and the most prompt tokens
+# it reads, so that a runner warns of unknown characters and cut prompts as with the folder.
+TOKENIZER_METADATA, CONTEXT_METADATA = "nlpapps.tokenizer", "nlpapps.context_tokens"
+
+
+def with_metadata(model_bytes: bytes, entries: dict[str, bytes]) -> bytes:
+    """The file `model_bytes` with `entries` added to its metadata (named byte buffers that
+    LiteRT keeps beside the graph and does not run)."""
+    import flatbuffers
+    from ai_edge_litert import schema_py_generated as schema
+
+    model = schema.ModelT.InitFromPackedBuf(model_bytes, 0)
+    model.metadata = list(model.metadata or [])
+    for name, data in entries.items():
+        buffer = schema.BufferT()
+        buffer.data = np.frombuffer(data, np.uint8)
+        model.buffers.append(buffer)
+        entry = schema.MetadataT()
+        entry.name, entry.buffer = name.encode(), len(model.buffers) - 1
+        model.metadata.append(entry)
+    builder = flatbuffers.Builder(len(model_bytes) + sum(map(len, entries.values())) + 1024)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    return bytes(builder.Output())
+
+
+def read_metadata(model_bytes: bytes) -> dict[str, bytes]:
+    """{name: bytes} of a file's metadata entries."""
+    from ai_edge_litert import schema_py_generated as schema
+
+    model = schema.Model.GetRootAs(model_bytes, 0)
+    entries = {}
+    for index in range(model.MetadataLength()):
+        entry = model.Metadata(index)
+        data = model.Buffers(entry.Buffer()).DataAsNumpy()
+        entries[entry.Name().decode("utf-8", "replace")] = \
+            data.tobytes() if isinstance(data, np.ndarray) else b""
+    return entries

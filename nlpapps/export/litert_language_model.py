@@ -18,7 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from nlpapps.apps.saved_model import ModelError
-from nlpapps.export.litert import numpy_function, open_interpreter, utf8
+from nlpapps.export.litert import (CONTEXT_METADATA, TOKENIZER_METADATA, numpy_function,
+                                   open_interpreter, read_metadata, utf8)
 from nlpapps.tokenizer import BOS_ID, EOS_ID, PAD_ID, UNK_ID
 
 KIND = "language_model"
@@ -129,6 +130,34 @@ class LiteRTLanguageModel:
         self._runners = runners
         detail = runners["step" if self.stepwise else "score"].get_input_details()["states"]
         self.state_width = int(detail["shape"][1])
+        self.tokenizer, self.context_tokens = self._read_tokenizer()
+
+    def _read_tokenizer(self):
+        """`(Tokenizer, context_tokens)` from the file's metadata, `(None, None)` for a file
+        written before it held them."""
+        from nlpapps.tokenizer import Tokenizer
+
+        try:
+            metadata = read_metadata(self.path.read_bytes())
+        except Exception:  # noqa: BLE001  (a file LiteRT runs but flatbuffers cannot read)
+            return None, None
+        if TOKENIZER_METADATA not in metadata or CONTEXT_METADATA not in metadata:
+            return None, None
+        try:
+            return (Tokenizer(metadata[TOKENIZER_METADATA]),
+                    int(metadata[CONTEXT_METADATA].decode("ascii")))
+        except Exception as error:  # noqa: BLE001  (protobuf's and int's errors)
+            raise ModelError(f"{self.path} holds a corrupt tokenizer ({error}); export it "
+                             "again") from None
+
+    def warnings(self, prompt: str) -> list[str]:
+        """What a user should know about how the file reads `prompt` (the same notes as a
+        folder's `TextGenerator.warnings`); none for a file without its tokenizer."""
+        from nlpapps.apps.text_generator import prompt_warnings
+
+        if self.tokenizer is None:
+            return []
+        return prompt_warnings(self.tokenizer, self.context_tokens, prompt)
 
     def generate(self, prompt: str | bytes, max_new_tokens: int, temperature: float = 0.0,
                  top_k: int = 0, top_p: float = 1.0, seed: int = 0) -> tuple[str, list[int]]:

@@ -56,7 +56,8 @@ import numpy as np
 from nlpapps.apps.saved_model import ModelError, load_saved_model
 from nlpapps.errors import ExportError
 from nlpapps.apps.translate import DEFAULT_ALPHA
-from nlpapps.export.litert import first_line, numpy_function, utf8
+from nlpapps.export.litert import (CONTEXT_METADATA, TOKENIZER_METADATA, first_line,
+                                   numpy_function, utf8, with_metadata)
 from nlpapps.export.litert_translator import STEP_SIGNATURES, greedy_steps
 from nlpapps.tokenizer import EOS_ID
 
@@ -143,11 +144,19 @@ def convert(model_dir: Path, quantize: str = "none",
             # Calibration runs TensorFlow's own tf.lite.Interpreter, which warns that it is
             # deprecated in favour of LiteRT's, the one that runs the file afterwards.
             warnings.filterwarnings("ignore", message=".*tf.lite.Interpreter is deprecated")
-            return converter.convert()
+            model = converter.convert()
     except Exception as error:  # noqa: BLE001  (the converter raises many kinds)
         log.debug("conversion failed", exc_info=True)
         raise ExportError(f"TFLite conversion of {model_dir} failed: {first_line(error)}") \
             from None
+    if kind == "language_model":  # what the runner needs to warn about a prompt
+        from nlpapps.apps.saved_model import read_kind
+
+        _, config = read_kind(Path(model_dir))
+        model = with_metadata(model, {
+            TOKENIZER_METADATA: (Path(model_dir) / "tokenizer.model").read_bytes(),
+            CONTEXT_METADATA: str(int(config["seq_len"])).encode()})
+    return model
 
 
 def model_kind(model_dir: Path) -> str:
@@ -266,6 +275,9 @@ def _atomic_file(path: Path):
     except OSError as error:
         raise ExportError(f"cannot write {path}: {error.strerror or error}") from None
     try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.fchmod(fd, 0o666 & ~umask)  # mkstemp's 0600 -> what open() would give (0644)
         with os.fdopen(fd, "wb") as file:
             yield file
         os.replace(tmp, path)
