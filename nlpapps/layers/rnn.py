@@ -201,7 +201,7 @@ class RNN(keras.layers.Layer):
         shapes = [tuple(state.shape) for state in initial_state]
         if len(shapes) != len(sizes) or any(
                 len(shape) != 2 or shape[-1] not in (None, size)
-                for shape, size in zip(shapes, sizes)):
+                for shape, size in zip(shapes, sizes, strict=True)):
             raise ValueError(
                 f"{self.name}: `initial_state` must be {len(sizes)} tensor(s) of shapes "
                 f"{[(None, s) for s in sizes]}, one per state of the cell; received shapes "
@@ -244,7 +244,7 @@ class RNN(keras.layers.Layer):
             result = self._loop(inputs, states, mask, recurrent_mask)
         last_output, outputs, states = result
         if self.states is not None:
-            for variable, state in zip(self.states, states):
+            for variable, state in zip(self.states, states, strict=True):
                 variable.assign(state)
 
         output = outputs if self.return_sequences else last_output

@@ -15,8 +15,9 @@ from pathlib import Path
 
 import keras
 
-import keras_shim
 from nlpapps import layers
+
+import keras_shim
 
 KERAS_TESTS = Path(keras.__file__).parent / "src" / "layers" / "rnn"
 FILES = ["simple_rnn_test.py", "lstm_test.py", "gru_test.py", "bidirectional_test.py"]
