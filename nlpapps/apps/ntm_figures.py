@@ -63,6 +63,7 @@ def weightings_figure(folder: Path, length: int, seed: int, out: Path) -> None:
                     interpolation="nearest", extent=extent)
         axis.set_title(title)
         axis.set_ylabel(ylabel)
+        axis.yaxis.get_major_locator().set_params(integer=True)
     for axis in axes[1]:
         axis.set_xlabel("time step")
     figure.suptitle(f"NTM copying a sequence of {length} 8-bit vectors "

@@ -316,7 +316,7 @@ def load(folder: Path) -> tuple[keras.Model, TuringMachineConfig]:
 
 
 def evaluate(model: keras.Model, task: Task, length: int, sequences: int, seed: int,
-             batch_size: int = 100) -> float:
+             batch_size: int = 1000) -> float:
     """Bit errors per sequence of `model` on `sequences` seeded sequences of `length`."""
     if sequences < 1:
         raise ValueError(f"sequences must be positive, got {sequences}")

@@ -119,9 +119,9 @@ def add_parsers(sub) -> None:
     p.add_argument("--model", required=True, help="a trained or exported ntm folder")
     p.add_argument("--baseline", help="for lengths: the LSTM baseline's folder")
     p.add_argument("--length", type=int, default=20, help="for weightings: sequence length")
-    p.add_argument("--lengths", default="10,20,30,40,60,80,100,120",
+    p.add_argument("--lengths", default="20,40,80,120",
                    help="for lengths: comma-separated lengths")
-    p.add_argument("--sequences", type=int, default=200, help="for lengths: sequences each")
+    p.add_argument("--sequences", type=int, default=1000, help="for lengths: sequences each")
     p.add_argument("--seed", type=int, default=1, help="seed of the sequences")
     p.add_argument("--out", required=True, help="the .png file to write")
     p.set_defaults(func=cmd_ntm_figure)
