@@ -201,8 +201,8 @@ class Checkpoint(keras.callbacks.Callback):
                 os.replace(self.write_root / tmp, self.write_root / name)
         for stale in self.write_root.glob(f".*{STAGED}*"):
             stale.unlink()
-        remove_stale(self.write_root)
-        remove_stale(self.write_dir)
+        for folder in [self.write_root, *(p for p in self.write_root.iterdir() if p.is_dir())]:
+            remove_stale(folder)  # the run folder, checkpoint/, epochs/
 
     def on_train_begin(self, logs=None):
         if self.restored_epoch is None:  # an app that leaves restoring to the callback
