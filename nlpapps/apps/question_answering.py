@@ -56,7 +56,8 @@ class QAConfig(AppConfig):
     learning_rate: float = 0.005  # Adam
     halve_every: int = 5  # halve the learning rate every this many epochs (0: never)
     clipnorm: float = 40.0  # gradient clipping by global norm
-    epochs: int = 30  # at most this many passes over the training questions
+    epochs: int = 30  # at most this many epochs
+    epoch_steps: int = 0  # steps between validations and checkpoints (0: one pass)
     patience: int = 6  # epochs without a lower validation loss before stopping (0: never)
     max_minutes: float = 0.0  # stop after this much training time (0: no limit)
     seed: int = 0  # of the initial weights, the order of the questions and the noise
@@ -67,6 +68,8 @@ class QAConfig(AppConfig):
         for name in ("embedding_dim", "hops", "memory_size", "units", "batch_size", "epochs"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        if self.epoch_steps < 0:
+            raise ValueError(f"epoch_steps must be 0 or more, got {self.epoch_steps}")
         if not 0 <= self.random_noise < 1:
             raise ValueError(f"random_noise must be in [0, 1), got {self.random_noise}")
         if self.learning_rate <= 0:
@@ -388,7 +391,8 @@ def train(config: QAConfig, tasks: dict[int, list[Question]], out_dir: Path
     if not state.state.get("stopped"):
         batches = StoryBatches(x_story, x_question, y, config.batch_size, True, config.seed)
         held = StoryBatches(v_story[known], v_question[known], v_y[known], 256, False)
-        model.fit(batches.dataset(), steps_per_epoch=len(batches), epochs=config.epochs,
+        model.fit(batches.dataset(), steps_per_epoch=config.epoch_steps or len(batches),
+                  epochs=config.epochs,
                   validation_data=held.dataset(), validation_steps=len(held),
                   shuffle=False, verbose=training.progress_verbosity(),
                   callbacks=training.fit_callbacks(out_dir, [

@@ -4,13 +4,14 @@ with the sentences each hop attended to, and accuracy per bAbI task."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
-from nlpapps.apps.question_answering import KIND, QAConfig, Vocabulary
+from nlpapps.apps.question_answering import KIND, METRICS_FILE, QAConfig, Vocabulary
 from nlpapps.apps.saved_model import load_saved_model
 from nlpapps.corpora.babi import TASK_NAMES, Question, tokenize
 
@@ -37,6 +38,10 @@ class SavedQA:
         self.config = QAConfig.load(self.folder)
         self.vocab = Vocabulary.load(self.folder)
         self.known = set(self.vocab.words)
+        metrics = self.folder / METRICS_FILE
+        # The tasks it was trained on (those it was validated on), None if not recorded.
+        self.trained_tasks = {int(t) for t in json.loads(metrics.read_text()).get(
+            "validation_accuracy", {})} or None if metrics.exists() else None
 
     def unknown_words(self, text: str) -> list[str]:
         return [word for word in tokenize(text) if word not in self.known]
@@ -76,9 +81,11 @@ def accuracy(model: SavedQA, questions: Sequence[Question]) -> float:
 
 
 def evaluate(model: SavedQA, tasks: dict[int, list[Question]]) -> dict:
-    """{"tasks": {task: {"name", "questions", "accuracy"}}, "mean_accuracy"}."""
+    """{"tasks": {task: {"name", "questions", "accuracy", "trained"}}, "mean_accuracy"}: the
+    mean is over the tasks the model was trained on (all, if it does not say)."""
     report = {task: {"name": TASK_NAMES.get(task, "?"), "questions": len(questions),
-                     "accuracy": accuracy(model, questions)}
+                     "accuracy": accuracy(model, questions),
+                     "trained": model.trained_tasks is None or task in model.trained_tasks}
               for task, questions in sorted(tasks.items())}
-    return {"tasks": report,
-            "mean_accuracy": float(np.mean([r["accuracy"] for r in report.values()]))}
+    trained = [r["accuracy"] for r in report.values() if r["trained"]]
+    return {"tasks": report, "mean_accuracy": float(np.mean(trained)) if trained else None}

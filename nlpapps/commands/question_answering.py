@@ -92,9 +92,13 @@ def cmd_qa_evaluate(args) -> int:
     print(f"{'task':<28}{'questions':>10}" + "".join(f"{n:>{width + 2}}" for n in names))
     for task, row in next(iter(reports.values()))["tasks"].items():
         print(f"{task:>2} {row['name']:<25}{row['questions']:>10}" + "".join(
-            f"{100 * reports[f]['tasks'][task]['accuracy']:>{width + 1}.1f}%" for f in folders))
+            f"{100 * reports[f]['tasks'][task]['accuracy']:>{width + 1}.1f}"
+            + ("%" if reports[f]["tasks"][task]["trained"] else "*") for f in folders))
     print(f"{'mean':<28}{'':>10}" + "".join(
-        f"{100 * reports[f]['mean_accuracy']:>{width + 1}.1f}%" for f in folders))
+        f"{100 * reports[f]['mean_accuracy']:>{width + 1}.1f}%"
+        if reports[f]["mean_accuracy"] is not None else f"{'-':>{width + 2}}" for f in folders))
+    if any(not r["trained"] for report in reports.values() for r in report["tasks"].values()):
+        print("* a task the model was not trained on; not in the mean")
     return 0
 
 

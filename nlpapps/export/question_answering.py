@@ -84,7 +84,11 @@ def export_qa(model, vocab: Vocabulary, config: QAConfig, out: Path,
     `export`: the SavedModel holds each weight once."""
     from nlpapps.export.saved_model import write_savedmodel, write_savedmodel_into
 
-    module = QAModule(model, vocab, config.memory_size)
+    from nlpapps.apps.question_answering import create_model
+
+    clean = create_model(config, vocab)  # its weights only: no optimizer state beside them
+    clean.set_weights(model.get_weights())
+    module = QAModule(clean, vocab, config.memory_size)
     files = {name: (Path(out) / name).read_bytes()
              for name in ("config.json", VOCAB_FILE, METRICS_FILE) if (Path(out) / name).exists()}
     write_savedmodel_into(module, Path(out), files)

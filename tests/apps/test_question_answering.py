@@ -172,3 +172,16 @@ def test_evaluate_prints_each_task_and_the_mean(trained, saved, capsys):
     report = evaluate(saved, {2: babi.read_folder(FIXTURES)[2]["test"]})
     assert rows[1].split()[3] == f"{100 * report['tasks'][2]['accuracy']:.1f}%"
     assert rows[-1].split()[1] == f"{100 * report['mean_accuracy']:.1f}%"
+
+
+def test_the_lstm_reader_reads_the_storys_words_in_order_without_padding():
+    keras.utils.set_random_seed(5)
+    reader = qa.LSTMReader(vocab_size=10, embedding_dim=4, units=3)
+    padded = np.array([[[1, 2, 0, 0], [3, 0, 0, 0], [4, 5, 6, 0]]], "int32")
+    compact = np.array([[[1, 2, 3, 4], [5, 6, 0, 0]]], "int32")
+    shuffled = np.array([[[3, 0, 0, 0], [1, 2, 0, 0], [4, 5, 6, 0]]], "int32")
+    question = np.array([[7, 8, 0]], "int32")
+    out = np.asarray(reader([padded, question]))
+    assert out.shape == (1, 6)
+    np.testing.assert_allclose(np.asarray(reader([compact, question])), out, atol=1e-6)
+    assert np.abs(np.asarray(reader([shuffled, question])) - out).max() > 1e-4
