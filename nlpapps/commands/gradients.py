@@ -107,10 +107,12 @@ def cmd_adding(args) -> int:
         table.write_text(report.adding_table(runs))
         plots.plot_mse(runs, figure)
 
+    if args.recorded_only:
+        recorded = report.load_runs(out / "adding.jsonl")
+        if not any(report.find_run(recorded, config) for config in configs):
+            raise UserError(f"{out / 'adding.jsonl'} records none of these runs; "
+                            "drop --recorded-only to train them")
     runs = _run_grid(configs, out / "adding.jsonl", write, train=not args.recorded_only)
-    if not runs:
-        raise UserError(f"{out / 'adding.jsonl'} records none of these runs; "
-                        "drop --recorded-only to train them")
     write(runs)
     print(report.adding_table(runs), end="")
     print(f"baseline (always predict the mean, 1): test MSE {BASELINE_MSE:.3f}")

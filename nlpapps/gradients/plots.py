@@ -71,8 +71,8 @@ def plot_grad_norms(runs: Sequence, path: Path, title: str) -> None:
     every step of every seed, log scale; a cross marks where a run's loss became NaN/inf."""
     groups = list(dict.fromkeys((run.config.optimizer, run.config.global_clipnorm)
                                 for run in runs))
-    figure, axes = plt.subplots(1, len(groups), figsize=(4.5 * len(groups), 4), sharey=True,
-                                squeeze=False)
+    figure, axes = plt.subplots(1, len(groups), figsize=(4.5 * len(groups), 4), sharex=True,
+                                sharey=True, squeeze=False)
     for axis, (optimizer, clip) in zip(axes[0], groups, strict=True):
         for run in runs:
             if (run.config.optimizer, run.config.global_clipnorm) != (optimizer, clip):
