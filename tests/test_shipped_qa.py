@@ -17,8 +17,8 @@ def answer():
     module = tf.saved_model.load(str(DEFAULT_QA))  # no nlpapps code: the graph does it all
 
     def run(stories, questions):
-        out = module.signatures["answer"](story=tf.constant(stories),
-                                          question=tf.constant(questions))
+        out = module.signatures["answer"](story=tf.constant(stories, tf.string),
+                                          question=tf.constant(questions, tf.string))
         return [a.decode() for a in out["answer"].numpy()]
 
     return run
