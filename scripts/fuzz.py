@@ -421,20 +421,20 @@ def entry_points(args) -> list[tuple[str, Callable[[list[Case], Path], Row]]]:
                                       lambda: lm_part(2)()())),
     ]
     if args.translator_tflite:
-        file = str(args.translator_tflite)
         entries += [
             ("tflite", call_entry("LiteRT translator file", lambda: litert_translator(
                 args.translator_tflite), limit=args.litert_lines)),
             ("tflite", command_entry("translate --model FILE.tflite", lambda path: [
-                "translate", "--model", file, "--file", str(path)], True)),
+                "translate", "--model", str(args.translator_tflite), "--file", str(path)],
+                True)),
         ]
     if args.lm_tflite:
-        file = str(args.lm_tflite)
         entries += [
             ("tflite", call_entry("LiteRT language-model file", lambda: litert_language_model(
                 args.lm_tflite), limit=args.litert_lines)),
             ("tflite", command_entry("generate --model FILE.tflite", lambda path: [
-                "generate", "--model", file, "--file", str(path), "--max-new-tokens", "8",
+                "generate", "--model", str(args.lm_tflite), "--file", str(path),
+                "--max-new-tokens", "8",
                 "--stop", "\\n"], True, generated_texts)),
         ]
     # Last: one call per line, the slowest (the path of a program waiting for each answer).
