@@ -45,7 +45,8 @@ FLOORS = {1: 1.0, 2: 0.8, 8: 0.8, 19: 0.0}
 def test_the_shipped_model_reads_stories_written_by_hand(answer):
     stories = ["Mary went to the kitchen.\nJohn went to the office.\nMary went to the garden.",
                "Mary went to the kitchen.\nMary got the football there.\nMary went to the garden.",
-               "John went to the hallway.\nJohn took the apple there.\nJohn got the football there."]
+               "John went to the hallway.\nJohn took the apple there.\n"
+               "John got the football there."]
     assert answer(stories, ["Where is Mary?", "Where is the football?",
                             "What is John carrying?"]) == ["garden", "garden", "apple,football"]
     assert answer([], []) == []

@@ -49,19 +49,19 @@ class TuringMachineConfig(AppConfig):
     model: str = "ntm"  # "ntm", or "lstm": the baseline of about the same parameter count
     bits: int = 8  # bits of each vector of the task
     min_length: int = 0  # shortest training sequence (items for associative recall); 0: the task's
-    max_length: int = 0  # longest training sequence; 0: the task's (copy 20, repeat copy 10, recall 6)
+    max_length: int = 0  # longest training sequence; 0: the task's (copy 20, repeat 10, recall 6)
     units: int = 100  # the NTM's LSTM controller
     memory_size: int = 128  # N, the NTM's memory locations
     memory_width: int = 20  # M, the size of each location
     heads: int = 1  # read heads, and as many write heads
-    lstm_units: int = 0  # the baseline's LSTM; 0: the size with the parameter count closest to the NTM's
+    lstm_units: int = 0  # the baseline's LSTM; 0: the size closest to the NTM's parameter count
     batch_size: int = 32  # sequences per step, all of one length
     learning_rate: float = 1e-3  # Adam
     clipnorm: float = 50.0  # gradient clipping by global norm
     steps_per_epoch: int = 250  # a checkpoint and a validation after every epoch
     epochs: int = 100  # at most this many epochs
-    max_minutes: float = 0.0  # stop after this much training time, resumed runs included (0: no limit)
-    validation_sequences: int = 320  # sequences of the longest training length, seeded, scored each epoch
+    max_minutes: float = 0.0  # stop after this much training, resumed runs included (0: no limit)
+    validation_sequences: int = 320  # seeded sequences of the longest length, scored each epoch
     seed: int = 0  # of the initial weights and of the training sequences
 
     def __post_init__(self):

@@ -16,14 +16,14 @@ import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
+from nlpapps.errors import UserError  # noqa: F401  (the commands raise it from here)
+
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent.parent
 DEFAULT_TRANSLATOR = PACKAGE_ROOT / "saved_models" / "translator-en-de"
 DEFAULT_GENERATOR = PACKAGE_ROOT / "saved_models" / "shakespeare"
 
 log = logging.getLogger("nlpapps")
 
-
-from nlpapps.errors import UserError  # noqa: F401  (the commands raise it from here)
 
 
 def add_config_arguments(parser: argparse.ArgumentParser, config_cls) -> None:

@@ -1,7 +1,7 @@
 """Exporters: what a trained model becomes to be served or shipped.
 
     saved_model.py            writing a SavedModel folder safely (`write_savedmodel`)
-    model_folder.py           re-exporting a model folder from a training folder (`export_model_folder`)
+    model_folder.py           a model folder again from a training folder (`export_model_folder`)
     translator.py             `TranslatorModule`: the translator's string-in/string-out graph
     language_model.py         `LanguageModelModule`: the language model's generation and scoring
     tflite.py                 LiteRT (TFLite) conversion of either, quantization, the op audit

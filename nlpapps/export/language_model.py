@@ -88,7 +88,7 @@ class LanguageModelModule(tf.Module):
                   "generate_one", "score", "prefill_one", "step_one", "detokenize")
 
     def __init__(self, model, tokenizer: Tokenizer, context_tokens: int,
-                 defaults: GenerationConfig = GenerationConfig()):
+                 defaults: GenerationConfig = GenerationConfig()):  # noqa: B008 (frozen)
         super().__init__(name="language_model")
         self.model = model
         self.tokenizer = GraphTokenizer(tokenizer)

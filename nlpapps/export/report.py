@@ -68,7 +68,7 @@ def compare_translator(model_dir: Path, files: dict[str, Path],
                            "sentences": len(sources), "decoding": decoding}}
     for name, path in files.items():
         translator = LiteRTTranslator(path)
-        outputs, median = timed(lambda data: translator.translate(data, beam), sources)
+        outputs, median = timed(lambda data: translator.translate(data, beam), sources)  # noqa: B023
         row = {"size_bytes": Path(path).stat().st_size, **scores(outputs),
                "median_ms": round(median, 3), "sentences": len(sources), "decoding": decoding}
         row["bleu_change"] = round(row["bleu"] - rows["savedmodel"]["bleu"], 2)
@@ -159,7 +159,8 @@ def compare_language_model(model_dir: Path, files: dict[str, Path], text: str,
                            "new_tokens": max_new_tokens}}
     for name, path in files.items():
         model = LiteRTLanguageModel(path)
-        outputs, median = timed(lambda prompt: model.generate(prompt, max_new_tokens)[1], data)
+        outputs, median = timed(lambda prompt: model.generate(prompt, max_new_tokens)[1],  # noqa: B023
+                                data)
         bpc = -model.log_prob(ids) * bits
         same = sum(a == b for a, b in zip(outputs, baseline))
         rows[name] = {"size_bytes": Path(path).stat().st_size, "bits_per_char": round(bpc, 4),

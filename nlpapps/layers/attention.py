@@ -235,7 +235,8 @@ class LuongAttention(_Attention):
         _check_units(units, allow_none=True)
         if score == "dot" and units is not None:
             raise ValueError(
-                f"`units` must be None for score='dot' (keys are the values); received units={units!r}"
+                "`units` must be None for score='dot' (keys are the values); "
+                f"received units={units!r}"
             )
         self.units = units
         self.score = score

@@ -1,7 +1,6 @@
 """Recurrent language model over token ids, built only from nlpapps layers."""
 
 import keras
-from keras import ops
 
 from nlpapps.layers import GRU, LSTM, StackedRNN
 from nlpapps.models.tied_output import tied_logits

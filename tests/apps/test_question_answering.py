@@ -3,7 +3,6 @@ SavedModel (equal to the in-memory model), long stories, and the command's error
 
 import dataclasses
 import json
-import logging
 from pathlib import Path
 
 import keras
@@ -121,7 +120,7 @@ def test_answer_prints_the_answer_and_what_each_hop_read(trained, tmp_path, caps
     _, _, out = trained
     story = tmp_path / "story.txt"
     story.write_text("1 Mary went to the garden.\n2 John moved to the office.\n"
-                     + "\n".join(f"Sandra went to the kitchen." for _ in range(11)) + "\n")
+                     + "\n".join("Sandra went to the kitchen." for _ in range(11)) + "\n")
     code, printed, err = run(["qa", "answer", "--model", str(out), "--story", str(story),
                               "Where is Mary?", "--plot-attention", str(tmp_path / "a.png")],
                              capsys)

@@ -200,7 +200,7 @@ def test_clean_pairs_drops_case_insensitive_duplicates_keeping_the_first():
 # --- the fixed split --------------------------------------------------------------------------
 
 def test_split_bucket_is_sha1_of_the_stripped_lowercased_english():
-    digest = hashlib.sha1("we all make mistakes.".encode()).hexdigest()
+    digest = hashlib.sha1(b"we all make mistakes.").hexdigest()
     assert en_de.split_bucket("  We all make mistakes. ") == int(digest, 16) % 20
 
 

@@ -41,7 +41,8 @@ def reference(layer, query, values, mask):
     w = {v.name: np.asarray(v) for v in layer.weights}
     if isinstance(layer, BahdanauAttention):
         keys = values @ w["key_kernel"] + w.get("bias", 0.0)
-        scores = np.tanh((query @ w["query_kernel"])[:, :, None] + keys[:, None]) @ w["score_kernel"]
+        hidden = np.tanh((query @ w["query_kernel"])[:, :, None] + keys[:, None])
+        scores = hidden @ w["score_kernel"]
     else:
         keys = values @ w["kernel"] if layer.score == "general" else values
         scores = query @ keys.transpose(0, 2, 1)
@@ -94,7 +95,8 @@ def test_config_round_trip(kind):
     assert clone.get_config() == layer.get_config()
     clone.build(query.shape, values.shape)
     clone.set_weights(layer.get_weights())
-    np.testing.assert_allclose(clone(query, values, mask=mask)[0], layer(query, values, mask=mask)[0])
+    np.testing.assert_allclose(clone(query, values, mask=mask)[0],
+                               layer(query, values, mask=mask)[0])
 
 
 @pytest.mark.parametrize("kind", ["bahdanau", "luong_general"])

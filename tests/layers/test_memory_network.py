@@ -30,8 +30,8 @@ def numpy_memn2n(story, question, E, T, softmax=True, position=True):
         J, out = len(words), np.zeros(D)
         for j, w in enumerate(words, start=1):
             k = np.arange(1, D + 1)
-            l = (1 - j / J) - (k / D) * (1 - 2 * j / J) if position else np.ones(D)
-            out += l * embedding[w]
+            l_j = (1 - j / J) - (k / D) * (1 - 2 * j / J) if position else np.ones(D)
+            out += l_j * embedding[w]
         return out
 
     us, attentions = [], []
@@ -42,7 +42,8 @@ def numpy_memn2n(story, question, E, T, softmax=True, position=True):
         p_all = []
         for k in range(1, HOPS + 1):
             # A^k = E[k-1], C^k = E[k]; T_A^k = T[k-1], T_C^k = T[k]; age 0 = most recent
-            m = np.array([encode(E[k - 1], x) + T[k - 1][n - 1 - i] for i, x in enumerate(sentences)])
+            m = np.array([encode(E[k - 1], x) + T[k - 1][n - 1 - i]
+                          for i, x in enumerate(sentences)])
             c = np.array([encode(E[k], x) + T[k][n - 1 - i] for i, x in enumerate(sentences)])
             scores = m @ u
             p = np.exp(scores - scores.max()) / np.exp(scores - scores.max()).sum() \
