@@ -17,7 +17,8 @@ FIXTURE_PLAYS = Path(__file__).parent / "fixtures" / "shakespeare"
 
 def written_folders(stage: recipes.Stage) -> set[str]:
     run = list(stage.run)
-    return {run[i + 1] for i, arg in enumerate(run[:-1]) if arg in ("--out", "--output", "--export")}
+    flags = ("--out", "--output", "--export")
+    return {run[i + 1] for i, arg in enumerate(run[:-1]) if arg in flags}
 
 
 @pytest.mark.parametrize("folder", SHIPPED, ids=[path.name for path in SHIPPED])
