@@ -201,7 +201,7 @@ def train(config: LanguageModelConfig, train_text: str, dev_text: str, out_dir: 
 
     with strategy.scope():
         model = create_model(config, tokenizer.vocab_size)
-        if config.init_from:  # a resumed run's checkpoint then replaces these weights
+        if config.init_from and not training.resumed_epoch(out_dir):  # a resumed run has all
             start = LanguageModelConfig.load(Path(config.init_from))
             training.warm_start(model, Path(config.init_from), grow=config.layers > start.layers)
         trainer = StatefulTrainer(model, config.batch_size) if config.stateful else model

@@ -171,7 +171,7 @@ def train(config: TranslatorConfig, train_pairs: list[tuple[str, str, str]],
 
     with strategy.scope():
         translator = Translator.create(config, tokenizer)
-        if config.init_from:  # a resumed run's checkpoint then replaces these weights
+        if config.init_from and not training.resumed_epoch(out_dir):  # a resumed run has all
             training.warm_start(translator.model, Path(config.init_from))
         translator.model.compile(
             optimizer=training.adam(config.learning_rate, config.clipnorm, config.decay_steps),
