@@ -64,7 +64,7 @@ class LanguageModelConfig(AppConfig):
     batch_size: int = 64  # windows per step
     learning_rate: float = 2e-3  # Adam
     decay_steps: int = 0  # cosine decay of the learning rate to a tenth over these steps (0: none)
-    clipnorm: float = 1.0  # gradient clipping by global norm
+    clipnorm: float = 1.0  # each weight's gradient clipped to this norm (Keras clipnorm)
     epochs: int = 100  # at most this many epochs of `steps_per_epoch` steps
     steps_per_epoch: int = 500  # a checkpoint and a dev loss after every epoch
     max_minutes: float = 0.0  # stop after this much training time (0: no limit)

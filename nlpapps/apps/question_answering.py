@@ -55,7 +55,7 @@ class QAConfig(AppConfig):
     batch_size: int = 32  # questions per step
     learning_rate: float = 0.005  # Adam
     halve_every: int = 5  # halve the learning rate every this many epochs (0: never)
-    clipnorm: float = 40.0  # gradient clipping by global norm
+    clipnorm: float = 40.0  # each weight's gradient clipped to this norm (Keras clipnorm)
     epochs: int = 30  # at most this many epochs
     epoch_steps: int = 0  # steps between validations and checkpoints (0: one pass)
     patience: int = 6  # epochs without a lower validation loss before stopping (0: never)

@@ -45,7 +45,7 @@ class TranslatorConfig(AppConfig):
     batch_size: int = 64  # sentence pairs per step
     learning_rate: float = 1e-3  # Adam
     decay_steps: int = 0  # cosine decay of the learning rate to a tenth over these steps (0: none)
-    clipnorm: float = 1.0  # gradient clipping by global norm
+    clipnorm: float = 1.0  # each weight's gradient clipped to this norm (Keras clipnorm)
     label_smoothing: float = 0.1  # share of each target's probability spread over the vocabulary
     subword_alpha: float = 0.0  # > 0: each epoch draws new segmentations (Kudo 2018), e.g. 0.1
     max_length: int = 64  # tokens per side in training; longer pairs are cut
