@@ -50,3 +50,29 @@ def test_the_shipped_model_reads_stories_written_by_hand(answer):
     assert answer(stories, ["Where is Mary?", "Where is the football?",
                             "What is John carrying?"]) == ["garden", "garden", "apple,football"]
     assert answer([], []) == []
+
+
+def test_a_run_starts_from_the_shipped_folder_with_its_weights(answer, fixture_tests):
+    """`--init-from saved_models/babi-qa` (a folder without model.weights.h5): the Keras model
+    built from its config takes the SavedModel's variables and answers as the SavedModel does."""
+    from nlpapps.apps.question_answering import (QAConfig, Vocabulary, create_model,
+                                                 vectorize, warm_start)
+
+    config, vocab = QAConfig.load(DEFAULT_QA), Vocabulary.load(DEFAULT_QA)
+    model = create_model(config, vocab)
+    warm_start(model, DEFAULT_QA)
+    questions = [q for task in sorted(fixture_tests) for q in fixture_tests[task]]
+    stories, asked, _ = vectorize(questions, vocab, config.memory_size)
+    ours = [vocab.answers[i] for i in
+            model([stories, asked], training=False)[0].numpy().argmax(-1)]
+    assert ours == answer(["\n".join(q.story) for q in questions],
+                          [q.question for q in questions])
+
+
+def test_a_run_cannot_start_from_a_folder_of_another_kind(tmp_path):
+    from nlpapps.apps.question_answering import QAConfig, Vocabulary, create_model, warm_start
+    from nlpapps.errors import ModelError
+
+    model = create_model(QAConfig.load(DEFAULT_QA), Vocabulary.load(DEFAULT_QA))
+    with pytest.raises(ModelError, match="not a question-answering model folder"):
+        warm_start(model, tmp_path)

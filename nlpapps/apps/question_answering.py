@@ -26,6 +26,7 @@ from nlpapps import training
 from nlpapps.apps.config import CONFIG_FILE, AppConfig
 from nlpapps.apps.saved_model import kind_name
 from nlpapps.corpora.babi import Question, tokenize
+from nlpapps.errors import ModelError
 from nlpapps.layers import LSTM, MemoryNetwork
 
 log = logging.getLogger("nlpapps.question_answering")
@@ -61,6 +62,7 @@ class QAConfig(AppConfig):
     patience: int = 6  # epochs without a lower validation loss before stopping (0: never)
     max_minutes: float = 0.0  # stop after this much training time (0: no limit)
     seed: int = 0  # of the initial weights, the order of the questions and the noise
+    init_from: str = ""  # a trained or shipped model folder whose weights and words start the run
 
     def __post_init__(self):
         if self.model not in MODELS:
@@ -353,6 +355,55 @@ def check_resumable(config: QAConfig, out_dir: Path) -> None:
                          "use the same options to resume it or another --out")
 
 
+def starting_folder(folder: str | Path) -> Path:
+    """`folder` if it holds a question-answering model (ModelError otherwise)."""
+    folder = Path(folder)
+    if not (folder / VOCAB_FILE).exists():
+        raise ModelError(f"{folder} is not a question-answering model folder (it has no "
+                         f"{VOCAB_FILE}); pick a training folder or a shipped model")
+    return folder
+
+
+def warm_start(model: keras.Model, folder: Path) -> None:
+    """Sets the weights of `model` from the model folder `folder`: its `model.weights.h5` (a
+    training folder) or the variables of its SavedModel (a shipped folder, which holds each
+    weight once). The SavedModel's variables of a layer are matched to the layer's weights by
+    shape, in order; ModelError if they differ."""
+    folder = starting_folder(folder)
+    if (folder / WEIGHTS_FILE).exists():
+        training.warm_start(model, folder)
+        return
+    import tensorflow as tf
+
+    try:
+        reader = tf.train.load_checkpoint(str(folder / "variables" / "variables"))
+    except (tf.errors.OpError, ValueError):
+        raise ModelError(f"{folder} has neither {WEIGHTS_FILE} nor readable SavedModel "
+                         "variables to start from") from None
+    saved: dict[int, list[str]] = {}
+    for key in reader.get_variable_to_shape_map():  # model/_operations/<i>/<name>[/<j>]/...
+        parts = key.split("/")
+        if len(parts) > 3 and parts[:2] == ["model", "_operations"]:
+            saved.setdefault(int(parts[2]), []).append(key)
+
+    def order(key):  # a variable list's entries by their index
+        return [int(p) if p.isdigit() else p for p in key.split("/")]
+
+    for index, layer in enumerate(model.operations):
+        keys = sorted(saved.pop(index, []), key=order)
+        for weight in layer.weights:
+            match = next((k for k in keys
+                          if tuple(reader.get_tensor(k).shape) == tuple(weight.shape)), None)
+            if match is None:
+                raise ModelError(f"{folder} holds another architecture than this run's: "
+                                 f"nothing for {weight.path} {tuple(weight.shape)}")
+            keys.remove(match)
+            weight.assign(reader.get_tensor(match))
+    if saved:
+        raise ModelError(f"{folder} holds another architecture than this run's: it has "
+                         "layers this model lacks")
+
+
 def train(config: QAConfig, tasks: dict[int, list[Question]], out_dir: Path
           ) -> tuple[keras.Model, Vocabulary]:
     """Trains (or resumes) jointly on every task's training questions in `out_dir`, 10% held
@@ -364,6 +415,9 @@ def train(config: QAConfig, tasks: dict[int, list[Question]], out_dir: Path
     train_questions, validation = split_validation(tasks)
     if (out_dir / VOCAB_FILE).exists():
         vocab = Vocabulary.load(out_dir)
+    elif config.init_from:
+        vocab = Vocabulary.load(starting_folder(config.init_from))
+        vocab.save(out_dir)
     else:
         vocab = Vocabulary.build(train_questions)
         vocab.save(out_dir)
@@ -376,6 +430,8 @@ def train(config: QAConfig, tasks: dict[int, list[Question]], out_dir: Path
                 "%d answers%s", config.model, len(y), len(tasks), len(v_y), len(vocab.words),
                 len(vocab.answers), f", resuming at epoch {first + 1}" if first else "")
     model = create_model(config, vocab)
+    if config.init_from and not first:  # a resumed run has every weight in its checkpoint
+        warm_start(model, Path(config.init_from))
     model.compile(optimizer=keras.optimizers.Adam(config.learning_rate,
                                                   clipnorm=config.clipnorm),
                   loss=[keras.losses.SparseCategoricalCrossentropy(from_logits=True), None],
