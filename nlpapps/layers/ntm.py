@@ -73,6 +73,7 @@ class NTMCell(keras.layers.Layer):
     def __init__(self, units=100, memory_size=128, memory_width=20, read_heads=1,
                  write_heads=1, controller="lstm", clip_value=20.0, memory_init=1e-6,
                  epsilon=1e-6, kernel_initializer="glorot_uniform", **kwargs):
+        check_no_recurrent_dropout(kwargs.pop("recurrent_dropout", 0.0))
         super().__init__(**kwargs)
         for name, value in (("units", units), ("memory_size", memory_size),
                             ("memory_width", memory_width), ("read_heads", read_heads),
@@ -231,6 +232,15 @@ class NTMCell(keras.layers.Layer):
         }
 
 
+def check_no_recurrent_dropout(rate) -> None:
+    """Raises ValueError for a non-zero `recurrent_dropout`: the state the time loop would drop
+    is the controller's output joined to the read vectors, not a recurrent matmul's input."""
+    if rate:
+        raise ValueError("`recurrent_dropout` is not supported by the NTM (its recurrent state "
+                         "holds the controller output, the read vectors and the memory); use "
+                         f"`dropout` on the inputs. Received: recurrent_dropout={rate}")
+
+
 @keras.saving.register_keras_serializable(package="nlpapps")
 class NTM(RNN):
     """Sequence layer of `NTMCell`, driven by the time loop of `RNN` (one compiled
@@ -239,7 +249,8 @@ class NTM(RNN):
     Args:
         units, memory_size, memory_width, read_heads, write_heads, controller, clip_value,
             memory_init, epsilon, kernel_initializer: see `NTMCell`.
-        **kwargs: the sequence options of `RNN` (return_sequences, return_state, ...).
+        **kwargs: the sequence options of `RNN` (return_sequences, return_state, dropout,
+            ...); a non-zero `recurrent_dropout` is refused.
 
     Example:
         >>> outputs = NTM(8, memory_size=16, memory_width=4, return_sequences=True)(
@@ -249,6 +260,7 @@ class NTM(RNN):
     def __init__(self, units=100, memory_size=128, memory_width=20, read_heads=1,
                  write_heads=1, controller="lstm", clip_value=20.0, memory_init=1e-6,
                  epsilon=1e-6, kernel_initializer="glorot_uniform", **kwargs):
+        check_no_recurrent_dropout(kwargs.get("recurrent_dropout", 0.0))
         super().__init__(**kwargs)
         self.cell = NTMCell(
             units, memory_size=memory_size, memory_width=memory_width, read_heads=read_heads,

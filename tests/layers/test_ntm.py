@@ -172,3 +172,10 @@ def test_bad_arguments_name_themselves(argument):
     name = next(iter(argument))
     with pytest.raises(ValueError, match=name):
         NTMCell(UNITS, **argument)
+
+
+@pytest.mark.parametrize("layer", [NTMCell, NTM])
+def test_recurrent_dropout_is_refused_when_built(layer):
+    with pytest.raises(ValueError, match="recurrent_dropout=0.3"):
+        layer(UNITS, memory_size=8, memory_width=4, recurrent_dropout=0.3)
+    layer(UNITS, memory_size=8, memory_width=4, recurrent_dropout=0.0)  # as configs hold it
