@@ -1,0 +1,204 @@
+"""Causal single-head self-attention over the current window and a memory of past windows."""
+
+import keras
+from keras import initializers, ops
+from keras.src.utils.tracking import no_automatic_dependency_tracking
+
+NEG_INF = -1e9  # added to the scores of the positions a query may not see
+
+
+@keras.saving.register_keras_serializable(package="nlpapps")
+class CausalSelfAttention(keras.layers.Layer):
+    """Single-head causal self-attention whose keys and values are the states themselves,
+    over the current window and a memory of the states of the windows before (after the
+    attention of SHA-RNN, Merity 2019, with the memory of Transformer-XL, Dai et al. 2019).
+
+    With the window `x_1 .. x_T` `(batch, T, d)`, the memory `m_1 .. m_M` `(batch, M, d)`
+    (oldest first) and its validity `v_1 .. v_M` (1 where a slot holds a state, 0 where it is
+    still empty), `sg` the stop-gradient:
+
+        s       = [sg(m_1) .. sg(m_M), x_1 .. x_T]              keys and values, (M + T, d)
+        q_t     = x_t W_q + b_q                                 query, (d,)
+        e_tj    = q_t . s_j / sqrt(d)
+        allowed = v_j for a memory slot j; j <= t and x_j real for window position j
+        a_tj    = softmax_j(e_tj over the allowed j)
+        o_t     = (sum_j a_tj s_j) W_o + b_o                    (output_dim,)
+        m'      = sg(the last M real entries of s)              the memory after the window
+
+    Only the query and the output are projected: a key projection `W_k` would add nothing the
+    bilinear form `x_t W_q s_j^T` lacks, and keys that are the states themselves make the
+    memory cost no matmul per window. The causal mask lets position t see itself and the
+    positions before it, never a later one; the memory holds only earlier windows. Masked
+    positions of the window are neither attended nor written to the memory (their outputs are
+    zeros), so a padded batch leaves in its memory what its real tokens alone would.
+
+    The memory is the layer's state, passed and returned as the recurrent layers pass theirs:
+    reading a text window by window with `initial_state` = the state the previous window
+    returned gives the outputs of one pass over the whole text while at most M states are
+    behind the window. With `stateful=True` the layer carries it itself from call to call
+    (a fixed batch size), and `reset_state()` empties it.
+
+    Args:
+        memory_length: M, the states of earlier windows kept (0: the window alone).
+        output_dim: width of `o_t`; the input width d by default.
+        dropout: fraction of the attention weights `a_tj` dropped in training.
+        return_state: also return the memory after the window.
+        stateful: carry the memory from one call to the next in non-trainable variables.
+        kernel_initializer: of `W_q`.
+        output_initializer: of `W_o`; "zeros" makes a residual block start as the identity.
+        seed: seed of the dropout.
+
+    Call arguments:
+        inputs: `(batch, T, d)`.
+        initial_state: optional `[memory (batch, M, d), validity (batch, M)]`; an empty
+            memory (`get_initial_state`) by default.
+        mask: optional `(batch, T)` bool, True at real positions.
+        training: whether dropout is active.
+        return_attention: also return the weights `a` `(batch, T, M + T)`, memory slots first.
+
+    Returns:
+        `o` `(batch, T, output_dim)`; with `return_state`, `[o, memory, validity]`; the
+        attention weights last where asked for.
+
+    Example:
+        >>> layer = CausalSelfAttention(memory_length=1024, return_state=True)
+        >>> out, memory, valid = layer(keras.ops.ones((2, 64, 32)))
+        >>> out, memory, valid = layer(keras.ops.ones((2, 64, 32)),
+        ...                            initial_state=[memory, valid])  # the next window
+
+    Reference: Merity, "Single Headed Attention RNN: Stop Thinking With Your Head", 2019;
+    Dai et al., "Transformer-XL: Attentive Language Models Beyond a Fixed-Length Context",
+    ACL 2019.
+    """
+
+    def __init__(self, memory_length, output_dim=None, dropout=0.0, return_state=False,
+                 stateful=False, kernel_initializer="glorot_uniform",
+                 output_initializer="glorot_uniform", seed=None, **kwargs):
+        super().__init__(**kwargs)
+        if isinstance(memory_length, bool) or not isinstance(memory_length, int) \
+                or memory_length < 0:
+            raise ValueError("`memory_length` must be a non-negative integer. Received: "
+                             f"memory_length={memory_length!r}")
+        if output_dim is not None and (not isinstance(output_dim, int) or output_dim < 1):
+            raise ValueError("`output_dim` must be a positive integer or None. Received: "
+                             f"output_dim={output_dim!r}")
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"`dropout` must be in [0, 1). Received: dropout={dropout}")
+        self.memory_length = memory_length
+        self.output_dim = output_dim
+        self.dropout = dropout
+        self.return_state = return_state
+        self.stateful = stateful
+        self.kernel_initializer = initializers.get(kernel_initializer)
+        self.output_initializer = initializers.get(output_initializer)
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+        self.supports_masking = True
+        self._set_states(None)
+
+    @no_automatic_dependency_tracking
+    def _set_states(self, states):
+        # Untracked, as the recurrent layers' carried states: not weights.
+        self.states = states
+
+    def build(self, input_shape):
+        d = input_shape[-1]
+        self.units = d
+        out = self.output_dim or d
+        self.query_kernel = self.add_weight(name="query_kernel", shape=(d, d),
+                                            initializer=self.kernel_initializer)
+        self.query_bias = self.add_weight(name="query_bias", shape=(d,), initializer="zeros")
+        self.output_kernel = self.add_weight(name="output_kernel", shape=(d, out),
+                                             initializer=self.output_initializer)
+        self.output_bias = self.add_weight(name="output_bias", shape=(out,),
+                                           initializer="zeros")
+        if self.stateful:
+            if input_shape[0] is None:
+                raise ValueError(f"{self.name}: stateful=True needs a fixed batch size; "
+                                 f"received input shape {tuple(input_shape)}")
+            self._set_states([keras.Variable(state, trainable=False, name="memory")
+                              for state in self.get_initial_state(input_shape[0])])
+        self.built = True
+
+    def get_initial_state(self, batch_size):
+        """An empty memory: `[zeros (batch, M, d), zeros (batch, M)]`."""
+        return [ops.zeros((batch_size, self.memory_length, self.units), self.compute_dtype),
+                ops.zeros((batch_size, self.memory_length), self.compute_dtype)]
+
+    def reset_state(self):
+        """Empties the memory of a stateful layer (nothing otherwise)."""
+        for state in self.states or []:
+            state.assign(ops.zeros_like(state.value))
+
+    def call(self, inputs, initial_state=None, mask=None, training=False,
+             return_attention=False):
+        batch, time = ops.shape(inputs)[0], ops.shape(inputs)[1]
+        if initial_state is None:
+            initial_state = self.states if self.states is not None \
+                else self.get_initial_state(batch)
+        memory, valid = (ops.cast(state, self.compute_dtype) for state in initial_state)
+        real = ops.ones((batch, time), self.compute_dtype) if mask is None \
+            else ops.cast(mask, self.compute_dtype)  # (batch, T)
+        sources = ops.concatenate([ops.stop_gradient(memory), inputs], axis=1)  # (b, M + T, d)
+        source_valid = ops.concatenate([valid, real], axis=1)  # (batch, M + T)
+
+        queries = ops.matmul(inputs, self.query_kernel) + self.query_bias  # (batch, T, d)
+        scores = ops.einsum("btd,bsd->bts", queries, sources) \
+            / ops.sqrt(ops.cast(self.units, self.compute_dtype))  # (batch, T, M + T)
+        # Window position j is visible from t when j <= t; memory slots always are.
+        causal = ops.arange(time)[:, None] >= ops.arange(time)[None, :]  # (T, T)
+        causal = ops.concatenate([ops.ones((time, self.memory_length), "bool"), causal], 1)
+        allowed = ops.logical_and(causal[None], ops.cast(source_valid[:, None, :], "bool"))
+        weights = ops.softmax(ops.where(allowed, scores, NEG_INF), axis=-1)
+        weights = weights * ops.cast(allowed, weights.dtype)
+        dropped = weights
+        if training and self.dropout > 0:
+            dropped = keras.random.dropout(weights, self.dropout, seed=self.seed_generator)
+        context = ops.einsum("bts,bsd->btd", dropped, sources)  # (batch, T, d)
+        outputs = (ops.matmul(context, self.output_kernel) + self.output_bias) * real[..., None]
+
+        new_state = self._next_memory(sources, source_valid, mask is not None)
+        if self.states is not None:
+            for variable, state in zip(self.states, new_state):
+                variable.assign(state)
+        result = [outputs, *new_state] if self.return_state else [outputs]
+        if return_attention:
+            result.append(weights)
+        return result[0] if len(result) == 1 else result
+
+    def _next_memory(self, sources, source_valid, masked):
+        """The last M real entries of `sources` (oldest first) and their validity."""
+        m = self.memory_length
+        if masked:
+            # Real entries last, each group in its order: the keys are distinct, so any sort
+            # keeps the order.
+            length = ops.shape(sources)[1]
+            order = ops.argsort(source_valid * ops.cast(length, source_valid.dtype)
+                                + ops.cast(ops.arange(length), source_valid.dtype), axis=-1)
+            order = order[:, length - m:] if m else order[:, :0]
+            sources = ops.take_along_axis(sources, order[..., None], axis=1)
+            source_valid = ops.take_along_axis(source_valid, order, axis=1)
+            memory, valid = sources, source_valid
+        else:
+            memory = sources[:, ops.shape(sources)[1] - m:]
+            valid = source_valid[:, ops.shape(source_valid)[1] - m:]
+        memory = memory * valid[..., None]  # empty slots hold zeros
+        return [ops.stop_gradient(memory), ops.stop_gradient(valid)]
+
+    def compute_output_shape(self, inputs_shape, initial_state_shape=None):
+        batch, time, d = inputs_shape
+        output = (batch, time, self.output_dim or d)
+        if not self.return_state:
+            return output
+        return [output, (batch, self.memory_length, d), (batch, self.memory_length)]
+
+    def compute_mask(self, inputs, mask=None):
+        return [mask, None, None] if self.return_state else mask
+
+    def get_config(self):
+        return {**super().get_config(), "memory_length": self.memory_length,
+                "output_dim": self.output_dim, "dropout": self.dropout,
+                "return_state": self.return_state, "stateful": self.stateful,
+                "kernel_initializer": initializers.serialize(self.kernel_initializer),
+                "output_initializer": initializers.serialize(self.output_initializer),
+                "seed": self.seed}

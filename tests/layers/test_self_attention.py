@@ -1,0 +1,183 @@
+"""CausalSelfAttention: a window over a memory against a NumPy transcription of its equations,
+causality by perturbing the future (in the window and across the memory), windows with the
+memory carried against one long window, masking, stateful use, and the layer contract."""
+
+import keras
+import numpy as np
+import pytest
+
+from nlpapps.layers import CausalSelfAttention
+from tests.layers.helpers import check_layer_contract, make_sequences
+
+D, M = 5, 4
+
+
+def make_layer(memory_length=M, **kwargs):
+    keras.utils.set_random_seed(0)
+    layer = CausalSelfAttention(memory_length, return_state=True, **kwargs)
+    layer.build((None, None, D))
+    # Non-zero biases, so that a transcription that forgot one would differ.
+    rng = np.random.default_rng(7)
+    layer.query_bias.assign(rng.normal(size=layer.query_bias.shape).astype("float32"))
+    layer.output_bias.assign(rng.normal(size=layer.output_bias.shape).astype("float32"))
+    return layer
+
+
+def numpy_attention(x, memory, valid, real, Wq, bq, Wo, bo):
+    """The docstring's equations, one row and one query at a time."""
+    outputs = np.zeros((*x.shape[:2], Wo.shape[1]))
+    new_memory, new_valid = np.zeros_like(memory), np.zeros_like(valid)
+    for b in range(x.shape[0]):
+        sources = np.concatenate([memory[b], x[b]])
+        source_valid = np.concatenate([valid[b], real[b]])
+        for t in range(x.shape[1]):
+            if not real[b, t]:
+                continue
+            q = x[b, t] @ Wq + bq
+            allowed = [j for j in range(len(sources))
+                       if source_valid[j] and (j < len(memory[b]) or j - len(memory[b]) <= t)]
+            e = np.array([q @ sources[j] / np.sqrt(x.shape[-1]) for j in allowed])
+            a = np.exp(e - e.max()) / np.exp(e - e.max()).sum()
+            outputs[b, t] = sum(a_j * sources[j] for a_j, j in zip(a, allowed)) @ Wo + bo
+        kept = [j for j in range(len(sources)) if source_valid[j]][-len(memory[b]):]
+        start = len(memory[b]) - len(kept)
+        new_memory[b, start:] = sources[kept]
+        new_valid[b, start:] = 1
+    return outputs, new_memory, new_valid
+
+
+def test_a_window_over_a_memory_matches_numpy():
+    layer = make_layer()
+    x, real = make_sequences(batch=3, time=6, features=D, lengths=(6, 4, 2))
+    rng = np.random.default_rng(1)
+    memory = rng.normal(size=(3, M, D)).astype("float32")
+    valid = np.array([[1, 1, 1, 1], [0, 0, 1, 1], [0, 0, 0, 0]], "float32")
+    memory *= valid[..., None]
+    out, new_memory, new_valid = layer(x, initial_state=[memory, valid], mask=real)
+    expected = numpy_attention(x, memory, valid, real, *[w.numpy() for w in layer.weights])
+    np.testing.assert_allclose(out, expected[0], atol=1e-5)
+    np.testing.assert_allclose(new_memory, expected[1], atol=1e-6)
+    np.testing.assert_array_equal(new_valid, expected[2])
+
+
+def read_in_windows(layer, x, window):
+    """The outputs of `x` read `window` steps at a time, the memory carried along."""
+    state, outputs = layer.get_initial_state(x.shape[0]), []
+    for start in range(0, x.shape[1], window):
+        out, *state = layer(x[:, start:start + window], initial_state=state)
+        outputs.append(np.asarray(out))
+    return np.concatenate(outputs, axis=1)
+
+
+def test_windows_with_the_memory_carried_give_one_long_window():
+    layer = make_layer(memory_length=14)  # every step before the last one
+    x = np.random.default_rng(2).normal(size=(2, 15, D)).astype("float32")
+    whole, _, _ = layer(x)
+    for window in (1, 3, 5, 7):
+        np.testing.assert_allclose(read_in_windows(layer, x, window), whole, atol=1e-5)
+
+
+def test_the_memory_keeps_only_the_last_memory_length_states():
+    layer = make_layer(memory_length=3)
+    x = np.random.default_rng(3).normal(size=(1, 9, D)).astype("float32")
+    _, memory, valid = layer(x[:, :4])
+    np.testing.assert_allclose(memory[0], x[0, 1:4])
+    np.testing.assert_array_equal(valid, [[1, 1, 1]])
+    # Reading 8 steps in windows of 4 sees 3 earlier states at the next window's start, as a
+    # window of 3 states then 4 does.
+    out, _, _ = layer(x[:, 4:8], initial_state=[memory, valid])
+    short, _, _ = layer(x[:, 1:8])
+    np.testing.assert_allclose(out, short[:, 3:], atol=1e-5)
+
+
+@pytest.mark.parametrize("position", [0, 3, 5, 6, 10, 13])
+def test_a_change_of_the_future_never_changes_an_earlier_output(position):
+    """Windows of 5 with a memory of 6: the perturbed step is in the first window, a later
+    window, or only in the memory of the windows after it."""
+    layer = make_layer(memory_length=6)
+    x = np.random.default_rng(4).normal(size=(2, 15, D)).astype("float32")
+    changed = x.copy()
+    changed[:, position] += 3.0
+    before, after = read_in_windows(layer, x, 5), read_in_windows(layer, changed, 5)
+    np.testing.assert_array_equal(after[:, :position], before[:, :position])
+    # The perturbation does reach its own output and, through the memory, the first output
+    # of the next window (so the test can fail).
+    reached = [t for t in (position, (position // 5 + 1) * 5) if t < x.shape[1]]
+    assert np.abs(after[:, reached] - before[:, reached]).max(axis=-1).min() > 1e-4
+
+
+def test_masked_steps_are_neither_attended_nor_remembered():
+    layer = make_layer(memory_length=5)
+    x, real = make_sequences(batch=2, time=6, features=D, lengths=(6, 3))
+    noisy = x.copy()
+    noisy[~real] = 100.0  # whatever the padding holds
+    out, memory, valid = layer(noisy, mask=real)
+    alone, alone_memory, alone_valid = layer(x[1:, :3])
+    np.testing.assert_allclose(out[1, :3], alone[0], atol=1e-5)
+    np.testing.assert_array_equal(out[1, 3:], 0.0)
+    np.testing.assert_allclose(memory[1], alone_memory[0], atol=1e-6)
+    np.testing.assert_array_equal(valid[1], alone_valid[0])
+    np.testing.assert_array_equal(valid[1], [0, 0, 1, 1, 1])
+    # A left-padded row (holes anywhere) keeps its real steps in order.
+    hole = np.array([[False, True, True, False, True, False]])
+    _, memory, valid = layer(noisy[:1], mask=hole)
+    np.testing.assert_allclose(memory[0, 2:], x[0, [1, 2, 4]])
+    np.testing.assert_array_equal(valid, [[0, 0, 1, 1, 1]])
+
+
+def test_the_memory_stops_the_gradient():
+    import tensorflow as tf
+
+    layer = make_layer()
+    x = tf.constant(np.random.default_rng(5).normal(size=(1, 3, D)).astype("float32"))
+    memory = tf.constant(np.random.default_rng(6).normal(size=(1, M, D)).astype("float32"))
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch([x, memory])
+        out, _, _ = layer(x, initial_state=[memory, tf.ones((1, M))])
+        loss = tf.reduce_sum(out ** 2)
+    assert tape.gradient(loss, memory) is None
+    assert tape.gradient(loss, x) is not None
+
+
+def test_the_attention_weights_are_causal_distributions():
+    layer = make_layer()
+    x = np.random.default_rng(7).normal(size=(1, 4, D)).astype("float32")
+    memory, valid = np.ones((1, M, D), "float32"), np.array([[0, 1, 1, 1]], "float32")
+    _, _, _, weights = layer(x, initial_state=[memory, valid], return_attention=True)
+    weights = np.asarray(weights)[0]  # (T, M + T)
+    np.testing.assert_allclose(weights.sum(-1), 1.0, atol=1e-6)
+    assert np.all(weights[:, 0] == 0)  # the empty memory slot
+    assert np.all(np.triu(weights[:, M:], k=1) == 0)  # the future of the window
+    assert np.all(weights[:, 1:M] > 0) and np.all(np.diag(weights[:, M:]) > 0)
+
+
+def test_a_stateful_layer_carries_its_memory_until_reset():
+    x = np.random.default_rng(8).normal(size=(2, 6, D)).astype("float32")
+    layer = make_layer(memory_length=8)
+    whole, _, _ = layer(x)
+    stateful = CausalSelfAttention(8, stateful=True)
+    stateful.build((2, None, D))
+    stateful.set_weights(layer.get_weights())
+    first, second = stateful(x[:, :2]), stateful(x[:, 2:])
+    np.testing.assert_allclose(np.concatenate([first, second], 1), whole, atol=1e-5)
+    stateful.reset_state()
+    np.testing.assert_allclose(stateful(x[:, :2]), whole[:, :2], atol=1e-6)
+
+
+def test_config_round_trip_and_the_layer_contract(tmp_path):
+    layer = CausalSelfAttention(3, output_dim=4, dropout=0.1, return_state=True, seed=5,
+                                output_initializer="zeros", name="attention")
+    clone = CausalSelfAttention.from_config(layer.get_config())
+    assert clone.get_config() == layer.get_config()
+    sequences, mask = make_sequences(features=D)
+    check_layer_contract(lambda: CausalSelfAttention(3, output_dim=4), sequences, mask,
+                         tmp_path)
+
+
+@pytest.mark.parametrize("kwargs", [{"memory_length": -1}, {"memory_length": 2.0},
+                                    {"memory_length": 2, "dropout": 1.0},
+                                    {"memory_length": 2, "output_dim": 0}])
+def test_bad_arguments_are_refused_by_name(kwargs):
+    with pytest.raises(ValueError, match=[k for k in kwargs if k != "memory_length"][0]
+                       if len(kwargs) > 1 else "memory_length"):
+        CausalSelfAttention(**kwargs)
