@@ -178,16 +178,26 @@ def _takes_step(sampler: Callable) -> bool:
         return False
 
 
-def forbid_early_eos(logits: tf.Tensor, step, min_length, eos_id: int = EOS_ID,
-                     penalty: float = -1e9) -> tf.Tensor:
-    """`logits` with eos's set to `penalty` while `step` (the index of the token being chosen)
-    is below `min_length`; `(batch, vocab)` or `(batch, beam, vocab)`. No change for
-    `eos_id < 0` (a loop without eos)."""
+def forbid_early_eos(logits: tf.Tensor, step, min_length, eos_id: int = EOS_ID) -> tf.Tensor:
+    """`logits` with eos's set one below the row's lowest logit while `step` (the index of the
+    token being chosen) is below `min_length`; `(batch, vocab)` or `(batch, beam, vocab)`. No
+    change for `eos_id < 0` (a loop without eos).
+
+    An argmax, or a beam's top-k narrower than the vocabulary, then never picks eos. The value
+    stays inside the logits' own range rather than being a large constant such as -1e9: an
+    int8 file shares one quantization scale between the logits and this select's output, and
+    calibrated on a range reaching -1e9 every real logit rounds to the same integer.
+    """
     if eos_id < 0:
         return logits
-    early = tf.convert_to_tensor(step, tf.int32) < tf.convert_to_tensor(min_length, tf.int32)
     is_eos = tf.equal(tf.range(tf.shape(logits)[-1]), eos_id)  # (vocab,)
-    return tf.where(early & is_eos, tf.cast(penalty, logits.dtype), logits)
+    lowest = tf.reduce_min(logits, axis=-1, keepdims=True) - 1.0  # (..., 1)
+    return tf.where(_early(step, min_length) & is_eos, lowest, logits)
+
+
+def _early(step, min_length) -> tf.Tensor:
+    """Whether the token of index `step` comes before `min_length`: a scalar bool."""
+    return tf.convert_to_tensor(step, tf.int32) < tf.convert_to_tensor(min_length, tf.int32)
 
 
 def decode(step_fn: StepFn, first_tokens: tf.Tensor, states, max_length,
@@ -232,6 +242,9 @@ def decode(step_fn: StepFn, first_tokens: tf.Tensor, states, max_length,
         log_probs = tf.nn.log_softmax(logits)  # (batch, vocab)
         allowed = forbid_early_eos(logits, start_step + t, min_length, eos_id)
         drawn = sampler(allowed, step=start_step + t) if draws_by_step else sampler(allowed)
+        if eos_id >= 0:  # a random draw may still reach eos's small probability
+            early_eos = _early(start_step + t, min_length) & tf.equal(drawn, eos_id)
+            drawn = tf.where(early_eos, greedy_sampler(allowed), drawn)
         next_tokens = tf.where(finished, PAD_ID, drawn)
         chosen = tf.gather(log_probs, next_tokens, batch_dims=1)  # (batch,)
         scores += tf.where(finished, 0.0, chosen)

@@ -417,6 +417,33 @@ def test_min_length_holds_eos_back_in_greedy_sampling_and_beam(min_length):
         assert EOS_ID not in row[:min_length] and row[min_length] == EOS_ID
 
 
+def test_the_eos_mask_stays_inside_the_logits_range():
+    """eos is set just below the row's lowest logit, not to a large constant that would set
+    an int8 file's calibrated range of the logits."""
+    logits = tf.constant(random_table(1)[0, :3])  # (3, VOCAB)
+    masked = decoding.forbid_early_eos(logits, 0, 1).numpy()
+    lowest = logits.numpy().min(axis=-1)
+    np.testing.assert_allclose(masked[:, EOS_ID], lowest - 1.0)
+    others = np.arange(VOCAB) != EOS_ID
+    np.testing.assert_array_equal(masked[:, others], logits.numpy()[:, others])
+    assert (masked.argmax(-1) != EOS_ID).all()
+    np.testing.assert_array_equal(decoding.forbid_early_eos(logits, 1, 1), logits)
+
+
+def test_min_length_holds_eos_back_from_a_random_sampler():
+    """With every logit equal, eos one below the rest keeps about 5% of the probability; a
+    draw of it before min_length is replaced."""
+    def step(tokens, states):
+        return tf.zeros([tf.shape(tokens)[0], VOCAB]), states, None
+
+    first = tf.fill([400], BOS_ID)
+    sampler = decoding.make_sampler(temperature=1.0, seed=0)
+    ids, _, _ = decoding.decode(step, first, tf.zeros([400]), 1, sampler=sampler, min_length=1)
+    drawn = ids.numpy()[:, 0]
+    assert EOS_ID not in drawn
+    assert len(set(drawn)) == VOCAB - 1  # a random draw, not the greedy choice
+
+
 def test_min_length_changes_nothing_when_eos_comes_later():
     table = random_table(0)
     table[0, :, EOS_ID] = -30.0  # the first step reads table[0, first]: eos never first
