@@ -59,6 +59,9 @@ class LanguageModelConfig(AppConfig):
     dropout: float = 0.2  # on embeddings, between layers, before the readout
     recurrent_dropout: float = 0.0  # on each layer's previous output in its recurrent matmul
     tie_embeddings: bool = True  # output matrix = embedding matrix (projected if units differ)
+    attention: bool = False  # a causal self-attention block with a memory after the last layer
+    attention_memory: int = 1024  # tokens of earlier windows the attention block looks back at
+    attention_dropout: float = 0.0  # on the attention weights
     seq_len: int = 128  # tokens per training window (BPTT length); also the prompt context
     stateful: bool = False  # read the text as contiguous streams, states carried between batches
     batch_size: int = 64  # windows per step
@@ -85,11 +88,13 @@ class LanguageModelConfig(AppConfig):
                      "steps_per_epoch"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        if self.attention_memory < 0:
+            raise ValueError(f"attention_memory must be >= 0, got {self.attention_memory}")
         if self.seq_len < 2:
             raise ValueError(f"seq_len must be at least 2, got {self.seq_len}")
         if self.stateful and self.strategy != "default":
             raise ValueError("stateful training runs on one device; use strategy 'default'")
-        for name in ("dropout", "recurrent_dropout"):
+        for name in ("dropout", "recurrent_dropout", "attention_dropout"):
             if not 0 <= getattr(self, name) < 1:
                 raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)}")
 
@@ -98,13 +103,16 @@ class LanguageModelConfig(AppConfig):
         return dict(vocab_size=vocab_size, embedding_dim=self.embedding_dim, units=self.units,
                     num_layers=self.layers, cell=self.cell, dropout=self.dropout,
                     recurrent_dropout=self.recurrent_dropout,
-                    tie_embeddings=self.tie_embeddings)
+                    tie_embeddings=self.tie_embeddings,
+                    attention_memory=self.attention_memory if self.attention else None,
+                    attention_dropout=self.attention_dropout)
 
 
 # The fields a checkpoint depends on: a run may resume with other values of the rest
-# (a stateful run's checkpoint also holds one state per row of its batch).
+# (a stateful run's checkpoint also holds one state per row of its batch, and the attention
+# memory of each).
 ARCHITECTURE = ("vocab_size", "model_type", "embedding_dim", "units", "layers", "cell",
-                "tie_embeddings", "stateful")
+                "tie_embeddings", "stateful", "attention")
 
 
 def line_start_ids(tokenizer: Tokenizer, text: str | Sequence[str]) -> list[int] | list[list[int]]:
@@ -164,7 +172,8 @@ def check_resumable(config: LanguageModelConfig, out_dir: Path) -> None:
         raise ValueError(f"{out_dir} holds a {kind_name(data.get('kind', '?'))}, not a "
                          f"{kind_name(KIND)}")
     old = data["config"]
-    fields = ARCHITECTURE + (("batch_size",) if config.stateful else ())
+    fields = ARCHITECTURE + (("batch_size",) if config.stateful else ()) \
+        + (("attention_memory",) if config.stateful and config.attention else ())
     changed = [f"{name} {old.get(name, False)!r} -> {getattr(config, name)!r}" for name in fields
                if old.get(name, False) != getattr(config, name)]
     if changed:
@@ -176,6 +185,32 @@ def create_model(config: LanguageModelConfig, vocab_size: int) -> LanguageModel:
     model = LanguageModel(**config.model_kwargs(vocab_size))
     model.build()
     return model
+
+
+def warm_start(model: LanguageModel, config: LanguageModelConfig, folder: Path) -> None:
+    """Sets the weights of `model` from the trained model in `folder`: layers the folder's
+    model lacks (a deeper stack, an attention block) keep their fresh initialization.
+    ModelError if the folder holds another architecture."""
+    start = LanguageModelConfig.load(folder)
+    if not (config.attention and not start.attention):
+        training.warm_start(model, folder, grow=config.layers > start.layers)
+        return
+    # Loaded as the model it is, then copied part by part into the attentive model.
+    base = create_model(start, model.vocab_size)
+    training.warm_start(base, folder)
+    pairs = [(model.embedding, base.embedding), (model.projection, base.projection),
+             (model.output_layer, base.output_layer), *zip(model.rnn.layers, base.rnn.layers)]
+    try:
+        for layer, base_layer in pairs:
+            if (layer is None) != (base_layer is None):
+                raise ValueError("the output layers differ (tie_embeddings)")
+            if layer is not None:
+                layer.set_weights(base_layer.get_weights())
+        if model.output_bias is not None:
+            model.output_bias.assign(base.output_bias)
+    except ValueError as error:
+        raise ModelError(f"{folder} holds another architecture than this run's: "
+                         f"{str(error).strip().splitlines()[0]}") from None
 
 
 def train(config: LanguageModelConfig, train_text: str, dev_text: str, out_dir: Path
@@ -202,8 +237,7 @@ def train(config: LanguageModelConfig, train_text: str, dev_text: str, out_dir: 
     with strategy.scope():
         model = create_model(config, tokenizer.vocab_size)
         if config.init_from and not training.resumed_epoch(out_dir):  # a resumed run has all
-            start = LanguageModelConfig.load(Path(config.init_from))
-            training.warm_start(model, Path(config.init_from), grow=config.layers > start.layers)
+            warm_start(model, config, Path(config.init_from))
         trainer = StatefulTrainer(model, config.batch_size) if config.stateful else model
         trainer.compile(
             optimizer=training.adam(config.learning_rate, config.clipnorm, config.decay_steps),

@@ -16,6 +16,7 @@ writes text, and nothing ends it but `max_new_tokens`.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import tensorflow as tf
@@ -96,12 +97,15 @@ class LanguageModelModule(tf.Module):
         self.defaults = defaults
         # Prompts are encoded as the start of a line (see `line_start_ids`).
         self.line_tokenizer = GraphTokenizer(tokenizer, line_start=True)
-        self.state_sizes = [cell.state_size for cell in model.cells]
+        # Each state's shape past the batch: (units,) of a recurrent layer, (M, units) and
+        # (M,) of an attention memory; flattened side by side into one (batch, S) tensor.
+        self.state_shapes = [[tuple(state.shape[1:]) for state in layer]
+                             for layer in model.initial_states(1)]
         # Added to every step's logits: the ids that are not text are never drawn.
         self.special_penalty = tf.scatter_nd([[PAD_ID], [UNK_ID], [BOS_ID], [EOS_ID]],
                                              [-1e9] * 4, [model.vocab_size])
         # Traced here, where the width of the states is known, so that their shape is static.
-        width = sum(size for sizes in self.state_sizes for size in sizes)
+        width = sum(math.prod(shape) for shapes in self.state_shapes for shape in shapes)
         self.step_one = tf.function(self._step_one, input_signature=[
             tf.TensorSpec([1], tf.int32, name="token"),
             tf.TensorSpec([1, width], tf.float32, name="states")])
@@ -164,11 +168,15 @@ class LanguageModelModule(tf.Module):
         return tf.strings.substr(full, start, tf.strings.length(full) - start)
 
     def flatten(self, states):
-        return tf.concat(tf.nest.flatten(states), axis=1)  # (batch, S)
+        batch = tf.shape(tf.nest.flatten(states)[0])[0]
+        return tf.concat([tf.reshape(state, [batch, -1]) for state in tf.nest.flatten(states)],
+                         axis=1)  # (batch, S)
 
     def unflatten(self, flat):
-        parts = iter(tf.split(flat, [size for sizes in self.state_sizes for size in sizes], 1))
-        return [[next(parts) for _ in sizes] for sizes in self.state_sizes]
+        parts = iter(tf.split(flat, [math.prod(shape) for shapes in self.state_shapes
+                                     for shape in shapes], 1))
+        return [[tf.reshape(next(parts), [-1, *shape]) for shape in shapes]
+                for shapes in self.state_shapes]
 
     # -- signatures -----------------------------------------------------------------------
 

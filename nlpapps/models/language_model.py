@@ -2,7 +2,7 @@
 
 import keras
 
-from nlpapps.layers import GRU, LSTM, StackedRNN
+from nlpapps.layers import GRU, LSTM, CausalSelfAttention, StackedRNN
 from nlpapps.models.tied_output import tied_logits
 
 CELLS = {"lstm": LSTM, "gru": GRU}
@@ -17,6 +17,9 @@ class LanguageModel(keras.Model):
         x_t = drop(E y_t)
         h_t = StackedRNN(x_1 .. x_t)               LSTM or GRU layers, residual between layers
                                                    of equal width, dropout between layers
+        h_t = h_t + g Attn(LN(h_1) .. LN(h_t))     with `attention_memory`: causal
+                                                   self-attention over the window and the
+                                                   memory of LN(h) of earlier windows
         o_t = drop(h_t) P                          projection, only when tied and units differ
         logits_t = o_t E^T + b                     tied (`tie_embeddings`)
         logits_t = drop(h_t) W + b                 untied
@@ -28,6 +31,13 @@ class LanguageModel(keras.Model):
     window stopped and returns the states it stops in (truncated backpropagation through time).
     `step` reads one token per row, for decoding loops.
 
+    The attention block (`CausalSelfAttention`, as the attention of SHA-RNN, Merity 2019) sits
+    after the top recurrent layer: layer norm, attention, a residual connection scaled by a
+    learned scalar `g` that starts at zero (ReZero, Bachlechner et al. 2020), so a model
+    warm-started from one without attention starts with that model's predictions. Its memory,
+    the last `attention_memory` normalized top states, is one more entry of the states:
+    carried, reset and returned as the recurrent states are.
+
     Args:
         vocab_size: size of the vocabulary.
         embedding_dim: width of the embedding (and of the projection when tied).
@@ -38,11 +48,15 @@ class LanguageModel(keras.Model):
         recurrent_dropout: variational dropout on each layer's previous output inside its
             recurrent matmul (one mask per window; Gal & Ghahramani 2016).
         tie_embeddings: use the embedding matrix as the output matrix.
+        attention_memory: None for no attention block; else the memory length M of its
+            self-attention (0: the current window alone).
+        attention_dropout: dropout on the attention weights.
 
     Call arguments:
         token_ids: int `(batch, time)`.
         initial_state: optional states to start from (`initial_states(batch)` structure): one
-            list per layer of `(batch, units)` tensors (h, and c for LSTM).
+            list per layer of `(batch, units)` tensors (h, and c for LSTM), then, with
+            attention, `[memory (batch, M, units), validity (batch, M)]`.
         mask: optional `(batch, time)` bool; at a masked position the states are carried over.
         training: whether dropout is active.
         return_state: also return the final states.
@@ -63,7 +77,8 @@ class LanguageModel(keras.Model):
     """
 
     def __init__(self, vocab_size, embedding_dim=256, units=512, num_layers=2, cell="lstm",
-                 dropout=0.2, tie_embeddings=True, recurrent_dropout=0.0, **kwargs):
+                 dropout=0.2, tie_embeddings=True, recurrent_dropout=0.0, attention_memory=None,
+                 attention_dropout=0.0, **kwargs):
         super().__init__(**kwargs)
         if cell not in CELLS:
             raise ValueError(f"`cell` must be one of {sorted(CELLS)}. Received: cell={cell!r}")
@@ -82,6 +97,8 @@ class LanguageModel(keras.Model):
         self.dropout = dropout
         self.tie_embeddings = tie_embeddings
         self.recurrent_dropout = recurrent_dropout
+        self.attention_memory = attention_memory
+        self.attention_dropout = attention_dropout
 
         self.embedding = keras.layers.Embedding(vocab_size, embedding_dim, name="embedding")
         self.rnn = StackedRNN([CELLS[cell](units, return_sequences=True,
@@ -89,6 +106,15 @@ class LanguageModel(keras.Model):
                                            name=f"{cell}_{i}")
                                for i in range(num_layers)],
                               residual=True, dropout=dropout, return_state=True, name="rnn")
+        self.attention = self.attention_norm = self.attention_gate = None
+        if attention_memory is not None:
+            self.attention_norm = keras.layers.LayerNormalization(name="attention_norm")
+            self.attention = CausalSelfAttention(
+                attention_memory, dropout=attention_dropout, return_state=True, name="attention")
+            # A weight of the model itself: a reader that knows no attention block finds one
+            # weight more than it expects and refuses the file instead of ignoring the block.
+            self.attention_gate = self.add_weight(name="attention_gate", shape=(),
+                                                  initializer="zeros")
         self.projection = None
         if tie_embeddings and units != embedding_dim:
             self.projection = keras.layers.Dense(embedding_dim, name="projection")
@@ -102,6 +128,9 @@ class LanguageModel(keras.Model):
     def build(self, input_shape=None):
         self.embedding.build((None, None))
         self.rnn.build((None, None, self.embedding_dim))
+        if self.attention is not None:
+            self.attention_norm.build((None, None, self.units))
+            self.attention.build((None, None, self.units))
         if self.projection is not None:
             self.projection.build((None, self.units))
         if self.output_layer is not None:
@@ -113,8 +142,23 @@ class LanguageModel(keras.Model):
         return [layer.cell for layer in self.rnn.layers]
 
     def initial_states(self, batch_size):
-        """Zero states: one list per layer of `(batch, units)` tensors."""
-        return [cell.get_initial_state(batch_size) for cell in self.cells]
+        """Zero states: one list per layer of `(batch, units)` tensors (and an empty
+        attention memory)."""
+        states = [cell.get_initial_state(batch_size) for cell in self.cells]
+        if self.attention is not None:
+            states.append(self.attention.get_initial_state(batch_size))
+        return states
+
+    def _recurrent(self, x, initial_state, mask=None, training=False):
+        """The stack and the attention block: `(outputs (batch, time, units), states)`."""
+        layers = None if initial_state is None else initial_state[:self.num_layers]
+        outputs, states = self.rnn(x, initial_state=layers, mask=mask, training=training)
+        if self.attention is None:
+            return outputs, states
+        memory = None if initial_state is None else initial_state[self.num_layers]
+        attended, *memory = self.attention(self.attention_norm(outputs), initial_state=memory,
+                                           mask=mask, training=training)
+        return outputs + self.attention_gate * attended, [*states, memory]
 
     def readout(self, outputs, training=False):
         """Logits `(..., vocab_size)` of the top layer's outputs `(..., units)`."""
@@ -127,19 +171,19 @@ class LanguageModel(keras.Model):
 
     def call(self, token_ids, initial_state=None, mask=None, training=False, return_state=False):
         x = self.dropout_layer(self.embedding(token_ids), training=training)
-        outputs, states = self.rnn(x, initial_state=initial_state, mask=mask, training=training)
+        outputs, states = self._recurrent(x, initial_state, mask=mask, training=training)
         logits = self.readout(outputs, training=training)  # (batch, time, vocab_size)
         return (logits, states) if return_state else logits
 
     def features(self, token_ids, initial_state=None):
         """The top layer's outputs `(batch, time, units)`, which `readout` turns into logits,
         and the final states; no dropout."""
-        return self.rnn(self.embedding(token_ids), initial_state=initial_state)
+        return self._recurrent(self.embedding(token_ids), initial_state)
 
     def advance(self, token_ids, initial_state=None, mask=None):
         """The states after reading `token_ids` `(batch, time)` (masked positions skipped),
         without computing the logits: for a prompt before decoding."""
-        _, states = self.rnn(self.embedding(token_ids), initial_state=initial_state, mask=mask)
+        _, states = self._recurrent(self.embedding(token_ids), initial_state, mask=mask)
         return states
 
     def step(self, token_ids, states):
@@ -152,6 +196,11 @@ class LanguageModel(keras.Model):
             # As in StackedRNN: a residual connection where input and output widths agree.
             x = h + x if h.shape[-1] == x.shape[-1] else h  # (batch, units)
             new_states.append(layer_states)
+        if self.attention is not None:
+            attended, *memory = self.attention(self.attention_norm(x[:, None]),
+                                               initial_state=states[self.num_layers])
+            x = x + self.attention_gate * attended[:, 0]
+            new_states.append(memory)
         return self.readout(x), new_states
 
     def get_config(self):
@@ -165,4 +214,6 @@ class LanguageModel(keras.Model):
             "dropout": self.dropout,
             "tie_embeddings": self.tie_embeddings,
             "recurrent_dropout": self.recurrent_dropout,
+            "attention_memory": self.attention_memory,
+            "attention_dropout": self.attention_dropout,
         }

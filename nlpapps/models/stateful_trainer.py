@@ -57,8 +57,10 @@ class StatefulTrainer(keras.Model):
 
     def train_step(self, data):
         (inputs, reset), targets = data
-        keep = ops.cast(ops.logical_not(reset), "float32")[:, None]  # (batch, 1)
-        states = [[ops.convert_to_tensor(v) * keep for v in layer] for layer in self.carried]
+        keep = ops.cast(ops.logical_not(reset), "float32")  # (batch,)
+        # Each state is (batch, ...): (batch, units), or an attention memory (batch, M, units).
+        states = [[ops.convert_to_tensor(v) * ops.reshape(keep, (-1,) + (1,) * (len(v.shape) - 1))
+                   for v in layer] for layer in self.carried]
         with tf.GradientTape() as tape:
             logits, new_states = self.language_model(inputs, initial_state=states, training=True,
                                                      return_state=True)

@@ -1,0 +1,214 @@
+"""The language model with a self-attention block (`--attention`): its memory carried as a
+state (windows against one pass, decoding steps, causality across the memory, stateful
+training), the warm start from an LSTM-only folder, a reader without attention refusing its
+folder, its SavedModel, and the TFLite export's refusal."""
+
+import json
+import shutil
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from nlpapps.apps import language_model as lm
+from nlpapps.errors import ExportError, ModelError
+from nlpapps.models.language_model import LanguageModel
+from nlpapps.models.stateful_trainer import StatefulTrainer
+from nlpapps.tokenizer import BOS_ID
+
+from tiny_language_model import log_softmax, text, train_tiny
+
+VOCAB, MEMORY = 30, 6
+
+
+def make_model(memory=MEMORY, gate=0.7, **kwargs):
+    keras.utils.set_random_seed(0)
+    model = LanguageModel(VOCAB, embedding_dim=8, units=8, num_layers=2, dropout=0.0,
+                          attention_memory=memory, **kwargs)
+    model.build()
+    model.attention_gate.assign(gate)  # trained models have one; a fresh one has 0
+    return model
+
+
+def ids(length, seed=0, batch=2):
+    return np.random.default_rng(seed).integers(4, VOCAB, (batch, length)).astype("int32")
+
+
+def read_in_windows(model, tokens, window):
+    states, pieces = model.initial_states(tokens.shape[0]), []
+    for start in range(0, tokens.shape[1], window):
+        logits, states = model(tokens[:, start:start + window], initial_state=states,
+                               return_state=True)
+        pieces.append(np.asarray(logits))
+    return np.concatenate(pieces, axis=1), states
+
+
+def test_windows_with_the_memory_carried_equal_one_pass_and_decoding_steps():
+    model = make_model(memory=11)  # every position before the last of 12
+    tokens = ids(12)
+    whole = np.asarray(model(tokens))
+    for window in (3, 5):
+        np.testing.assert_allclose(read_in_windows(model, tokens, window)[0], whole, atol=1e-5)
+    states, steps = model.initial_states(2), []
+    for t in range(12):
+        logits, states = model.step(tokens[:, t], states)
+        steps.append(np.asarray(logits))
+    np.testing.assert_allclose(np.stack(steps, 1), whole, atol=1e-5)
+    assert [tuple(s.shape) for s in states[-1]] == [(2, 11, 8), (2, 11)]
+
+
+@pytest.mark.parametrize("position", [2, 7, 9])
+def test_a_later_token_never_changes_an_earlier_prediction(position):
+    model = make_model()
+    tokens = ids(15)
+    changed = tokens.copy()
+    changed[:, position] = (changed[:, position] - 4 + 1) % (VOCAB - 4) + 4
+    before = read_in_windows(model, tokens, 5)[0]
+    after = read_in_windows(model, changed, 5)[0]
+    np.testing.assert_array_equal(after[:, :position], before[:, :position])
+    assert np.abs(after[:, position] - before[:, position]).max() > 1e-5
+
+
+def test_the_memory_reaches_back_past_the_recurrent_states():
+    """With the LSTM states cut at each window, the next window still sees the last one
+    through the memory: its predictions depend on the tokens there."""
+    model = make_model()
+    tokens = ids(10)
+    changed = tokens.copy()
+    changed[:, 3] = (changed[:, 3] - 4 + 1) % (VOCAB - 4) + 4
+
+    def second_window(first):
+        _, states = model(first[:, :5], return_state=True)
+        fresh = model.initial_states(2)[:2] + [states[2]]  # recurrent states zero, memory kept
+        return np.asarray(model(first[:, 5:], initial_state=fresh))
+
+    assert np.abs(second_window(changed) - second_window(tokens)).max() > 1e-5
+    no_memory = make_model(memory=0)
+    _, states = no_memory(tokens[:, :5], return_state=True)
+    assert states[2][0].shape == (2, 0, 8)
+
+
+def test_a_masked_prompt_leaves_the_memory_of_its_real_tokens():
+    model = make_model()
+    tokens = ids(6)
+    mask = np.array([[True] * 6, [True] * 4 + [False] * 2])
+    states = model.advance(tokens, mask=mask)
+    alone = model.advance(tokens[1:, :4])
+    for got, want in zip(states[-1], alone[-1]):
+        np.testing.assert_allclose(np.asarray(got)[1], np.asarray(want)[0], atol=1e-6)
+
+
+def test_a_zero_gate_gives_the_model_without_attention():
+    attentive = make_model(gate=0.0)
+    plain = LanguageModel(VOCAB, embedding_dim=8, units=8, num_layers=2, dropout=0.0)
+    plain.build()
+    for layer, other in ((plain.embedding, attentive.embedding), (plain.rnn, attentive.rnn)):
+        layer.set_weights(other.get_weights())
+    plain.output_bias.assign(attentive.output_bias)
+    np.testing.assert_allclose(attentive(ids(7)), plain(ids(7)), atol=1e-6)
+    assert LanguageModel.from_config(attentive.get_config()).attention_memory == MEMORY
+
+
+def test_stateful_training_carries_the_memory_and_resets_it():
+    model = make_model()
+    trainer = StatefulTrainer(model, batch_size=2)
+    trainer.compile(optimizer="adam", loss=lm.training.masked_cross_entropy())
+    tokens = ids(5)
+
+    def batches(reset):
+        return tf.data.Dataset.from_tensors(
+            ((tokens[:, :4], np.array(reset)), tokens[:, 1:])).repeat()
+
+    trainer.fit(batches([False, False]), steps_per_epoch=2, epochs=1, verbose=0)
+    assert trainer.carried[-1][1].numpy().sum(axis=1).tolist() == [MEMORY, MEMORY]
+    trainer.fit(batches([True, False]), steps_per_epoch=1, epochs=1, verbose=0)
+    assert trainer.carried[-1][1].numpy().sum(axis=1).tolist() == [4, MEMORY]
+
+
+@pytest.fixture(scope="module")
+def lstm_folder(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("lstm")
+    train_tiny(folder, epochs=1, steps_per_epoch=2)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def attentive_folder(lstm_folder, tmp_path_factory):
+    """A stateful attentive run warm-started from the LSTM folder."""
+    folder = tmp_path_factory.mktemp("attentive")
+    model, tokenizer = train_tiny(folder, init_from=str(lstm_folder), attention=True,
+                                  attention_memory=48, stateful=True, batch_size=4, epochs=1,
+                                  steps_per_epoch=2, learning_rate=1e-9)
+    return model, tokenizer, folder
+
+
+def test_warm_start_from_lstm_weights_keeps_their_predictions(lstm_folder, attentive_folder):
+    model, tokenizer, folder = attentive_folder
+    plain, _, _ = lm.load(lstm_folder)
+    loaded, _, config = lm.load(folder)
+    assert config.attention and loaded.attention.memory_length == 48
+    tokens = np.asarray([[BOS_ID, *lm.line_start_ids(tokenizer, text("dev"))[:40]]], np.int32)
+    np.testing.assert_allclose(loaded(tokens), plain(tokens), atol=1e-4)
+    assert len(loaded.weights) == len(plain.weights) + 7  # norm 2, attention 4, gate 1
+
+
+def test_evaluation_reads_the_text_with_the_memory(attentive_folder):
+    model, tokenizer, _ = attentive_folder
+    model.attention_gate.assign(1.0)  # trained models attend; a warm start's gate is 0
+    try:
+        report = lm.evaluate(model, tokenizer, text("dev"), window=16)
+        token_ids = lm.line_start_ids(tokenizer, text("dev"))[:47]
+        # One pass over the first 48 tokens sees all of them, as the windows with memory do.
+        log_probs = log_softmax(model(np.asarray([[BOS_ID, *token_ids]], np.int32))[0])
+        _, nats = lm.token_nll(model, tokenizer, text("dev"), window=16)
+        expected = -log_probs[np.arange(len(token_ids)), token_ids]
+        np.testing.assert_allclose(nats[:len(token_ids)], expected, atol=1e-4)
+        assert report["tokens"] == len(nats)
+    finally:
+        model.attention_gate.assign(0.0)
+
+
+def test_a_reader_without_attention_refuses_the_folder(attentive_folder, tmp_path):
+    _, _, folder = attentive_folder
+    old = tmp_path / "as-an-old-reader-sees-it"
+    shutil.copytree(folder, old)
+    data = json.loads((old / "config.json").read_text())
+    data["config"] = {k: v for k, v in data["config"].items() if not k.startswith("attention")}
+    (old / "config.json").write_text(json.dumps(data))
+    with pytest.raises(ModelError, match="could not be loaded"):
+        lm.load(old)
+
+
+def test_the_saved_model_scores_and_generates_as_the_keras_model(attentive_folder, tmp_path):
+    from nlpapps.export.language_model import export_language_model_folder
+
+    model, tokenizer, folder = attentive_folder
+    gated = tmp_path / "gated"  # a warm start's gate is 0; trained models attend
+    shutil.copytree(folder, gated)
+    model.attention_gate.assign(1.0)
+    lm.training.save_weights(model, gated / lm.WEIGHTS_FILE)
+    model.attention_gate.assign(0.0)
+    model, _, _ = lm.load(gated)
+    export_language_model_folder(gated, tmp_path / "exported")
+    loaded = tf.saved_model.load(str(tmp_path / "exported"))
+    tokens = np.asarray([[BOS_ID, *lm.line_start_ids(tokenizer, text("dev"))[:30]]], np.int32)
+    width = loaded.score.concrete_functions[0].structured_input_signature[0][1].shape[-1]
+    assert width == 2 * 2 * 32 + 48 * 32 + 48
+    states = tf.zeros([1, width])
+    first = loaded.score(tokens=tokens[:, :16], states=states)
+    second = loaded.score(tokens=tokens[:, 15:], states=first["states"])
+    log_probs = np.concatenate([first["log_probs"][0], second["log_probs"][0]])
+    expected = log_softmax(model(tokens[:, :-1])[0])[np.arange(30), tokens[0, 1:]]
+    np.testing.assert_allclose(log_probs, expected, atol=1e-4)
+    text_out = loaded.signatures["generate"](
+        inputs=tf.constant(["ROMEO:"]), max_new_tokens=5, temperature=0.0, top_k=0,
+        top_p=1.0, seed=0)["outputs"]
+    assert text_out.shape == (1,)
+
+
+def test_tflite_export_refuses_an_attentive_model(attentive_folder):
+    from nlpapps.export.tflite import convert
+
+    with pytest.raises(ExportError, match="self-attention"):
+        convert(attentive_folder[2])
