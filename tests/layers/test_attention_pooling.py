@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from nlpapps.layers import AttentionPooling
-from tests.layers.helpers import check_layer_contract, make_sequences
+from tests.layers.helpers import (assert_all_close, check_layer_contract, make_sequences,
+                                  tflite_outputs)
 
 D, UNITS, HOPS = 5, 4, 3
 
@@ -91,3 +92,10 @@ def test_config_round_trip_and_the_layer_contract(tmp_path):
 def test_bad_arguments_are_refused_by_name(kwargs, name):
     with pytest.raises(ValueError, match=name):
         AttentionPooling(**kwargs)
+
+
+def test_tflite_builtins_give_the_same_pooling():
+    layer = make_layer()
+    H, _ = make_sequences(batch=1, time=6, features=D, lengths=(6,))
+    got = tflite_outputs(lambda x: layer(x), dict(x=H), layer)
+    assert_all_close(got, layer(H), atol=1e-5)

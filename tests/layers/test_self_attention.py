@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from nlpapps.layers import CausalSelfAttention
-from tests.layers.helpers import check_layer_contract, make_sequences
+from tests.layers.helpers import (assert_all_close, check_layer_contract, make_sequences,
+                                  tflite_outputs)
 
 D, M = 5, 4
 
@@ -181,3 +182,18 @@ def test_bad_arguments_are_refused_by_name(kwargs):
     with pytest.raises(ValueError, match=[k for k in kwargs if k != "memory_length"][0]
                        if len(kwargs) > 1 else "memory_length"):
         CausalSelfAttention(**kwargs)
+
+
+@pytest.mark.parametrize("masked", [False, True])
+def test_tflite_builtins_give_the_same_window_and_memory(masked):
+    layer = make_layer()
+    x = np.random.default_rng(9).normal(size=(1, 3, D)).astype("float32")
+    memory = np.random.default_rng(10).normal(size=(1, M, D)).astype("float32")
+    valid = np.array([[0, 1, 1, 1]], "float32")
+    inputs = dict(x=x, memory=memory, valid=valid)
+    if masked:
+        inputs["mask"] = np.array([[True, False, True]])
+    expected = layer(x, initial_state=[memory, valid], mask=inputs.get("mask"))
+    got = tflite_outputs(lambda x, memory, valid, mask=None: layer(
+        x, initial_state=[memory, valid], mask=mask), inputs, layer)
+    assert_all_close(got, expected, atol=1e-5)
