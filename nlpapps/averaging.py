@@ -14,7 +14,8 @@ from pathlib import Path
 import numpy as np
 
 from nlpapps import training
-from nlpapps.apps.saved_model import ModelError, kind_name, read_kind
+from nlpapps.apps.registry import app_of
+from nlpapps.apps.saved_model import ModelError, read_kind
 from nlpapps.export.model_folder import export_model_folder
 
 
@@ -42,35 +43,22 @@ def average_weights(model, paths: list[Path]) -> None:
         variable.assign((summed / len(paths)).astype(variable.dtype))
 
 
-def _build(run_dir: Path, kind: str):
-    """The run's model with fresh weights, from its config and tokenizer."""
-    from nlpapps.tokenizer import Tokenizer
-
-    tokenizer = Tokenizer.load(run_dir / "tokenizer.model")
-    if kind == "translator":
-        from nlpapps.apps.translator import Translator, TranslatorConfig
-
-        return Translator.create(TranslatorConfig.load(run_dir), tokenizer).model
-    from nlpapps.apps.language_model import LanguageModelConfig, create_model
-
-    return create_model(LanguageModelConfig.load(run_dir), tokenizer.vocab_size)
-
-
 def average_run(run_dir: Path, out_dir: Path, last: int) -> list[Path]:
     """Writes a model folder at `out_dir` (as `nlpapps export --format savedmodel` does) whose
     weights average the last `last` epochs of the run in `run_dir`; returns the files used."""
     run_dir, out_dir = Path(run_dir), Path(out_dir)
     kind, _ = read_kind(run_dir)
-    if kind not in ("translator", "language_model"):
-        raise ModelError(f"{run_dir} holds a {kind_name(kind)}, which cannot be averaged")
+    app = app_of(kind)
+    if not (app.has("export_folder") and app.has("fresh_model")):
+        raise ModelError(f"{run_dir} holds a {app.name}, which cannot be averaged")
     if last < 1:
         raise ModelError(f"--last must be at least 1, got {last}")
     paths = epoch_files(run_dir, last)
-    model = _build(run_dir, kind)
+    model = app.hook("fresh_model")(run_dir)  # fresh weights, from its config
     average_weights(model, paths)
     with tempfile.TemporaryDirectory() as staging:
         staging = Path(staging)
-        for name in ("config.json", "tokenizer.model"):
+        for name in app.model_files:
             shutil.copy(run_dir / name, staging / name)
         (staging / training.WEIGHTS_FILE).write_bytes(training.weights_bytes(model))
         export_model_folder(kind, staging, out_dir)

@@ -21,17 +21,19 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from nlpapps.commands import (data, export, gradients, language_model,  # noqa: E402
-                              question_answering, recipe, translator, turing_machine)
+from nlpapps.apps.registry import APPS, resolve  # noqa: E402
+from nlpapps.commands import data, export, gradients, recipe  # noqa: E402
 from nlpapps.errors import EXIT_STATUS, NlpappsError  # noqa: E402
+
+# Commands of no single app; each app's own come from the registry, in its order.
+SHARED_COMMANDS = (data, export, recipe, gradients)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="nlpapps", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
     sub = parser.add_subparsers(dest="command", required=True)
-    for commands in (translator, data, language_model, export, recipe, gradients, turing_machine,
-                     question_answering):
+    for commands in (*(resolve(app.commands) for app in APPS), *SHARED_COMMANDS):
         commands.add_parsers(sub)
     return parser
 

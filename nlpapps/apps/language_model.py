@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 import logging
 import math
 import sys
@@ -25,11 +24,11 @@ import numpy as np
 import tensorflow as tf
 
 from nlpapps import training
-from nlpapps.apps.config import CONFIG_FILE, AppConfig
+from nlpapps.apps.config import AppConfig
 from nlpapps.apps.dynamic_evaluation import Adaptation, adapting_window_nll, restored_weights
 from nlpapps.apps.language_model_data import dev_dataset, stream_dataset, window_dataset
 from nlpapps.apps.neural_cache import Cache, caching_window_nll
-from nlpapps.apps.saved_model import ModelError, kind_name, read_kind, wrong_kind
+from nlpapps.apps.saved_model import ModelError, expect_kind
 from nlpapps.data import pad_batch
 from nlpapps.models.language_model import LanguageModel
 from nlpapps.models.stateful_trainer import StatefulTrainer
@@ -49,6 +48,9 @@ class LanguageModelConfig(AppConfig):
     """Everything that defines a language model and its training; saved as config.json."""
 
     kind: ClassVar[str] = KIND
+    architecture: ClassVar[tuple[str, ...]] = (
+        "vocab_size", "model_type", "embedding_dim", "units", "layers", "cell",
+        "tie_embeddings", "stateful", "attention")
 
     vocab_size: int = 4000  # SentencePiece vocabulary; for "char", at most this many characters
     model_type: str = "unigram"  # tokenizer: "unigram" (subword pieces) or "char"
@@ -98,6 +100,12 @@ class LanguageModelConfig(AppConfig):
             if not 0 <= getattr(self, name) < 1:
                 raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)}")
 
+    def resume_fields(self) -> tuple[str, ...]:
+        """A stateful run's checkpoint also holds one state per row of its batch, and the
+        attention memory of each."""
+        return self.architecture + (("batch_size",) if self.stateful else ()) \
+            + (("attention_memory",) if self.stateful and self.attention else ())
+
     def model_kwargs(self, vocab_size: int) -> dict:
         """The `LanguageModel` arguments; `vocab_size` is the trained tokenizer's."""
         return dict(vocab_size=vocab_size, embedding_dim=self.embedding_dim, units=self.units,
@@ -106,13 +114,6 @@ class LanguageModelConfig(AppConfig):
                     tie_embeddings=self.tie_embeddings,
                     attention_memory=self.attention_memory if self.attention else None,
                     attention_dropout=self.attention_dropout)
-
-
-# The fields a checkpoint depends on: a run may resume with other values of the rest
-# (a stateful run's checkpoint also holds one state per row of its batch, and the attention
-# memory of each).
-ARCHITECTURE = ("vocab_size", "model_type", "embedding_dim", "units", "layers", "cell",
-                "tie_embeddings", "stateful", "attention")
 
 
 def line_start_ids(tokenizer: Tokenizer, text: str | Sequence[str]) -> list[int] | list[list[int]]:
@@ -162,29 +163,17 @@ class DevLoss(training.CheckpointedCallback):
         log.info("epoch %d: dev loss %.4f (best %.4f)", epoch + 1, loss, self.state["best"])
 
 
-def check_resumable(config: LanguageModelConfig, out_dir: Path) -> None:
-    """Raises ValueError if `out_dir` holds a run whose model differs from `config`'s."""
-    path = Path(out_dir) / CONFIG_FILE
-    if not path.exists():
-        return
-    data = json.loads(path.read_text())
-    if data.get("kind") != KIND:
-        raise ValueError(f"{out_dir} holds a {kind_name(data.get('kind', '?'))}, not a "
-                         f"{kind_name(KIND)}")
-    old = data["config"]
-    fields = ARCHITECTURE + (("batch_size",) if config.stateful else ()) \
-        + (("attention_memory",) if config.stateful and config.attention else ())
-    changed = [f"{name} {old.get(name, False)!r} -> {getattr(config, name)!r}" for name in fields
-               if old.get(name, False) != getattr(config, name)]
-    if changed:
-        raise ValueError(f"{out_dir} holds a run of another model ({', '.join(changed)}); "
-                         "use the same options to resume it or another --out")
-
-
 def create_model(config: LanguageModelConfig, vocab_size: int) -> LanguageModel:
     model = LanguageModel(**config.model_kwargs(vocab_size))
     model.build()
     return model
+
+
+def fresh_model(folder: Path) -> LanguageModel:
+    """The model of the folder's config and tokenizer, with fresh weights."""
+    folder = Path(folder)
+    return create_model(LanguageModelConfig.load(folder),
+                        Tokenizer.load(folder / TOKENIZER_FILE).vocab_size)
 
 
 def warm_start(model: LanguageModel, config: LanguageModelConfig, folder: Path) -> None:
@@ -221,7 +210,7 @@ def train(config: LanguageModelConfig, train_text: str, dev_text: str, out_dir: 
     # A multi-worker strategy must exist before TensorFlow's first op.
     strategy = training.get_strategy(config.strategy)
     out_dir.mkdir(parents=True, exist_ok=True)
-    check_resumable(config, out_dir)
+    config.check_resumable(out_dir)
     folder = training.output_folder(out_dir)  # out_dir, but a temporary one on non-chiefs
     keras.utils.set_random_seed(config.seed)
     config.save(folder)
@@ -419,9 +408,7 @@ def _line_log_probs(model: LanguageModel):
 def load(folder: Path) -> tuple[LanguageModel, Tokenizer, LanguageModelConfig]:
     """The model, tokenizer and config of a trained folder; ModelError if it is not one."""
     folder = Path(folder)
-    kind, data = read_kind(folder)
-    if kind != KIND:
-        raise wrong_kind(folder, kind, KIND)
+    data = expect_kind(folder, KIND)
     for name in (TOKENIZER_FILE, WEIGHTS_FILE):
         if not (folder / name).exists():
             raise ModelError(f"{folder} has no {name}; train the model to the end "

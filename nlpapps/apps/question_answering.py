@@ -23,8 +23,7 @@ import numpy as np
 from keras import ops
 
 from nlpapps import training
-from nlpapps.apps.config import CONFIG_FILE, AppConfig
-from nlpapps.apps.saved_model import kind_name
+from nlpapps.apps.config import AppConfig
 from nlpapps.corpora.babi import Question, tokenize
 from nlpapps.errors import ModelError
 from nlpapps.layers import LSTM, MemoryNetwork
@@ -43,6 +42,9 @@ class QAConfig(AppConfig):
     """Everything that defines a question-answering model and its training."""
 
     kind: ClassVar[str] = KIND
+    architecture: ClassVar[tuple[str, ...]] = (
+        "model", "embedding_dim", "hops", "memory_size", "position_encoding",
+        "temporal_encoding", "units")
 
     model: str = "memn2n"  # "memn2n" (end-to-end memory network) or "lstm" (LSTM reader)
     embedding_dim: int = 50  # word embedding width d
@@ -76,11 +78,6 @@ class QAConfig(AppConfig):
             raise ValueError(f"random_noise must be in [0, 1), got {self.random_noise}")
         if self.learning_rate <= 0:
             raise ValueError(f"learning_rate must be positive, got {self.learning_rate}")
-
-
-# The fields a checkpoint depends on: a run may resume with other values of the rest.
-ARCHITECTURE = ("model", "embedding_dim", "hops", "memory_size", "position_encoding",
-                "temporal_encoding", "units")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -225,6 +222,12 @@ class ZerosLike(keras.layers.Layer):
         return {**super().get_config(), "memory_size": self.memory_size}
 
 
+def fresh_model(folder: Path) -> keras.Model:
+    """The model of the folder's config and vocabulary, with fresh weights."""
+    folder = Path(folder)
+    return create_model(QAConfig.load(folder), Vocabulary.load(folder))
+
+
 def memory_layer(model: keras.Model) -> MemoryNetwork | None:
     for layer in model.layers:
         if isinstance(layer, MemoryNetwork):
@@ -339,22 +342,6 @@ class TrainingState(keras.callbacks.Callback):
                     entry["val_accuracy"])
 
 
-def check_resumable(config: QAConfig, out_dir: Path) -> None:
-    """ValueError if `out_dir` holds a run whose model differs from `config`'s."""
-    path = Path(out_dir) / CONFIG_FILE
-    if not path.exists():
-        return
-    data = json.loads(path.read_text())
-    if data.get("kind") != KIND:
-        raise ValueError(f"{out_dir} holds a {kind_name(data.get('kind', '?'))}, not a "
-                         f"{kind_name(KIND)}")
-    changed = [f"{name} {data['config'].get(name)!r} -> {getattr(config, name)!r}"
-               for name in ARCHITECTURE if data["config"].get(name) != getattr(config, name)]
-    if changed:
-        raise ValueError(f"{out_dir} holds a run of another model ({', '.join(changed)}); "
-                         "use the same options to resume it or another --out")
-
-
 def starting_folder(folder: str | Path) -> Path:
     """`folder` if it holds a question-answering model (ModelError otherwise)."""
     folder = Path(folder)
@@ -410,7 +397,7 @@ def train(config: QAConfig, tasks: dict[int, list[Question]], out_dir: Path
     out for validation; returns the model of the lowest validation loss and its vocabulary."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    check_resumable(config, out_dir)
+    config.check_resumable(out_dir)
     keras.utils.set_random_seed(config.seed)
     train_questions, validation = split_validation(tasks)
     if (out_dir / VOCAB_FILE).exists():

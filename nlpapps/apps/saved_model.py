@@ -5,12 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from nlpapps.apps.registry import App, app_of, kind_name
 from nlpapps.errors import ModelError  # noqa: F401  (raised and imported from here)
-
-
-def kind_name(kind: str) -> str:
-    """How messages name a kind of model: "translator", "language model"."""
-    return kind.replace("_", " ")
 
 
 def wrong_kind(folder: Path, found: str, expected: str) -> ModelError:
@@ -37,12 +33,25 @@ def read_kind(folder: Path) -> tuple[str, dict]:
         raise ModelError(f"{config_path} is corrupt ({error}); re-export the model") from None
 
 
+def expect_kind(folder: Path, kind: str) -> dict:
+    """The config of `folder/config.json` if the folder holds a `kind` model; ModelError (one
+    that names both kinds) if it holds another."""
+    found, config = read_kind(Path(folder))
+    if found != kind:
+        raise wrong_kind(Path(folder), found, kind)
+    return config
+
+
+def app_of_folder(folder: Path) -> App:
+    """The app of the model folder `folder` (its config.json); ModelError if it is none."""
+    kind, _ = read_kind(Path(folder))
+    return app_of(kind)
+
+
 def load_saved_model(folder: Path, kind: str):
     """Loads the SavedModel at the root of `folder`, checking that it holds a `kind` model."""
     folder = Path(folder)
-    found, _ = read_kind(folder)
-    if found != kind:
-        raise wrong_kind(folder, found, kind)
+    expect_kind(folder, kind)
     if not (folder / "saved_model.pb").exists():
         raise ModelError(f"{folder} has no saved_model.pb; export it first "
                          "(nlpapps export --format savedmodel)")

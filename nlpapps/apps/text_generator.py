@@ -19,7 +19,7 @@ from pathlib import Path
 import tensorflow as tf
 
 from nlpapps.apps.language_model import KIND, line_start_ids
-from nlpapps.apps.saved_model import ModelError, load_saved_model, read_kind
+from nlpapps.apps.saved_model import ModelError, expect_kind, load_saved_model
 from nlpapps.decoding import MAX_BEAM, check_sampling
 from nlpapps.tokenizer import UNK_ID, Tokenizer
 
@@ -79,8 +79,8 @@ class TextGenerator:
     def load(cls, folder: Path) -> TextGenerator:
         """A SavedModel folder of `nlpapps lm train`; ModelError if it is not one."""
         folder = Path(folder)
-        found, config = read_kind(folder)
-        tokenizer = Tokenizer.load(folder / "tokenizer.model") if found == KIND else None
+        config = expect_kind(folder, KIND)  # the kind is named before the tokenizer is read
+        tokenizer = Tokenizer.load(folder / "tokenizer.model")
         module = load_saved_model(folder, KIND)
         try:
             return cls(module, tokenizer, int(config["seq_len"]))

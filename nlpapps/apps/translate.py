@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nlpapps.apps.saved_model import load_saved_model, read_kind
+from nlpapps.apps.saved_model import expect_kind, load_saved_model
 from nlpapps.export.translator import MAX_SOURCE_TOKENS
 from nlpapps.tokenizer import EOS_ID, Tokenizer
 
@@ -34,9 +34,8 @@ class SavedTranslator:
 
     def __init__(self, folder: Path):
         self.folder = Path(folder)
-        found, _ = read_kind(self.folder)  # the kind is named before the tokenizer is read
-        if found == KIND:
-            self.tokenizer = Tokenizer.load(self.folder / "tokenizer.model")
+        expect_kind(self.folder, KIND)  # the kind is named before the tokenizer is read
+        self.tokenizer = Tokenizer.load(self.folder / "tokenizer.model")
         self.module = load_saved_model(self.folder, KIND)
 
     def translate(self, lines: Sequence[bytes | str], beam_size: int = 1,

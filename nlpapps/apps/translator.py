@@ -150,6 +150,13 @@ def oversampled(pairs: list[tuple[str, str, str]], spec: str) -> list[tuple[str,
     return [(s, t) for s, t, corpus in pairs for _ in range(repeat.get(corpus, 1))]
 
 
+def fresh_model(folder: Path) -> keras.Model:
+    """The model of the folder's config and tokenizer, with fresh weights."""
+    folder = Path(folder)
+    return Translator.create(TranslatorConfig.load(folder),
+                             Tokenizer.load(folder / TOKENIZER_FILE)).model
+
+
 def train(config: TranslatorConfig, train_pairs: list[tuple[str, str, str]],
           dev_pairs: list[tuple[str, str]], out_dir: Path) -> Translator:
     """Trains (or resumes training) in `out_dir`; returns the best translator found."""

@@ -26,7 +26,7 @@ from keras import ops
 from nlpapps import training
 from nlpapps.apps.config import CONFIG_FILE, AppConfig
 from nlpapps.apps.ntm_tasks import TASKS, Task, bit_errors
-from nlpapps.apps.saved_model import ModelError, read_kind, wrong_kind
+from nlpapps.apps.saved_model import ModelError, expect_kind
 from nlpapps.layers.lstm import LSTM
 from nlpapps.layers.ntm import NTM
 
@@ -44,6 +44,8 @@ class TuringMachineConfig(AppConfig):
     """A neural Turing machine (or its LSTM baseline), its task and its training."""
 
     kind: ClassVar[str] = KIND
+    architecture: ClassVar[tuple[str, ...]] = (
+        "task", "model", "bits", "units", "memory_size", "memory_width", "heads", "lstm_units")
 
     task: str = "copy"  # "copy", "repeat_copy" or "associative_recall" (Graves 2014)
     model: str = "ntm"  # "ntm", or "lstm": the baseline of about the same parameter count
@@ -91,11 +93,6 @@ class TuringMachineConfig(AppConfig):
         """The shortest and longest training lengths."""
         low, high = Task(self.task, self.bits).training_lengths
         return self.min_length or low, self.max_length or high
-
-
-# The fields a checkpoint depends on: a run may resume with other values of the rest.
-ARCHITECTURE = ("task", "model", "bits", "units", "memory_size", "memory_width", "heads",
-                "lstm_units")
 
 
 # -- model --------------------------------------------------------------------------------
@@ -225,21 +222,9 @@ class Validation(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
-def check_resumable(config: TuringMachineConfig, out_dir: Path) -> None:
-    """Raises ValueError if `out_dir` holds a run whose model differs from `config`'s."""
-    path = Path(out_dir) / CONFIG_FILE
-    if not path.exists():
-        return
-    data = json.loads(path.read_text())
-    if data.get("kind") != KIND:
-        raise ValueError(f"{out_dir} holds a {data.get('kind', '?').replace('_', ' ')}, not a "
-                         "neural turing machine; use another --out")
-    old = data["config"]
-    changed = [f"{name} {old.get(name)!r} -> {getattr(config, name)!r}" for name in ARCHITECTURE
-               if old.get(name) != getattr(config, name)]
-    if changed:
-        raise ValueError(f"{out_dir} holds a run of another model ({', '.join(changed)}); "
-                         "use the same options to resume it or another --out")
+def fresh_model(folder: Path) -> keras.Model:
+    """The model of the folder's config, with fresh weights."""
+    return create_model(TuringMachineConfig.load(Path(folder)))
 
 
 def train(config: TuringMachineConfig, out_dir: Path) -> keras.Model:
@@ -247,7 +232,7 @@ def train(config: TuringMachineConfig, out_dir: Path) -> keras.Model:
     bit errors, saved there as `model.weights.h5` with the config and `metrics.json`."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    check_resumable(config, out_dir)
+    config.check_resumable(out_dir)
     keras.utils.set_random_seed(config.seed)
     config.save(out_dir)
     first_step = training.resumed_epoch(out_dir) * config.steps_per_epoch
@@ -295,9 +280,7 @@ def export(out_dir: Path, folder: Path) -> None:
 def load(folder: Path) -> tuple[keras.Model, TuringMachineConfig]:
     """The model and config of a trained or exported folder; ModelError if it is not one."""
     folder = Path(folder)
-    kind, data = read_kind(folder)
-    if kind != KIND:
-        raise wrong_kind(folder, kind, KIND)
+    data = expect_kind(folder, KIND)
     try:
         config = TuringMachineConfig.from_dict(data)
     except (ValueError, TypeError) as error:

@@ -6,6 +6,7 @@ import sys
 import time
 from pathlib import Path
 
+from nlpapps.apps.registry import app_of
 from nlpapps.commands.common import DEFAULT_TRANSLATOR, UserError, log, read_pairs, read_text
 
 
@@ -23,6 +24,7 @@ def cmd_export(args) -> int:
                         "or all")
     model = Path(args.model)
     kind = tflite.model_kind(model)
+    reads = app_of(kind).reads  # "pairs" (a translator) or "text" (a language model)
     if args.format == "savedmodel":
         if modes != ["none"] or args.report or args.stepwise or args.beam:
             raise UserError("--quantize, --stepwise, --report and --beam apply to --format "
@@ -33,14 +35,14 @@ def cmd_export(args) -> int:
         export_model_folder(kind, model, out)
         print(f"SavedModel written to {out}", file=sys.stderr)
         return 0
-    if args.beam and (args.stepwise or kind != "translator" or not args.report):
+    if args.beam and (args.stepwise or reads != "pairs" or not args.report):
         raise UserError("--beam reports a translator's one-call files' beam search: use it "
                         "with --report, without --stepwise")
     if args.output and len(modes) > 1:
         raise UserError("--output names one file; leave it out to export several "
                         "quantizations beside the model")
-    test = _export_test_data(args, kind) if args.report else None
-    texts = _calibration_texts(args, kind) if "int8" in modes else None
+    test = _export_test_data(args, reads) if args.report else None
+    texts = _calibration_texts(args, reads) if "int8" in modes else None
     files = {}
     for mode in modes:
         out = Path(args.output) if args.output else \
@@ -50,7 +52,7 @@ def cmd_export(args) -> int:
         log.info("%s written in %.1f s", out, time.perf_counter() - start)
         print(f"{out} ({out.stat().st_size} bytes)", file=sys.stderr)
         files[f"tflite-{mode}"] = out
-    if args.report and kind == "translator":
+    if args.report and reads == "pairs":
         from nlpapps.export import report
 
         print(report.format_report(report.compare_translator(
@@ -74,10 +76,11 @@ def cmd_average(args) -> int:
     return 0
 
 
-def _export_test_data(args, kind: str):
-    """What --report measures on: the translator's test pairs; the language model's test
-    text (its first --limit characters) and prompts (its first 20 non-empty lines)."""
-    if kind == "translator":
+def _export_test_data(args, reads: str):
+    """What --report measures on: a translator's test pairs (`reads` "pairs"); a language
+    model's test text (its first --limit characters) and prompts (its first 20 non-empty
+    lines)."""
+    if reads == "pairs":
         if not args.pairs:
             raise UserError("--report needs --pairs TEST.tsv to measure quality on")
         pairs = [(r.english, r.german) for r in read_pairs(args.pairs)]
@@ -92,15 +95,15 @@ def _export_test_data(args, kind: str):
     return text, prompts
 
 
-def _calibration_texts(args, kind: str) -> list[str]:
-    """int8 calibration: English sources of a TSV for the translator, lines of a text file
-    for the language model."""
+def _calibration_texts(args, reads: str) -> list[str]:
+    """int8 calibration: English sources of a TSV for a translator (`reads` "pairs"), lines of
+    a text file for a language model."""
     if not args.calibrate:
-        what = "TRAIN.tsv (source sentences" if kind == "translator" else \
+        what = "TRAIN.tsv (source sentences" if reads == "pairs" else \
             "TRAIN.txt (lines of training text"
         raise UserError(f"--quantize int8 needs --calibrate {what} to calibrate the int8 "
                         "ranges on)")
-    if kind == "translator":
+    if reads == "pairs":
         return [r.english for r in read_pairs(args.calibrate)][:args.calibrate_limit]
     lines = [line for line in read_text(args.calibrate).splitlines() if line.strip()]
     return lines[:args.calibrate_limit]

@@ -79,6 +79,33 @@ def greedy_steps(prefill: Callable[..., dict], step: Callable[..., dict], prompt
     return ids
 
 
+SIGNATURES = {  # (SavedModel signature, the file's signature) of a one-call / step-wise file
+    False: (("generate_one", "serving_default"), ("score", "score")),
+    True: (("prefill_one", "prefill"), ("step_one", "step"), ("detokenize", "detokenize")),
+}
+
+
+def check_exportable(model_dir: Path) -> None:
+    """ExportError for a language model with a self-attention block: its memory is not yet
+    laid out as a fixed-size buffer of the TFLite signatures."""
+    from nlpapps.apps.saved_model import read_kind
+    from nlpapps.errors import ExportError
+
+    if read_kind(Path(model_dir))[1].get("attention"):
+        raise ExportError(f"{model_dir} is a language model with self-attention, which TFLite "
+                          "export does not take yet; serve its SavedModel instead")
+
+
+def file_metadata(model_dir: Path) -> dict[str, bytes]:
+    """What the runner needs beside the graph to warn about a prompt: the tokenizer and the
+    context length the model was trained on."""
+    from nlpapps.apps.saved_model import read_kind
+
+    _, config = read_kind(Path(model_dir))
+    return {TOKENIZER_METADATA: (Path(model_dir) / "tokenizer.model").read_bytes(),
+            CONTEXT_METADATA: str(int(config["seq_len"])).encode()}
+
+
 def representative_samples(loaded, texts: list[bytes], stepwise: bool
                            ) -> Callable[[], Iterator[tuple[str, dict]]]:
     """int8 calibration inputs for every signature of a file, as the float SavedModel meets

@@ -48,35 +48,17 @@ import logging
 import os
 import tempfile
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
-
-from nlpapps.apps.saved_model import ModelError, load_saved_model
+from nlpapps.apps.registry import APPS, app_of, resolve
+from nlpapps.apps.saved_model import ModelError, app_of_folder, load_saved_model
 from nlpapps.errors import ExportError
-from nlpapps.apps.translate import DEFAULT_ALPHA
-from nlpapps.export.litert import (CONTEXT_METADATA, TOKENIZER_METADATA, first_line,
-                                   numpy_function, utf8, with_metadata)
-from nlpapps.export.litert_translator import STEP_SIGNATURES, greedy_steps
-from nlpapps.tokenizer import EOS_ID
+from nlpapps.export.litert import first_line, utf8, with_metadata
 
 log = logging.getLogger("nlpapps.export")
 
 QUANTIZATIONS = ("none", "dynamic", "float16", "int8")
-# What a file of each kind of model holds, one call or step-wise: (SavedModel signature,
-# the file's signature) pairs. The language model's are documented in
-# `nlpapps.export.language_model.LanguageModelModule`.
-FILE_SIGNATURES = {
-    "translator": {
-        False: (("translate_one", "serving_default"), ("translate_beam_one", "beam")),
-        True: tuple((name, name) for name in STEP_SIGNATURES),
-    },
-    "language_model": {
-        False: (("generate_one", "serving_default"), ("score", "score")),
-        True: (("prefill_one", "prefill"), ("step_one", "step"), ("detokenize", "detokenize")),
-    },
-}
 # The custom ops of the tokenizer (tensorflow_text.FastSentencepieceTokenizer); every other op
 # of an exported file must be a LiteRT builtin.
 TFTEXT_OPS = frozenset({"TFText>FastSentencepieceTokenize", "TFText>FastSentencepieceDetokenize"})
@@ -105,9 +87,11 @@ def convert(model_dir: Path, quantize: str = "none",
 
     _check_quantize(quantize, representative_texts)
     kind = model_kind(model_dir)
-    _refuse_attention(Path(model_dir), kind)
+    lite = litert_module(kind)
+    if hasattr(lite, "check_exportable"):
+        lite.check_exportable(Path(model_dir))
     loaded = load_saved_model(Path(model_dir), kind)
-    names = FILE_SIGNATURES[kind][stepwise]
+    names = lite.SIGNATURES[stepwise]
     missing = [saved for saved, _ in names if saved not in loaded.signatures]
     if missing:
         raise ExportError(
@@ -129,13 +113,7 @@ def convert(model_dir: Path, quantize: str = "none",
         converter.target_spec.supported_types = [tf.float16]
     if quantize == "int8":
         texts = [utf8(text) for text in representative_texts]
-        if kind == "language_model":
-            from nlpapps.export.litert_language_model import representative_samples
-
-            converter.representative_dataset = representative_samples(loaded, texts, stepwise)
-        else:
-            converter.representative_dataset = (
-                _step_samples(loaded, texts) if stepwise else _one_call_samples(texts))
+        converter.representative_dataset = lite.representative_samples(loaded, texts, stepwise)
         # Calibration runs the graph, so its interpreter needs the tokenizer ops. The
         # converter takes them only through this attribute.
         converter.target_spec._experimental_custom_op_registerers = list(
@@ -150,36 +128,26 @@ def convert(model_dir: Path, quantize: str = "none",
         log.debug("conversion failed", exc_info=True)
         raise ExportError(f"TFLite conversion of {model_dir} failed: {first_line(error)}") \
             from None
-    if kind == "language_model":  # what the runner needs to warn about a prompt
-        from nlpapps.apps.saved_model import read_kind
-
-        _, config = read_kind(Path(model_dir))
-        model = with_metadata(model, {
-            TOKENIZER_METADATA: (Path(model_dir) / "tokenizer.model").read_bytes(),
-            CONTEXT_METADATA: str(int(config["seq_len"])).encode()})
+    if hasattr(lite, "file_metadata"):
+        model = with_metadata(model, lite.file_metadata(Path(model_dir)))
     return model
 
 
-def _refuse_attention(model_dir: Path, kind: str) -> None:
-    """ExportError for a language model with a self-attention block: its memory is not yet
-    laid out as a fixed-size buffer of the TFLite signatures."""
-    from nlpapps.apps.saved_model import read_kind
-
-    if kind == "language_model" and read_kind(model_dir)[1].get("attention"):
-        raise ExportError(f"{model_dir} is a language model with self-attention, which TFLite "
-                          "export does not take yet; serve its SavedModel instead")
-
-
 def model_kind(model_dir: Path) -> str:
-    """The kind of model in `model_dir` (from its config.json), one that TFLite export takes;
-    ModelError otherwise."""
-    from nlpapps.apps.saved_model import kind_name, read_kind
+    """The kind of model in `model_dir` (from its config.json), one whose app has a LiteRT
+    export (the registry's `tflite`); ModelError otherwise."""
+    app = app_of_folder(Path(model_dir))
+    if not app.has("tflite"):
+        takes = " and ".join(f"{a.name}s" for a in APPS if a.has("tflite"))
+        raise ModelError(f"{model_dir} holds a {app.name}; TFLite export takes {takes}")
+    return app.kind
 
-    kind, _ = read_kind(Path(model_dir))
-    if kind not in FILE_SIGNATURES:
-        raise ModelError(f"{model_dir} holds a {kind_name(kind)}; export takes translators "
-                         "and language models")
-    return kind
+
+def litert_module(kind: str):
+    """The module of the app's LiteRT file: `SIGNATURES`, `representative_samples` and, if
+    the file carries metadata, `file_metadata`; if some of its models cannot be converted,
+    `check_exportable(model_dir)` raises ExportError for them."""
+    return resolve(app_of(kind).tflite)
 
 
 def _frozen(name: str, signature):
@@ -201,45 +169,6 @@ def _frozen(name: str, signature):
     call.__name__ = name
     return tf.function(call, input_signature=[specs[n] for n in input_names]
                        ).get_concrete_function()
-
-
-def _one_call_samples(texts: list[bytes]) -> Callable[[], Iterator[tuple[str, dict]]]:
-    """Both signatures' inputs: each text greedy and in beam search."""
-    def samples():
-        for text in texts:
-            inputs = np.array([text], dtype=object)
-            yield "serving_default", {"inputs": inputs}
-            yield "beam", {"inputs": inputs, "alpha": np.array(DEFAULT_ALPHA, np.float32)}
-    return samples
-
-
-def _step_samples(loaded, texts: list[bytes]) -> Callable[[], Iterator[tuple[str, dict]]]:
-    """Every signature's inputs as the float SavedModel's greedy loop meets them.
-
-    The calibrator sizes a signature's inputs once, from its first sample, so every
-    `decode_step` sample must have the same source length: those of the length that gives
-    the most steps are kept. (Padding to one length would not do: the masked attention
-    scores, -1e9, would set the range of a tensor that real runs never fill with them.)
-    """
-    encode = numpy_function(loaded.signatures["encode"])
-    decode_step = numpy_function(loaded.signatures["decode_step"])
-    steps_by_length: dict[int, list[dict]] = collections.defaultdict(list)
-    last_ids = [EOS_ID]
-    for text in texts:
-        steps: list[dict] = []
-        encoded = encode(inputs=np.array([text], dtype=object))
-        last_ids = greedy_steps(encoded, decode_step, on_step=steps.append) or last_ids
-        for inputs in steps:
-            steps_by_length[inputs["mask"].shape[1]].append(inputs)
-    steps = max(steps_by_length.values(), key=len, default=[])
-
-    def samples():
-        for text in texts:
-            yield "encode", {"inputs": np.array([text], dtype=object)}
-        for inputs in steps:
-            yield "decode_step", inputs
-        yield "detokenize", {"ids": np.array([last_ids], np.int32)}
-    return samples
 
 
 def _check_quantize(quantize: str, representative_texts) -> None:

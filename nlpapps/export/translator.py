@@ -232,14 +232,12 @@ def export_translator_folder(train_dir: Path, out_dir: Path) -> None:
     export the TFLite signatures. Raises ModelError for a folder that is not a trained
     translator, and refuses to replace a folder that is not a model folder."""
     from nlpapps import training
-    from nlpapps.apps.saved_model import ModelError, read_kind, wrong_kind
+    from nlpapps.apps.saved_model import ModelError, expect_kind
     from nlpapps.apps.translator import (CONFIG_FILE, KIND, TOKENIZER_FILE, WEIGHTS_FILE,
                                          Translator, TranslatorConfig)
 
     train_dir, out_dir = Path(train_dir), Path(out_dir)
-    kind, _ = read_kind(train_dir)
-    if kind != KIND:
-        raise wrong_kind(train_dir, kind, KIND)
+    expect_kind(train_dir, KIND)
     weights = train_dir / WEIGHTS_FILE
     if not weights.is_file():
         raise ModelError(f"{train_dir} has no {WEIGHTS_FILE} to export from (an exported folder "

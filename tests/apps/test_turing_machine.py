@@ -102,7 +102,7 @@ def test_missing_or_wrong_kind_model_is_one_line(tmp_path, capfd):
     (tmp_path / "config.json").write_text(json.dumps({"kind": "language_model", "config": {}}))
     assert run("evaluate", "--model", tmp_path) != 0
     err = capfd.readouterr().err.strip().splitlines()
-    assert err[-1].startswith("error: ") and "not a neural turing machine" in err[-1]
+    assert err[-1].startswith("error: ") and "not a neural Turing machine" in err[-1]
 
 
 def test_bad_training_arguments_are_one_line(tmp_path, capfd):

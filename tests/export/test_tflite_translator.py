@@ -347,6 +347,9 @@ def _bad_folders(tmp_path):
     other = tmp_path / "other"
     other.mkdir()
     (other / "config.json").write_text('{"kind": "speller", "config": {}}')
+    answering = tmp_path / "answering"
+    answering.mkdir()
+    (answering / "config.json").write_text('{"kind": "question_answering", "config": {}}')
     untrained = tmp_path / "untrained"
     untrained.mkdir()
     (untrained / "config.json").write_text('{"kind": "language_model", "config": {}}')
@@ -357,8 +360,9 @@ def _bad_folders(tmp_path):
     (["--model", "{tmp}/missing"], "does not exist"),
     (["--model", "{tmp}/corrupt"], "is corrupt"),
     (["--model", "{tmp}/broken"], "could not be loaded"),
-    (["--model", "{tmp}/other"], "holds a speller; export takes translators and language "
-                                 "models"),
+    (["--model", "{tmp}/other"], "no app makes models of kind 'speller'"),
+    (["--model", "{tmp}/answering"], "holds a question answering model; TFLite export takes "
+                                     "translators and language models"),
     (["--model", "{tmp}/untrained"], "has no saved_model.pb"),
     (["--model", "{tmp}/other", "--format", "onnx"], "unknown --format 'onnx'"),
     (["--model", "{tmp}/other", "--quantize", "int4"], "unknown --quantize 'int4'"),
@@ -367,7 +371,7 @@ def _bad_folders(tmp_path):
     (["--model", "{tmp}/untrained", "--quantize", "int8"], "needs --calibrate TRAIN.txt"),
     (["--model", "{tmp}/broken", "--report"], "--report needs --pairs"),
     (["--model", "{tmp}/untrained", "--report"], "--report needs --text"),
-    (["--model", "{tmp}/other", "--format", "savedmodel"], "holds a speller;"),
+    (["--model", "{tmp}/other", "--format", "savedmodel"], "no app makes models of kind"),
     (["--model", "{tmp}/untrained", "--format", "savedmodel"], "has no tokenizer.model"),
     (["--model", "{tmp}/broken", "--format", "savedmodel", "--beam"], "apply to --format tflite"),
     (["--model", "{tmp}/broken", "--beam"], "--beam reports a translator's one-call files"),
