@@ -25,17 +25,12 @@ from collections.abc import Callable
 
 import tensorflow as tf
 
+from nlpapps.decoding_limits import (MAX_BEAM, MIN_DECODING_LENGTH,  # noqa: F401  (imported from here too)
+                                     check_sampling)
 from nlpapps.tokenizer import EOS_ID, PAD_ID
 
 StepFn = Callable[[tf.Tensor, object], tuple[tf.Tensor, object, tf.Tensor | None]]
 Sampler = Callable[[tf.Tensor], tf.Tensor]
-
-# The translator's `min_length` in every loop (OpenNMT-tf's `minimum_decoding_length`): a text
-# never translates to an empty line because eos was the first choice.
-MIN_DECODING_LENGTH = 1
-# The widest beam the apps and their signatures run: memory and time grow with the beam, and
-# past a few dozen hypotheses the results do not improve.
-MAX_BEAM = 64
 
 
 def greedy_sampler(logits: tf.Tensor) -> tf.Tensor:
@@ -159,16 +154,6 @@ def make_sampler(temperature=1.0, top_k=0, top_p=1.0, seed=0, uniforms=None) -> 
                        lambda: greedy_sampler(logits))
 
     return sampler
-
-
-def check_sampling(temperature=1.0, top_k=0, top_p=1.0) -> None:
-    """Raises ValueError for sampling options out of range (tensors are not checked)."""
-    if isinstance(temperature, (int, float)) and not 0 <= temperature < float("inf"):
-        raise ValueError(f"temperature must be 0 (greedy) or positive, got {temperature}")
-    if isinstance(top_k, int) and top_k < 0:
-        raise ValueError(f"top_k must be 0 (off) or positive, got {top_k}")
-    if isinstance(top_p, (int, float)) and not 0 < top_p <= 1:
-        raise ValueError(f"top_p must be in (0, 1], got {top_p}")
 
 
 def _takes_step(sampler: Callable) -> bool:

@@ -11,7 +11,8 @@ import tensorflow as tf
 import tensorflow_text as tf_text
 from ai_edge_litert.interpreter import InterpreterWithCustomOps
 
-from nlpapps.tokenizer import BOS_ID, EOS_ID, PAD_ID, UNK_ID, GraphTokenizer, Tokenizer
+from nlpapps.graph_tokenizer import GraphTokenizer
+from nlpapps.tokenizer import BOS_ID, EOS_ID, PAD_ID, UNK_ID, Tokenizer
 
 FIXTURES = Path(__file__).parent / "fixtures"
 

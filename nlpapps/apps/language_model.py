@@ -32,7 +32,7 @@ from nlpapps.apps.saved_model import ModelError, expect_kind
 from nlpapps.data import pad_batch
 from nlpapps.models.language_model import LanguageModel
 from nlpapps.models.stateful_trainer import StatefulTrainer
-from nlpapps.tokenizer import BOS_ID, PAD_ID, Tokenizer
+from nlpapps.tokenizer import BOS_ID, PAD_ID, Tokenizer, line_start_ids
 
 log = logging.getLogger("nlpapps.language_model")
 
@@ -114,19 +114,6 @@ class LanguageModelConfig(AppConfig):
                     tie_embeddings=self.tie_embeddings,
                     attention_memory=self.attention_memory if self.attention else None,
                     attention_dropout=self.attention_dropout)
-
-
-def line_start_ids(tokenizer: Tokenizer, text: str | Sequence[str]) -> list[int] | list[list[int]]:
-    """Ids of `text` (or of each text of a list) read from the start of a line.
-
-    SentencePiece starts every encoded string with a word boundary "▁" (its dummy prefix),
-    which a line inside the training stream does not have. Encoding "\\n" + text and dropping
-    the ids of "\\n" gives the ids the text has after a line break.
-    """
-    skip = len(tokenizer.encode("\n"))
-    if isinstance(text, str):
-        return tokenizer.encode("\n" + text)[skip:]
-    return [row[skip:] for row in tokenizer.encode(["\n" + item for item in text])]
 
 
 # -- training -----------------------------------------------------------------------------

@@ -15,13 +15,14 @@ import dataclasses
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import tensorflow as tf
-
-from nlpapps.apps.language_model import KIND, line_start_ids
 from nlpapps.apps.saved_model import ModelError, expect_kind, load_saved_model
-from nlpapps.decoding import MAX_BEAM, check_sampling
-from nlpapps.tokenizer import UNK_ID, Tokenizer
+from nlpapps.decoding_limits import MAX_BEAM, check_sampling
+from nlpapps.tokenizer import UNK_ID, Tokenizer, line_start_ids
+
+if TYPE_CHECKING:
+    import tensorflow as tf
 
 STREAM_CHUNK_TOKENS = 8  # tokens per compiled call when streaming
 INT32_MAX = 2**31 - 1  # the signatures take 32-bit integers
@@ -78,6 +79,8 @@ class TextGenerator:
     @classmethod
     def load(cls, folder: Path) -> TextGenerator:
         """A SavedModel folder of `nlpapps lm train`; ModelError if it is not one."""
+        from nlpapps.apps.language_model import KIND
+
         folder = Path(folder)
         config = expect_kind(folder, KIND)  # the kind is named before the tokenizer is read
         tokenizer = Tokenizer.load(folder / "tokenizer.model")
@@ -95,6 +98,8 @@ class TextGenerator:
     def generate(self, prompts: Sequence[str], options: GenerationConfig = GenerationConfig()
                  ) -> list[str]:
         """The continuation of each prompt (without the prompt), cut before a stop string."""
+        import tensorflow as tf  # here: the options and prompt notes above need no TensorFlow
+
         if not prompts:
             return []
         state, rows = self._prefill(prompts, options)
@@ -138,6 +143,8 @@ class TextGenerator:
     def _extend(self, state: dict, options: GenerationConfig, start_step: int, count: int
                 ) -> dict:
         """`count` more tokens after `state` (from `prefill` or the previous `_extend`)."""
+        import tensorflow as tf
+
         tokens = state["tokens"] if "tokens" in state else state["ids"][:, -1]
         result = self.module.extend(
             tokens=tokens, states=state["states"], max_new_tokens=tf.constant(count),
@@ -197,6 +204,8 @@ class _Continuation:
 
 
 def _strings(prompts: Sequence[str]) -> tf.Tensor:
+    import tensorflow as tf
+
     data = [p.encode("utf-8", "surrogateescape") if isinstance(p, str) else p for p in prompts]
     return tf.constant(data, tf.string)
 

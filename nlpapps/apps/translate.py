@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from nlpapps.apps.saved_model import expect_kind, load_saved_model
-from nlpapps.export.translator import MAX_SOURCE_TOKENS
+from nlpapps.decoding_limits import MAX_SOURCE_TOKENS
 from nlpapps.tokenizer import EOS_ID, Tokenizer
 
 KIND = "translator"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import gzip
+import importlib
 import inspect
 import io
 import logging
@@ -28,7 +29,24 @@ log = logging.getLogger("nlpapps")
 
 def add_config_arguments(parser: argparse.ArgumentParser, config_cls) -> None:
     """One flag per dataclass field: `--field-name VALUE`, its help the field's comment and its
-    default the field's default."""
+    default the field's default.
+
+    `config_cls` may be named as `"package.module:Class"`: the flags are then added when the
+    parser's subcommand is the one run (or its --help asked for), so that building the command
+    line imports no app module (and no TensorFlow) for the other subcommands.
+    """
+    if isinstance(config_cls, str):
+        parse_known_args = parser.parse_known_args
+
+        def parse_with_config(args=None, namespace=None):
+            if not getattr(parser, "config_added", False):
+                parser.config_added = True
+                module, _, name = config_cls.partition(":")
+                add_config_arguments(parser, getattr(importlib.import_module(module), name))
+            return parse_known_args(args, namespace)
+
+        parser.parse_known_args = parse_with_config
+        return
     group = parser.add_argument_group(f"{config_cls.__name__} fields")
     comments = field_comments(config_cls)
     for field in dataclasses.fields(config_cls):

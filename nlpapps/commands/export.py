@@ -8,6 +8,7 @@ from pathlib import Path
 
 from nlpapps.apps.registry import app_of
 from nlpapps.commands.common import DEFAULT_TRANSLATOR, UserError, log, read_pairs, read_text
+from nlpapps.runtime import folder_file_name
 
 
 def cmd_export(args) -> int:
@@ -38,6 +39,12 @@ def cmd_export(args) -> int:
     if args.beam and (args.stepwise or reads != "pairs" or not args.report):
         raise UserError("--beam reports a translator's one-call files' beam search: use it "
                         "with --report, without --stepwise")
+    if args.in_folder and (args.output or args.stepwise):
+        raise UserError("--in-folder writes one-call files into the model folder: give it "
+                        "without --output and --stepwise")
+    if args.in_folder:
+        for mode in modes:
+            folder_file_name(mode)  # the modes a folder holds, before anything is converted
     if args.output and len(modes) > 1:
         raise UserError("--output names one file; leave it out to export several "
                         "quantizations beside the model")
@@ -46,6 +53,7 @@ def cmd_export(args) -> int:
     files = {}
     for mode in modes:
         out = Path(args.output) if args.output else \
+            model / folder_file_name(mode) if args.in_folder else \
             tflite.default_output(model, mode, args.stepwise)
         start = time.perf_counter()
         tflite.export_tflite(model, out, mode, texts, args.stepwise)
@@ -120,6 +128,9 @@ def add_parsers(sub) -> None:
                    help="none, dynamic, float16, int8, a comma-separated list, or all")
     p.add_argument("--output", help="file (folder for savedmodel) to write (default: beside "
                                     "the model, e.g. translator-en-de.dynamic.tflite)")
+    p.add_argument("--in-folder", action="store_true",
+                   help="write the files into the model folder, where translate, generate and "
+                        "lm score run them by default (--runtime auto)")
     p.add_argument("--stepwise", action="store_true",
                    help="step signatures (translator: encode / decode_step / detokenize; "
                         "language model: prefill / step / detokenize) instead of one call")

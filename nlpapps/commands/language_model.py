@@ -12,6 +12,9 @@ from pathlib import Path
 from nlpapps.commands.common import (DEFAULT_GENERATOR, UserError, add_config_arguments,
                                      config_from_args, iter_lines, lines_of, log, read_text,
                                      reads_a_terminal)
+from nlpapps.decoding_limits import MAX_NEW_TOKENS_ONE
+from nlpapps.errors import ModelError
+from nlpapps.runtime import Runtime, add_runtime_argument, announce, choose, choose_for_file
 
 
 def cmd_lm_train(args) -> int:
@@ -95,18 +98,40 @@ def cmd_lm_evaluate(args) -> int:
 
 
 def cmd_lm_score(args) -> int:
-    from nlpapps.apps import language_model
-
     lines = iter_lines(args)
-    model, tokenizer, _ = language_model.load(Path(args.model))
+    path = Path(args.model)
+    runtime = choose_for_file(path, args.runtime) if path.suffix == ".tflite" else \
+        choose(path, args.runtime, [])
+    announce(runtime)
     interactive = reads_a_terminal(args)
     if interactive:  # each line is scored when it is entered; else in batches of 64
         print("Type lines to score, one per line; Ctrl-D ends.", file=sys.stderr)
+    if runtime.name == "litert":
+        return score_with_litert(runtime.path, lines)
+    from nlpapps.apps import language_model
+
+    model, tokenizer, _ = language_model.load(Path(args.model))
     size = 1 if interactive else 64
     while batch := list(itertools.islice(lines, size)):
         texts = [line.decode("utf-8", "surrogateescape") for line in batch]
         for value in language_model.score(model, tokenizer, texts, size):
             print(f"{value:.4f}", flush=True)
+    return 0
+
+
+def score_with_litert(path: Path, lines) -> int:
+    """`lm score` of each line through a language model's LiteRT file at batch 1: the
+    log-probability of the line read from the start of a line through its line break."""
+    from nlpapps.export.litert_language_model import LiteRTLanguageModel
+    from nlpapps.tokenizer import line_start_ids
+
+    model = LiteRTLanguageModel(path)
+    if model.tokenizer is None:
+        raise ModelError(f"{path} was written without its tokenizer; export it again or give "
+                         "--runtime tf")
+    for line in lines:
+        ids = line_start_ids(model.tokenizer, line.decode("utf-8", "surrogateescape") + "\n")
+        print(f"{model.log_prob(ids):.4f}", flush=True)
     return 0
 
 
@@ -140,8 +165,10 @@ def cmd_generate(args) -> int:
         raise UserError(str(error)) from None
     log.info("generation: %s", json.dumps(dataclasses.asdict(options)))
     prompts = read_prompts(args)
-    if Path(args.model).suffix == ".tflite":
-        return generate_with_litert(Path(args.model), prompts, options)
+    runtime = generation_runtime(args, options)
+    announce(runtime)
+    if runtime.name == "litert":
+        return generate_with_litert(runtime.path, prompts, options)
     generator = text_generator.TextGenerator.load(Path(args.model))
     text_generator.print_warnings(generator, prompts)
     if options.beam > 1 and (options.top_k or options.top_p < 1.0):
@@ -155,11 +182,27 @@ def cmd_generate(args) -> int:
     return 0
 
 
+def generation_runtime(args, options) -> Runtime:
+    """The runtime `generate` runs in: a `.tflite` model's LiteRT, or as `--runtime` says for
+    a folder (its LiteRT file samples or decodes greedily at most MAX_NEW_TOKENS_ONE tokens and
+    prints each text when it is done)."""
+    if Path(args.model).suffix == ".tflite":
+        return choose_for_file(Path(args.model), args.runtime)
+    unsupported = []
+    if options.beam > 1:
+        unsupported.append(f"--beam {options.beam}")
+    if options.max_new_tokens > MAX_NEW_TOKENS_ONE:
+        unsupported.append(f"--max-new-tokens {options.max_new_tokens} (the file draws at most "
+                           f"{MAX_NEW_TOKENS_ONE})")
+    if args.stream:  # asked for; by default a terminal gets the file's text when it is done
+        unsupported.append("--stream")
+    return choose(Path(args.model), args.runtime, unsupported)
+
+
 def generate_with_litert(path: Path, prompts: list[str], options) -> int:
-    """`nlpapps generate --model FILE.tflite`: each prompt through the exported file, as a
-    phone would run it; the text is printed when done, cut before the first stop string."""
+    """Each prompt through a language model's LiteRT file at batch 1, as a phone would run
+    it; the text is printed when done, cut before the first stop string."""
     from nlpapps.apps.text_generator import SEPARATOR, print_warnings
-    from nlpapps.export.language_model import MAX_NEW_TOKENS_ONE
     from nlpapps.export.litert_language_model import LiteRTLanguageModel
 
     if options.beam > 1:
@@ -173,6 +216,13 @@ def generate_with_litert(path: Path, prompts: list[str], options) -> int:
     if options.max_new_tokens > MAX_NEW_TOKENS_ONE and not model.stepwise:
         print(f"warning: a one-call TFLite file draws at most {MAX_NEW_TOKENS_ONE} tokens",
               file=sys.stderr)
+    print(SEPARATOR.join(litert_texts(model, prompts, options)))
+    return 0
+
+
+def litert_texts(model, prompts: list[str], options) -> list[str]:
+    """Each prompt followed by its continuation by `model` (a `LiteRTLanguageModel`), cut
+    before the first stop string: what `generate` prints once the file is open."""
     texts = []
     for prompt in prompts:
         text, _ = model.generate(prompt, options.max_new_tokens, options.temperature,
@@ -181,12 +231,10 @@ def generate_with_litert(path: Path, prompts: list[str], options) -> int:
             text = text[len(model.generate(prompt, 0)[0]):]
         cuts = [index for index in (text.find(stop) for stop in options.stop) if index >= 0]
         texts.append(prompt + (text[:min(cuts)] if cuts else text))
-    print(SEPARATOR.join(texts))
-    return 0
+    return texts
 
 
 def add_parsers(sub) -> None:
-    from nlpapps.apps.language_model import LanguageModelConfig
     from nlpapps.apps.text_generator import GenerationConfig
 
     p = sub.add_parser("generate", help="continue prompts with a language model")
@@ -215,7 +263,8 @@ def add_parsers(sub) -> None:
                    help=r"end the text before TEXT (repeatable; '\n' is a line break)")
     p.add_argument("--stream", action=argparse.BooleanOptionalAction, default=None,
                    help="print the text as it is generated (default: when stdout is a "
-                        "terminal)")
+                        "terminal and TensorFlow runs; a LiteRT file prints it when done)")
+    add_runtime_argument(p)
     p.set_defaults(func=cmd_generate)
 
     lm = sub.add_parser("lm", help="train, evaluate and score language models")
@@ -227,7 +276,7 @@ def add_parsers(sub) -> None:
                    "--text)")
     p.add_argument("--out", required=True, help="model folder (training resumes if it exists)")
     p.add_argument("--export", help="also write the runnable model alone to this folder")
-    add_config_arguments(p, LanguageModelConfig)
+    add_config_arguments(p, "nlpapps.apps.language_model:LanguageModelConfig")
     p.set_defaults(func=cmd_lm_train)
 
     p = lm_sub.add_parser("evaluate", help="bits per character and perplexity of a text")
@@ -257,5 +306,8 @@ def add_parsers(sub) -> None:
     p = lm_sub.add_parser("score", help="the log-probability (natural log) of each line")
     p.add_argument("text", nargs="*", help="lines to score (default: --file or stdin)")
     p.add_argument("--file", help="read one line per line from this file ('-': stdin)")
-    p.add_argument("--model", default=str(DEFAULT_GENERATOR), help="language model folder")
+    p.add_argument("--model", default=str(DEFAULT_GENERATOR),
+                   help="language model folder, or a .tflite file of `nlpapps export` run in "
+                        "LiteRT")
+    add_runtime_argument(p)
     p.set_defaults(func=cmd_lm_score)

@@ -57,8 +57,6 @@ def cmd_qa_train(args) -> int:
 
 
 def add_parsers(sub) -> None:
-    from nlpapps.apps.question_answering import QAConfig
-
     p = sub.add_parser("qa", help="question answering on the bAbI tasks (memory network)")
     qa_sub = p.add_subparsers(dest="qa_command", required=True)
     t = qa_sub.add_parser("train", help="train jointly on every task with a training file")
@@ -68,7 +66,7 @@ def add_parsers(sub) -> None:
     t.add_argument("--out", required=True, help="training folder (a killed run resumes)")
     t.add_argument("--export", default="",
                    help="also write a folder with only what answering needs")
-    add_config_arguments(t, QAConfig)
+    add_config_arguments(t, "nlpapps.apps.question_answering:QAConfig")
     t.set_defaults(func=cmd_qa_train)
     add_use_parsers(qa_sub)
 

@@ -12,18 +12,22 @@ from pathlib import Path
 from nlpapps.commands.common import (DEFAULT_TRANSLATOR, UserError, add_config_arguments,
                                      check_output_file, config_from_args, iter_lines, log,
                                      read_pairs, reads_a_terminal)
+from nlpapps.decoding_limits import BEAM_ONE_SIZE, MAX_BEAM
+from nlpapps.runtime import Runtime, add_runtime_argument, announce, choose, choose_for_file
 
 
 def cmd_translate(args) -> int:
-    from nlpapps.apps import translate
-
     check_beam(args.beam, "--beam")
     check_beam(args.nbest, "--nbest")
     if args.batch_size < 1:
         raise UserError(f"--batch-size must be at least 1, got {args.batch_size}")
     check_alpha(args.alpha)
-    if Path(args.model).suffix == ".tflite":
-        return translate_with_litert(args)
+    runtime = translation_runtime(args)
+    announce(runtime)
+    if runtime.name == "litert":
+        return translate_with_litert(args, runtime.path)
+    from nlpapps.apps import translate
+
     if args.plot_attention:  # before translating, not after
         check_output_file(Path(args.plot_attention), "--plot-attention")
     start = time.perf_counter()
@@ -52,8 +56,6 @@ def cmd_translate(args) -> int:
 
 
 def check_beam(beam: int, flag: str) -> None:
-    from nlpapps.decoding import MAX_BEAM
-
     if not 1 <= beam <= MAX_BEAM:
         raise UserError(f"{flag} must be between 1 and {MAX_BEAM}, got {beam}")
 
@@ -63,19 +65,38 @@ def check_alpha(alpha: float) -> None:
         raise UserError(f"--alpha (the length penalty exponent) must be 0 or more, got {alpha}")
 
 
-def translate_with_litert(args) -> int:
-    """`nlpapps translate --model FILE.tflite`: each line through the exported file, as a phone
-    would run it (greedy, or the file's own beam search)."""
+def translation_runtime(args) -> Runtime:
+    """The runtime `translate` runs in: a `.tflite` model's LiteRT, or as `--runtime` says for
+    a folder (its LiteRT file runs greedy and beam search of the size it was exported with,
+    one translation per line)."""
+    if Path(args.model).suffix == ".tflite":
+        runtime = choose_for_file(Path(args.model), args.runtime)
+        if args.nbest > 1 or args.scores or args.plot_attention:
+            raise UserError("a TFLite file gives one translation per line: --nbest, --scores "
+                            "and --plot-attention need a translator folder")
+        return runtime
+    unsupported = []
+    if args.beam not in (1, BEAM_ONE_SIZE):
+        unsupported.append(f"--beam {args.beam} (the file's beam is {BEAM_ONE_SIZE})")
+    if args.nbest > 1:
+        unsupported.append(f"--nbest {args.nbest}")
+    if args.scores:
+        unsupported.append("--scores")
+    if args.plot_attention:
+        unsupported.append("--plot-attention")
+    return choose(Path(args.model), args.runtime, unsupported)
+
+
+def translate_with_litert(args, path: Path) -> int:
+    """Each line through a translator's LiteRT file, at batch 1, as a phone would run it
+    (greedy, or the file's own beam search)."""
     from nlpapps.apps.translate import warn_truncated
     from nlpapps.export.litert_translator import LiteRTTranslator
 
-    if args.nbest > 1 or args.scores or args.plot_attention:
-        raise UserError("a TFLite file gives one translation per line: --nbest, --scores and "
-                        "--plot-attention need a translator folder")
-    translator = LiteRTTranslator(Path(args.model))
+    translator = LiteRTTranslator(path)
     beam = args.beam > 1 and translator.has_beam
     if args.beam > 1 and not beam:
-        print(f"warning: {args.model} has no beam search; translating greedily",
+        print(f"warning: {path} has no beam search; translating greedily",
               file=sys.stderr)
     for number, line in enumerate(iter_lines(args), 1):
         text, truncated = translator.run(line, beam=beam, alpha=args.alpha)
@@ -166,7 +187,6 @@ def write_translations(path: Path, pairs, outputs: dict[str, list[str]]) -> None
 
 def add_parsers(sub) -> None:
     from nlpapps.apps.translate import DEFAULT_ALPHA
-    from nlpapps.apps.translator import TranslatorConfig
 
     p = sub.add_parser("translate", help="translate English to German")
     p.add_argument("text", nargs="*", help="sentences (default: one per line from --file/stdin)")
@@ -184,6 +204,7 @@ def add_parsers(sub) -> None:
                         "a terminal; for a program that waits for each answer)")
     p.add_argument("--plot-attention", metavar="FILE.png",
                    help="draw the first sentence's attention matrix")
+    add_runtime_argument(p)
     p.set_defaults(func=cmd_translate)
 
     p = sub.add_parser("translate-train", help="train a translator on sentence pairs")
@@ -191,7 +212,7 @@ def add_parsers(sub) -> None:
     p.add_argument("--pairs", help="a TSV of english<TAB>german pairs")
     p.add_argument("--dev", help="a TSV of dev pairs (default: 5%% of --pairs)")
     p.add_argument("--out", required=True, help="model folder (training resumes if it exists)")
-    add_config_arguments(p, TranslatorConfig)
+    add_config_arguments(p, "nlpapps.apps.translator:TranslatorConfig")
     p.set_defaults(func=cmd_translate_train)
 
     p = sub.add_parser("translate-eval", help="BLEU and chrF on a test TSV, greedy and beam")

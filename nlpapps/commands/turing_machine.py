@@ -93,14 +93,12 @@ def cmd_ntm_figure(args) -> int:
 
 
 def add_parsers(sub) -> None:
-    from nlpapps.apps.turing_machine import TuringMachineConfig
-
     ntm = sub.add_parser("ntm", help="neural Turing machine: train, evaluate, draw")
     actions = ntm.add_subparsers(dest="action", required=True)
 
     p = actions.add_parser("train", help="train an NTM or its LSTM baseline on a task "
                                          "(resumes a killed run in --out)")
-    add_config_arguments(p, TuringMachineConfig)
+    add_config_arguments(p, "nlpapps.apps.turing_machine:TuringMachineConfig")
     p.add_argument("--out", required=True, help="training folder (checkpoints, logs, weights)")
     p.add_argument("--export", help="also write config, weights and metrics to this folder")
     p.set_defaults(func=cmd_ntm_train)

@@ -23,11 +23,12 @@ import tensorflow as tf
 
 from nlpapps import decoding
 from nlpapps.apps.text_generator import GenerationConfig
+from nlpapps.decoding_limits import MAX_NEW_TOKENS_ONE
 from nlpapps.export.saved_model import check_output_folder, write_savedmodel
-from nlpapps.tokenizer import BOS_ID, EOS_ID, PAD_ID, UNK_ID, GraphTokenizer, Tokenizer
+from nlpapps.graph_tokenizer import GraphTokenizer
+from nlpapps.tokenizer import BOS_ID, EOS_ID, PAD_ID, UNK_ID, Tokenizer
 
 NO_EOS = -1  # the decoding loops' eos id for text that nothing ends
-MAX_NEW_TOKENS_ONE = 1024  # the most tokens `generate_one` draws in one call
 _SCALAR_INT, _SCALAR_FLOAT = tf.TensorSpec([], tf.int32), tf.TensorSpec([], tf.float32)
 
 

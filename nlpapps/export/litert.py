@@ -14,17 +14,51 @@ from nlpapps.apps.saved_model import ModelError
 def open_interpreter(path: Path, num_threads: int | None = None):
     """A LiteRT interpreter of the file at `path` with the TF Text tokenizer ops registered;
     ModelError for a missing or unusable file."""
-    import tensorflow_text as tf_text
     from ai_edge_litert.interpreter import InterpreterWithCustomOps
 
     if not Path(path).is_file():
         raise ModelError(f"TFLite file {path} does not exist")
     try:
-        return InterpreterWithCustomOps(
-            custom_op_registerers=tf_text.tflite_registrar.SELECT_TFTEXT_OPS,
-            model_content=Path(path).read_bytes(), num_threads=num_threads)
+        return InterpreterWithCustomOps(custom_op_registerers=tokenizer_op_registerers(),
+                                        model_content=Path(path).read_bytes(),
+                                        num_threads=num_threads)
     except (ValueError, RuntimeError) as error:
         raise ModelError(f"{path} is not a usable TFLite file: {first_line(error)}") from None
+
+
+def tokenizer_op_registerers() -> list:
+    """tensorflow_text's LiteRT op registerers (`tflite_registrar.SELECT_TFTEXT_OPS`), read
+    without importing TensorFlow.
+
+    `import tensorflow_text` imports TensorFlow, seconds that running a file does not need:
+    the registrar is a native module of its own that needs only TensorFlow's framework library,
+    so that library is loaded and the module read from its file. Once tensorflow_text is
+    imported, its own list is used.
+    """
+    import ctypes
+    import importlib.util
+    import sys
+
+    name = "tensorflow_text.core.pybinds.tflite_registrar"
+    registrar = sys.modules.get(name)
+    if registrar is None and "tensorflow_text" not in sys.modules:
+        try:
+            tf_dir = importlib.util.find_spec("tensorflow").submodule_search_locations[0]
+            # loaded local to itself: loaded global, a later `import tensorflow` crashes
+            ctypes.CDLL(str(Path(tf_dir) / "libtensorflow_framework.so.2"))
+            text_dir = importlib.util.find_spec("tensorflow_text").submodule_search_locations[0]
+            spec = importlib.util.spec_from_file_location(
+                name, Path(text_dir) / "core" / "pybinds" / "tflite_registrar.so")
+            registrar = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(registrar)
+            sys.modules[name] = registrar
+        except (OSError, ImportError, AttributeError, TypeError):  # another layout: import it
+            registrar = None
+    if registrar is None:
+        import tensorflow_text
+
+        return list(tensorflow_text.tflite_registrar.SELECT_TFTEXT_OPS)
+    return [getattr(registrar, entry) for entry in dir(registrar) if entry.startswith("Add")]
 
 
 def numpy_function(signature) -> Callable[..., dict[str, np.ndarray]]:

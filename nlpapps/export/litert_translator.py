@@ -15,7 +15,7 @@ import numpy as np
 
 from nlpapps.apps.saved_model import ModelError
 from nlpapps.apps.translate import DEFAULT_ALPHA
-from nlpapps.decoding import MIN_DECODING_LENGTH
+from nlpapps.decoding_limits import MIN_DECODING_LENGTH
 from nlpapps.export.litert import numpy_function, open_interpreter, utf8
 from nlpapps.tokenizer import BOS_ID, EOS_ID, PAD_ID
 
@@ -109,6 +109,7 @@ class LiteRTTranslator:
                        "truncated": encoded.get("truncated", [False])}
         return (outputs["outputs"][0].decode("utf-8", "replace"),
                 bool(outputs.get("truncated", [False])[0]))
+
 
 # -- int8 calibration (`nlpapps.export.tflite`) ---------------------------------------------
 

@@ -21,12 +21,12 @@ from pathlib import Path
 import tensorflow as tf
 
 from nlpapps import decoding
+from nlpapps.decoding_limits import BEAM_ONE_SIZE, MAX_SOURCE_TOKENS
 from nlpapps.export.saved_model import check_output_folder, write_savedmodel
+from nlpapps.graph_tokenizer import GraphTokenizer
 from nlpapps.models.seq2seq import output_length_limit
-from nlpapps.tokenizer import BOS_ID, EOS_ID, GraphTokenizer, Tokenizer
+from nlpapps.tokenizer import BOS_ID, EOS_ID, Tokenizer
 
-MAX_SOURCE_TOKENS = 128  # longer inputs are cut to this many tokens (eos included)
-BEAM_ONE_SIZE = 5  # the beam of `translate_beam_one` (static, as TFLite's shapes must be)
 
 
 class TranslatorModule(tf.Module):
