@@ -2,6 +2,8 @@
 
     python scripts/benchmark.py layers [--rounds 5] [--steps 10]
     python scripts/benchmark.py generate [--rounds 5] [--tokens 100] [--model DIR [--litert]]
+    python scripts/benchmark.py generate-command [--rounds 5] [--tokens 500] [--model DIR]
+    python scripts/benchmark.py startup [--rounds 3]
 
 `layers`: training tokens/s (forward + backward + Adam update) of nlpapps's LSTM and GRU against
 `keras.layers.LSTM` / `keras.layers.GRU` with the same weights, measured alternately (ours,
@@ -18,6 +20,19 @@ over this model can reach. With `--litert` (and `--model`), the model's one-call
 (float32 and dynamic-range) are written to a temporary folder and their whole generation call
 (tokenize, the compiled sampling loop, detokenize) is timed in LiteRT at batch 1 against the
 same one-step loop.
+
+`generate-command`: end-to-end `nlpapps generate PROMPT --max-new-tokens 500` at batch 1 with the
+command's defaults (temperature 0.8, seed 0), start-up excluded: what the command runs by
+default (`--runtime auto`: the model folder's LiteRT file, from the drawn text to the printed
+string) against the TensorFlow text-generation tutorial's loop on the same model (a
+`tf.function` per token calling the model's step with its states and drawing with
+`tf.random.categorical`, the text decoded at the end), measured alternately; prints the median
+ratio. The tutorial's loop is given token ids rather than strings at each step, which only
+makes it faster.
+
+`startup`: seconds from starting `nlpapps translate "Hello."` and `nlpapps generate ROMEO:` to
+their first byte of output, with `--runtime auto` (the LiteRT file) and `--runtime tf`,
+alternately, and what part of that is importing Python packages alone.
 """
 
 from __future__ import annotations
@@ -25,6 +40,7 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -191,6 +207,130 @@ def benchmark_litert(model_dir: Path, rounds: int, tokens: int, one_step_tps) ->
                   f"{statistics.median(step_tps):15.0f} {ratio:6.2f}", flush=True)
 
 
+def benchmark_generate_command(model_dir: Path, rounds: int, tokens: int) -> None:
+    """Batch-1 tokens/s of `nlpapps generate`'s default path against the tutorial's OneStep
+    loop on the same model, alternately, start-up (imports, loading, tracing) outside the
+    timing."""
+    import tensorflow as tf
+
+    from nlpapps.apps import language_model
+    from nlpapps.apps.text_generator import GenerationConfig
+    from nlpapps.commands.language_model import litert_texts
+    from nlpapps.export.litert_language_model import NOT_TEXT, LiteRTLanguageModel
+    from nlpapps.runtime import choose
+    from nlpapps.tokenizer import BOS_ID
+
+    prompt = "ROMEO:"
+    options = GenerationConfig(max_new_tokens=tokens)  # the command's defaults otherwise
+    runtime = choose(model_dir, "auto", [])
+    if runtime.name != "litert":
+        raise SystemExit(f"{model_dir} has no LiteRT file; write one with `nlpapps export "
+                         f"--model {model_dir} --quantize dynamic --in-folder`")
+    file_model = LiteRTLanguageModel(runtime.path)
+    model, tokenizer, _ = language_model.load(model_dir)
+    prompt_ids = language_model.line_start_ids(tokenizer, prompt)
+    not_text = tf.constant([[-1e9 if i in NOT_TEXT else 0.0 for i in range(model.vocab_size)]])
+
+    @tf.function
+    def one_step(token_ids, states):  # the tutorial's OneStep.generate_one_step, on ids
+        logits, states = model.step(token_ids, states)
+        logits = logits / options.temperature + not_text
+        return tf.random.categorical(logits, 1, dtype=tf.int32)[:, 0], states
+
+    def tutorial_text() -> str:
+        states, token = model.initial_states(1), tf.constant([BOS_ID])
+        for next_id in prompt_ids:  # the prompt read, one token per call
+            _, states = one_step(token, states)
+            token = tf.constant([next_id])
+        drawn = []
+        for _ in range(tokens):
+            token, states = one_step(token, states)
+            drawn.append(token)
+        return prompt + tokenizer.decode(tf.concat(drawn, 0).numpy().tolist())
+
+    def seconds(run) -> float:
+        start = time.perf_counter()
+        run()
+        return time.perf_counter() - start
+
+    def command_text() -> str:
+        return litert_texts(file_model, [prompt], options)[0]
+
+    seconds(command_text), seconds(tutorial_text)  # trace and warm up outside the timing
+    command_s, tutorial_s = [], []
+    for _ in range(rounds):
+        command_s.append(seconds(command_text))
+        tutorial_s.append(seconds(tutorial_text))
+    ratio = statistics.median(t / c for c, t in zip(command_s, tutorial_s))
+    print(f"nlpapps generate {prompt} --max-new-tokens {tokens}, batch 1, {rounds} rounds; "
+          f"default runtime: {runtime.path.name} ({runtime.path.stat().st_size / 1e6:.2f} MB)")
+    print(f"{'path':34} {'tok/s':>8} {'ms per call':>12}")
+    for name, times in (("nlpapps generate (LiteRT file)", command_s),
+                        ("tutorial OneStep loop (TF)", tutorial_s)):
+        median = statistics.median(times)
+        print(f"{name:34} {tokens / median:8.0f} {1000 * median:12.1f}")
+    print(f"ratio (median of rounds): {ratio:.2f}x", flush=True)
+
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_TRANSLATOR = ROOT / "saved_models" / "translator-en-de"
+DEFAULT_GENERATOR = ROOT / "saved_models" / "shakespeare"
+STARTUP_COMMANDS = {"translate": ["translate", "Hello."], "generate": ["generate", "ROMEO:"]}
+IMPORTS = {"python alone": "pass", "import nlpapps.cli": "import nlpapps.cli",
+           "import ai_edge_litert": "from ai_edge_litert.interpreter import Interpreter",
+           "import tensorflow": "import tensorflow",
+           "import tensorflow_text": "import tensorflow_text"}
+
+
+def first_output_seconds(argv: list[str], package: Path | None = None) -> float:
+    """Seconds from starting `python -m nlpapps.cli *argv` to its first byte on stdout; with
+    `package`, the nlpapps package in that folder instead of the installed one."""
+    env = dict(os.environ, PYTHONPATH=str(package)) if package else None
+    start = time.perf_counter()
+    process = subprocess.Popen([sys.executable, "-m", "nlpapps.cli", *argv], env=env,
+                               cwd=tempfile.gettempdir(), stdout=subprocess.PIPE,
+                               stderr=subprocess.DEVNULL)
+    first = process.stdout.read(1)
+    elapsed = time.perf_counter() - start
+    process.stdout.read()
+    if process.wait() != 0 or not first:
+        raise SystemExit(f"nlpapps {' '.join(argv)} failed")
+    return elapsed
+
+
+def import_seconds(statement: str) -> float:
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-c", statement], check=True, stderr=subprocess.DEVNULL)
+    return time.perf_counter() - start
+
+
+def benchmark_startup(rounds: int, before: Path | None = None) -> None:
+    """Time to first output of the two commands in each runtime, and of the imports alone;
+    with `before` (a folder holding an earlier nlpapps package, e.g. `git archive <commit>
+    nlpapps | tar -x -C DIR`), also that package's commands run on the same LiteRT files
+    (`--model FOLDER/model.dynamic.tflite`) and on the folders."""
+    runs = {f"nlpapps {' '.join(argv)} --runtime {runtime}": ([*argv, "--runtime", runtime], None)
+            for argv in STARTUP_COMMANDS.values() for runtime in ("auto", "tf")}
+    if before:
+        for argv, folder in zip(STARTUP_COMMANDS.values(), (DEFAULT_TRANSLATOR, DEFAULT_GENERATOR)):
+            file = folder / "model.dynamic.tflite"
+            runs[f"before: nlpapps {' '.join(argv)} --model {file.relative_to(ROOT)}"] = (
+                [*argv, "--model", str(file)], before)
+            runs[f"before: nlpapps {' '.join(argv)}"] = ([*argv, "--model", str(folder)], before)
+    times: dict[str, list[float]] = {name: [] for name in (*runs, *IMPORTS)}
+    for _ in range(rounds):
+        for name, (argv, package) in runs.items():
+            times[name].append(first_output_seconds(argv, package))
+        for name, statement in IMPORTS.items():
+            times[name].append(import_seconds(statement))
+    width = max(map(len, times))
+    print(f"{'seconds to first output, ' + str(rounds) + ' rounds':{width}} {'median':>7} "
+          f"{'min':>6} {'max':>6}")
+    for name, values in times.items():
+        print(f"{name:{width}} {statistics.median(values):7.2f} {min(values):6.2f} "
+              f"{max(values):6.2f}", flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="what", required=True)
@@ -206,6 +346,17 @@ def main(argv: list[str] | None = None) -> int:
     generate_parser.add_argument("--litert", action="store_true",
                                  help="also time the model's TFLite files in LiteRT "
                                       "(needs --model)")
+    command_parser = sub.add_parser("generate-command", help="`nlpapps generate`'s default "
+                                    "path vs the tutorial's OneStep loop, batch 1")
+    command_parser.add_argument("--rounds", type=int, default=5)
+    command_parser.add_argument("--tokens", type=int, default=500, help="new tokens per call")
+    command_parser.add_argument("--model", type=Path, default=DEFAULT_GENERATOR,
+                                help="a language-model folder with its LiteRT file")
+    startup_parser = sub.add_parser("startup", help="seconds to the first output of "
+                                    "`nlpapps translate` and `nlpapps generate`")
+    startup_parser.add_argument("--rounds", type=int, default=3)
+    startup_parser.add_argument("--before", type=Path, metavar="DIR",
+                                help="also time the commands of the nlpapps package in DIR")
     args = parser.parse_args(argv)
     if args.what == "generate" and args.litert and not args.model:
         parser.error("--litert needs --model")
@@ -213,6 +364,10 @@ def main(argv: list[str] | None = None) -> int:
         benchmark_layers(args.rounds, args.steps)
     elif args.what == "generate":
         benchmark_generate(args.rounds, args.tokens, args.model, args.litert)
+    elif args.what == "generate-command":
+        benchmark_generate_command(args.model, args.rounds, args.tokens)
+    elif args.what == "startup":
+        benchmark_startup(args.rounds, args.before)
     return 0
 
 
