@@ -73,13 +73,19 @@ def recurrence(step, projected, initial_states, mask=None, return_sequences=Fals
 
 
 class RNN(keras.layers.Layer):
-    """Base sequence layer: drives an nlpapps cell over a `(batch, time, features)` input.
+    """Base sequence layer: drives a cell over a `(batch, time, features)` input.
 
-    Subclasses (`SimpleRNN`, `LSTM`, `GRU`) create `self.cell`. Dropout masks are drawn once
+    `RNN(cell, ...)` takes a cell as `keras.layers.RNN` does: one of ours (`LSTMCell`,
+    `GRUCell`, `SimpleRNNCell`, `NTMCell`, which split each step into `project_inputs` for all
+    steps at once and `step`), or any Keras cell (`call(inputs, states) -> (output,
+    new_states)` and `state_size`, e.g. `keras.layers.GRUCell`), which is called step by step
+    inside the same loop. Subclasses (`SimpleRNN`, `LSTM`, `GRU`, `NTM`) create `self.cell`
+    from their own arguments. Dropout masks are drawn once
     per sequence and reused at every step, as in Keras: `dropout` on the inputs,
     `recurrent_dropout` on the previous output inside the recurrent matmul.
 
     Args:
+        cell: the cell to run (subclasses leave it out); a config dict is deserialized.
         return_sequences: return the output of every step `(batch, time, units)` instead of the
             last one `(batch, units)`.
         return_state: also return the final states (h, and c for LSTM).
@@ -113,11 +119,23 @@ class RNN(keras.layers.Layer):
         training: whether dropout is active.
     """
 
-    def __init__(self, return_sequences=False, return_state=False, go_backwards=False,
-                 stateful=False, unroll=False, zero_output_for_mask=False, dropout=0.0,
-                 recurrent_dropout=0.0, seed=None, activity_regularizer=None, **kwargs):
+    def __init__(self, cell=None, return_sequences=False, return_state=False,
+                 go_backwards=False, stateful=False, unroll=False, zero_output_for_mask=False,
+                 dropout=0.0, recurrent_dropout=0.0, seed=None, activity_regularizer=None,
+                 **kwargs):
         super().__init__(activity_regularizer=activity_regularizer, **kwargs)
         check_dropout(dropout=dropout, recurrent_dropout=recurrent_dropout)
+        self._given_cell = cell is not None
+        if cell is not None:
+            if isinstance(cell, dict):
+                cell = keras.saving.deserialize_keras_object(cell)
+            if isinstance(cell, (list, tuple)) or not hasattr(cell, "state_size"):
+                raise ValueError("`cell` must be one cell with a `state_size` (stack layers "
+                                 f"with StackedRNN). Received: cell={cell!r}")
+            if recurrent_dropout and not hasattr(cell, "step"):
+                raise ValueError("recurrent_dropout needs a cell of nlpapps; a Keras cell "
+                                 "takes its own recurrent_dropout argument")
+            self.cell = cell
         self.return_sequences = return_sequences
         self.return_state = return_state
         self.go_backwards = go_backwards
@@ -180,13 +198,24 @@ class RNN(keras.layers.Layer):
     def state_size(self):
         return self.cell.state_size
 
+    @property
+    def _state_sizes(self) -> list[int]:
+        """The cell's state sizes as a list (a Keras cell may give one int)."""
+        sizes = self.cell.state_size
+        return [int(size) for size in sizes] if isinstance(sizes, (list, tuple)) \
+            else [int(sizes)]
+
+    @property
+    def _output_size(self) -> int:
+        return int(getattr(self.cell, "output_size", None) or self._state_sizes[0])
+
     def get_initial_state(self, batch_size):
         return [ops.zeros((batch_size, size), dtype=self.compute_dtype)
-                for size in self.cell.state_size]
+                for size in self._state_sizes]
 
     def _initial_states(self, initial_state, batch):
         """The states the loop starts from: a list of `(batch, size)` tensors."""
-        sizes = list(self.cell.state_size)
+        sizes = self._state_sizes
         if initial_state is None:
             if self.states is not None:
                 return [ops.cast(state, self.compute_dtype) for state in self.states]
@@ -241,7 +270,7 @@ class RNN(keras.layers.Layer):
                 "recurrent dropout while training); pass use_cudnn='auto' to fall back to the "
                 "step loop")
         if result is None:
-            result = self._loop(inputs, states, mask, recurrent_mask)
+            result = self._loop(inputs, states, mask, recurrent_mask, training)
         last_output, outputs, states = result
         if self.states is not None:
             for variable, state in zip(self.states, states, strict=True):
@@ -252,11 +281,22 @@ class RNN(keras.layers.Layer):
             return [output, *states]
         return output
 
-    def _loop(self, inputs, states, mask, recurrent_mask=None):
+    def _loop(self, inputs, states, mask, recurrent_mask=None, training=False):
         """`(last_output, outputs or None, states)` of the step loop; batch-major tensors."""
         # Time-major before the projection: the inputs are narrower than the gates.
         inputs = ops.transpose(inputs, (1, 0, 2))  # (time, batch, features)
-        projected = self.cell.project_inputs(inputs)  # (time, batch, gates * units)
+        if hasattr(self.cell, "project_inputs"):
+            projected = self.cell.project_inputs(inputs)  # (time, batch, gates * units)
+
+            def step(x, s):
+                return self.cell.step(x, s, recurrent_mask)
+        else:  # a Keras cell: its whole step on each input
+            projected = inputs
+
+            def step(x, s):
+                output, new_states = self.cell(x, list(s), training=training)
+                return output, list(new_states) if isinstance(new_states, (list, tuple)) \
+                    else [new_states]
         if mask is not None:
             mask = ops.transpose(mask, (1, 0))  # (time, batch)
         if self.go_backwards:
@@ -264,8 +304,7 @@ class RNN(keras.layers.Layer):
             mask = None if mask is None else ops.flip(mask, axis=0)
 
         last_output, outputs, states = recurrence(
-            lambda x, s: self.cell.step(x, s, recurrent_mask),
-            projected, states, mask=mask, return_sequences=self.return_sequences,
+            step, projected, states, mask=mask, return_sequences=self.return_sequences,
             zero_output_for_mask=self.zero_output_for_mask)
         if outputs is not None:
             outputs = ops.transpose(outputs, (1, 0, 2))  # (batch, time, units)
@@ -286,20 +325,23 @@ class RNN(keras.layers.Layer):
     def compute_mask(self, sequences, mask=None):
         output_mask = mask if self.return_sequences else None
         if self.return_state:
-            return [output_mask] + [None] * len(self.cell.state_size)
+            return [output_mask] + [None] * len(self._state_sizes)
         return output_mask
 
     def compute_output_shape(self, sequences_shape, initial_state_shape=None):
         batch, steps = sequences_shape[0], sequences_shape[1]
-        units = self.cell.output_size
+        units = self._output_size
         output = (batch, steps, units) if self.return_sequences else (batch, units)
         if self.return_state:
-            return [output] + [(batch, size) for size in self.cell.state_size]
+            return [output] + [(batch, size) for size in self._state_sizes]
         return output
 
     def get_config(self):
-        cell_config = {key: value for key, value in self.cell.get_config().items()
-                       if key not in ("name", "trainable", "dtype")}
+        if self._given_cell:  # RNN(cell): the cell as a nested config, as Keras writes it
+            cell_config = {"cell": keras.saving.serialize_keras_object(self.cell)}
+        else:  # a subclass made the cell from its own arguments: those, flat
+            cell_config = {key: value for key, value in self.cell.get_config().items()
+                           if key not in ("name", "trainable", "dtype")}
         return {
             **super().get_config(),
             **cell_config,
