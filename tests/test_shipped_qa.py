@@ -74,5 +74,8 @@ def test_a_run_cannot_start_from_a_folder_of_another_kind(tmp_path):
     from nlpapps.errors import ModelError
 
     model = create_model(QAConfig.load(DEFAULT_QA), Vocabulary.load(DEFAULT_QA))
-    with pytest.raises(ModelError, match="not a question-answering model folder"):
+    with pytest.raises(ModelError, match="has no config.json"):
+        warm_start(model, tmp_path)
+    (tmp_path / "config.json").write_text('{"kind": "translator", "config": {}}')
+    with pytest.raises(ModelError, match="holds a translator, not a question answering model"):
         warm_start(model, tmp_path)

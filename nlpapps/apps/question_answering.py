@@ -24,6 +24,7 @@ from keras import ops
 
 from nlpapps import training
 from nlpapps.apps.config import AppConfig
+from nlpapps.apps.saved_model import expect_kind
 from nlpapps.corpora.babi import Question, tokenize
 from nlpapps.errors import ModelError
 from nlpapps.layers import LSTM, MemoryNetwork
@@ -345,9 +346,10 @@ class TrainingState(keras.callbacks.Callback):
 def starting_folder(folder: str | Path) -> Path:
     """`folder` if it holds a question-answering model (ModelError otherwise)."""
     folder = Path(folder)
+    expect_kind(folder, KIND)
     if not (folder / VOCAB_FILE).exists():
-        raise ModelError(f"{folder} is not a question-answering model folder (it has no "
-                         f"{VOCAB_FILE}); pick a training folder or a shipped model")
+        raise ModelError(f"{folder} has no {VOCAB_FILE}; pick a training folder or a shipped "
+                         "model")
     return folder
 
 

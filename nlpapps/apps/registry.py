@@ -16,7 +16,6 @@ from __future__ import annotations
 import dataclasses
 import importlib
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 
@@ -52,10 +51,6 @@ class App:
     export_folder: str | None = None
     tflite: str | None = None
     reads: str = ""
-
-    def load_config(self, folder: Path):
-        """The app's config read from `folder/config.json`."""
-        return resolve(self.config).load(Path(folder))
 
     def hook(self, name: str) -> Callable[..., Any]:
         """The function named by the field `name`; ValueError if this app has none."""
