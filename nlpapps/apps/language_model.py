@@ -24,7 +24,7 @@ import numpy as np
 import tensorflow as tf
 
 from nlpapps import training
-from nlpapps.apps.config import AppConfig
+from nlpapps.apps.config import CONFIG_FILE, AppConfig  # noqa: F401  (the folder layout)
 from nlpapps.apps.dynamic_evaluation import Adaptation, adapting_window_nll, restored_weights
 from nlpapps.apps.language_model_data import dev_dataset, stream_dataset, window_dataset
 from nlpapps.apps.neural_cache import Cache, caching_window_nll
