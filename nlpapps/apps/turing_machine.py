@@ -63,6 +63,7 @@ class TuringMachineConfig(AppConfig):
     steps_per_epoch: int = 250  # a checkpoint and a validation after every epoch
     epochs: int = 100  # at most this many epochs
     max_minutes: float = 0.0  # stop after this much training, resumed runs included (0: no limit)
+    stop_below: float = 0.0  # stop at this many validation bit errors per sequence (0: never)
     validation_sequences: int = 320  # seeded sequences of the longest length, scored each epoch
     seed: int = 0  # of the initial weights and of the training sequences
 
@@ -75,7 +76,7 @@ class TuringMachineConfig(AppConfig):
                      "steps_per_epoch", "epochs", "validation_sequences"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
-        for name in ("min_length", "max_length", "lstm_units"):
+        for name in ("min_length", "max_length", "lstm_units", "max_minutes", "stop_below"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be 0 or more, got {getattr(self, name)}")
         low, high = self.lengths
@@ -219,6 +220,10 @@ class Validation(keras.callbacks.Callback):
                  self.state["best"] if self.state["best"] is not None else float("nan"),
                  self.config.steps_per_epoch / seconds, self.state["seconds"] / 60)
         if self.config.max_minutes and self.state["seconds"] > 60 * self.config.max_minutes:
+            self.model.stop_training = True
+        if self.config.stop_below and errors <= self.config.stop_below:
+            log.info("validation reached %.3f bit errors per sequence (--stop-below %g): "
+                     "stopping", errors, self.config.stop_below)
             self.model.stop_training = True
 
 

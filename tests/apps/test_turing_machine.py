@@ -47,6 +47,16 @@ def test_a_stopped_run_resumes_where_it_stopped(trained):
     assert np.isfinite(history[1]["loss"])
 
 
+def test_stop_below_ends_training_once_validation_reaches_it(tmp_path):
+    # Every validation has at most 8 bits x 3 steps = 24 errors per sequence: 24 stops at once.
+    tm.train(tm.TuringMachineConfig(epochs=3, stop_below=24, **TINY), tmp_path / "stops")
+    history = json.loads((tmp_path / "stops" / tm.VALIDATION_FILE).read_text())["history"]
+    assert [entry["epoch"] for entry in history] == [1]
+    tm.train(tm.TuringMachineConfig(epochs=2, stop_below=0.001, **TINY), tmp_path / "runs")
+    history = json.loads((tmp_path / "runs" / tm.VALIDATION_FILE).read_text())["history"]
+    assert [entry["epoch"] for entry in history] == [1, 2]
+
+
 def test_another_model_in_the_same_folder_is_refused(trained):
     out, _ = trained
     with pytest.raises(ValueError, match="memory_size 8 -> 16"):
@@ -110,3 +120,5 @@ def test_bad_training_arguments_are_one_line(tmp_path, capfd):
     assert "unknown task 'sort'" in capfd.readouterr().err.strip().splitlines()[-1]
     assert run("train", "--max-length", "3", "--min-length", "5", "--out", tmp_path) != 0
     assert "not a range" in capfd.readouterr().err.strip().splitlines()[-1]
+    assert run("train", "--stop-below", "-1", "--out", tmp_path) != 0
+    assert "stop_below must be 0 or more" in capfd.readouterr().err.strip().splitlines()[-1]
