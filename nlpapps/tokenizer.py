@@ -13,10 +13,11 @@ otherwise "\n", "\t" and runs of spaces become single spaces.
 Bad input never raises, and gives the same ids in Python and in the graph:
 - "" gives no ids, and so does whitespace-only text unless the model keeps newlines;
 - characters the model never saw (other scripts, emoji, NUL) give one unk per run;
-- invalid UTF-8 gives unk: `bytes` reach SentencePiece as they are and a `str` is encoded with
-  "surrogatepass" (lone surrogates become invalid bytes). Decoding with errors="replace" would
-  not do: nmt_nfkc turns U+FFFD into a space, and the graph's `tf.strings.unicode_transcode`
-  has no LiteRT kernel;
+- invalid UTF-8 gives unk: `bytes` reach SentencePiece as they are and a `str` is encoded by
+  `nlpapps.text_bytes.to_utf8` (bytes escaped with "surrogateescape" come back as they were,
+  lone surrogates become invalid bytes). Decoding with errors="replace" would not do:
+  nmt_nfkc turns U+FFFD into a space, and the graph's `tf.strings.unicode_transcode` has no
+  LiteRT kernel;
 - `max_length` keeps the first text ids so that bos + text + eos has at most that many;
 - decoding reads ids outside [0, vocab_size) as unk (" ⁇ ") and skips pad, bos and eos.
 """
@@ -36,6 +37,7 @@ from google.protobuf.message import DecodeError
 from sentencepiece import sentencepiece_model_pb2 as model_pb2
 
 from nlpapps.errors import ModelError
+from nlpapps.text_bytes import to_utf8
 
 PAD_ID, UNK_ID, BOS_ID, EOS_ID = 0, 1, 2, 3
 NEWLINE_PIECE = "\u2424"  # "␤": stands for "\n" in models trained with keep_newlines
@@ -55,14 +57,6 @@ def text_budget(max_length: int | None, add_bos: bool, add_eos: bool) -> int | N
     if max_length <= reserved:
         raise ValueError(f"max_length must exceed the {reserved} bos/eos ids, got {max_length}")
     return max_length - reserved
-
-
-def _utf8(text: str | bytes) -> bytes:
-    if isinstance(text, bytes):
-        return text
-    if isinstance(text, str):
-        return text.encode("utf-8", "surrogatepass")
-    raise TypeError(f"text must be str or bytes, got {type(text).__name__}")
 
 
 def _map_newline(charsmap: bytes) -> bytes:
@@ -278,7 +272,7 @@ class Tokenizer:
         # One thread: the draws then follow the seed alone.
         sampling = {"enable_sampling": True, "alpha": alpha, "nbest_size": -1,
                     "num_threads": 1} if alpha else {}
-        rows = self._processor.encode([_utf8(item) for item in texts], **sampling) \
+        rows = self._processor.encode([to_utf8(item) for item in texts], **sampling) \
             if texts else []
         rows = [[BOS_ID] * add_bos + row[:keep] + [EOS_ID] * add_eos for row in rows]
         return rows if batch else rows[0]

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from nlpapps.apps.saved_model import ModelError, expect_kind, load_saved_model
 from nlpapps.decoding_limits import MAX_BEAM, check_sampling
+from nlpapps.text_bytes import to_utf8
 from nlpapps.tokenizer import UNK_ID, Tokenizer, line_start_ids
 
 if TYPE_CHECKING:
@@ -206,8 +207,7 @@ class _Continuation:
 def _strings(prompts: Sequence[str]) -> tf.Tensor:
     import tensorflow as tf
 
-    data = [p.encode("utf-8", "surrogateescape") if isinstance(p, str) else p for p in prompts]
-    return tf.constant(data, tf.string)
+    return tf.constant([to_utf8(prompt) for prompt in prompts], tf.string)
 
 
 SEPARATOR = "\n---\n"  # printed between the texts of several prompts

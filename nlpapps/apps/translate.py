@@ -11,6 +11,7 @@ import numpy as np
 
 from nlpapps.apps.saved_model import expect_kind, load_saved_model
 from nlpapps.decoding_limits import MAX_SOURCE_TOKENS
+from nlpapps.text_bytes import to_utf8
 from nlpapps.tokenizer import EOS_ID, Tokenizer
 
 KIND = "translator"
@@ -43,8 +44,7 @@ class SavedTranslator:
         """Translations of a batch of lines, each with `beam_size` hypotheses."""
         import tensorflow as tf
 
-        data = [line.encode("utf-8", "surrogateescape") if isinstance(line, str) else line
-                for line in lines]
+        data = [to_utf8(line) for line in lines]
         result = self.module.translate(inputs=tf.constant(data, tf.string),
                                        beam_size=tf.constant(beam_size, tf.int32),
                                        alpha=tf.constant(alpha, tf.float32))

@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from nlpapps.errors import UserError  # noqa: F401  (the commands raise it from here)
+from nlpapps.text_bytes import to_utf8
 
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent.parent
 DEFAULT_TRANSLATOR = PACKAGE_ROOT / "saved_models" / "translator-en-de"
@@ -144,17 +145,9 @@ def iter_lines(args) -> Iterator[bytes]:
     `--file`, else of stdin, read as they come (a line typed at a terminal is yielded when it
     is entered). A missing file is an error at once."""
     if args.text:
-        return (argument_bytes(text) for text in args.text)
+        # as the shell gave them; a lone surrogate given from Python as its UTF-8 form
+        return (to_utf8(text) for text in args.text)
     return lines_of(args.file)
-
-
-def argument_bytes(text: str) -> bytes:
-    """The bytes of an argument: as the shell gave them (undecodable bytes come back as
-    they were), and a lone surrogate given from Python as its UTF-8 form."""
-    try:
-        return text.encode("utf-8", "surrogateescape")
-    except UnicodeEncodeError:
-        return text.encode("utf-8", "surrogatepass")
 
 
 def lines_of(file: str | None) -> Iterator[bytes]:

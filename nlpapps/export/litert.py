@@ -71,11 +71,6 @@ def numpy_function(signature) -> Callable[..., dict[str, np.ndarray]]:
     return call
 
 
-def utf8(text: str | bytes) -> bytes:
-    """The bytes a file reads: text as UTF-8 (lone surrogates kept), bytes as they are."""
-    return text if isinstance(text, bytes) else text.encode("utf-8", "surrogatepass")
-
-
 def first_line(error: BaseException) -> str:
     lines = str(error).strip().splitlines()
     return lines[0] if lines else type(error).__name__

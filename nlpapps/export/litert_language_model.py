@@ -19,7 +19,8 @@ import numpy as np
 
 from nlpapps.apps.saved_model import ModelError
 from nlpapps.export.litert import (CONTEXT_METADATA, TOKENIZER_METADATA, numpy_function,
-                                   open_interpreter, read_metadata, utf8)
+                                   open_interpreter, read_metadata)
+from nlpapps.text_bytes import to_utf8
 from nlpapps.tokenizer import BOS_ID, EOS_ID, PAD_ID, UNK_ID
 
 KIND = "language_model"
@@ -190,7 +191,7 @@ class LiteRTLanguageModel:
                  top_k: int = 0, top_p: float = 1.0, seed: int = 0) -> tuple[str, list[int]]:
         """`(text, ids)`: the drawn ids and their text, after the prompt as read for a one-call
         file, alone for a step-wise file (which this runner drives greedily only)."""
-        data = utf8(prompt)
+        data = to_utf8(prompt)
         if self.stepwise:
             if temperature > 0:
                 raise ValueError("a step-wise file samples in the app; this runner is greedy")

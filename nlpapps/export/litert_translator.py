@@ -16,7 +16,8 @@ import numpy as np
 from nlpapps.apps.saved_model import ModelError
 from nlpapps.apps.translate import DEFAULT_ALPHA
 from nlpapps.decoding_limits import MIN_DECODING_LENGTH
-from nlpapps.export.litert import numpy_function, open_interpreter, utf8
+from nlpapps.export.litert import numpy_function, open_interpreter
+from nlpapps.text_bytes import to_utf8
 from nlpapps.tokenizer import BOS_ID, EOS_ID, PAD_ID
 
 STEP_SIGNATURES = ("encode", "decode_step", "detokenize")
@@ -93,7 +94,7 @@ class LiteRTTranslator:
         """`(translation, truncated)`: `translate`'s text, and whether the sentence was longer
         than the file reads (`MAX_SOURCE_TOKENS`), so that only its beginning is translated
         (always False for a file written before it said so)."""
-        inputs = np.array([utf8(text)], dtype=object)
+        inputs = np.array([to_utf8(text)], dtype=object)
         if beam:
             if not self.has_beam:
                 raise ModelError(f"{self.path} has no beam signature (a step-wise file's loop "

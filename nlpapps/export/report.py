@@ -18,12 +18,13 @@ from pathlib import Path
 
 from nlpapps.apps.saved_model import ModelError, load_saved_model
 from nlpapps.apps.translate import DEFAULT_ALPHA
-from nlpapps.export.litert import numpy_function, utf8
+from nlpapps.export.litert import numpy_function
 from nlpapps.export.litert_language_model import (LiteRTLanguageModel, sampling_inputs,
                                                   total_log_prob)
 from nlpapps.export.litert_translator import LiteRTTranslator
 from nlpapps.export.tflite import ExportError
 from nlpapps.export.translator import BEAM_ONE_SIZE
+from nlpapps.text_bytes import to_utf8
 
 LANGUAGE_MODEL_COLUMNS = ("size_bytes", "bits_per_char", "bpc_change", "exact_match",
                           "median_ms")
@@ -44,7 +45,7 @@ def compare_translator(model_dir: Path, files: dict[str, Path],
     import tensorflow as tf
 
     model_dir = Path(model_dir)
-    sources = [utf8(source) for source, _ in pairs]
+    sources = [to_utf8(source) for source, _ in pairs]
     references = [[target for _, target in pairs]]
     loaded = load_saved_model(model_dir, "translator")
     signature_name = "translate_beam_one" if beam else "translate_one"
@@ -143,7 +144,7 @@ def compare_language_model(model_dir: Path, files: dict[str, Path], text: str,
     generate_one = loaded.signatures["generate_one"]
     score = numpy_function(loaded.signatures["score"])
     width = int(loaded.signatures["score"].structured_input_signature[1]["states"].shape[1])
-    data = [utf8(prompt) for prompt in prompts]
+    data = [to_utf8(prompt) for prompt in prompts]
 
     options = {name: tf.constant(value) for name, value in
                sampling_inputs(max_new_tokens).items()}

@@ -54,7 +54,8 @@ from pathlib import Path
 from nlpapps.apps.registry import APPS, app_of, resolve
 from nlpapps.apps.saved_model import ModelError, app_of_folder, load_saved_model
 from nlpapps.errors import ExportError
-from nlpapps.export.litert import first_line, utf8, with_metadata
+from nlpapps.export.litert import first_line, with_metadata
+from nlpapps.text_bytes import to_utf8
 
 log = logging.getLogger("nlpapps.export")
 
@@ -112,7 +113,7 @@ def convert(model_dir: Path, quantize: str = "none",
     if quantize == "float16":
         converter.target_spec.supported_types = [tf.float16]
     if quantize == "int8":
-        texts = [utf8(text) for text in representative_texts]
+        texts = [to_utf8(text) for text in representative_texts]
         converter.representative_dataset = lite.representative_samples(loaded, texts, stepwise)
         # Calibration runs the graph, so its interpreter needs the tokenizer ops. The
         # converter takes them only through this attribute.
