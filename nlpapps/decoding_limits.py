@@ -1,6 +1,6 @@
-"""The limits of decoding that the TensorFlow loops, the exported files and the commands share:
-numbers and checks that import nothing, so that a command checks its flags, and runs a LiteRT
-file, without importing TensorFlow (`nlpapps.decoding` has the loops)."""
+"""The limits and defaults of decoding that the TensorFlow loops, the exported files and the
+commands share: numbers and checks that import nothing, so that a command checks its flags,
+and runs a LiteRT file, without importing TensorFlow (`nlpapps.decoding` has the loops)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,9 @@ MAX_BEAM = 64
 MAX_SOURCE_TOKENS = 128  # a translator's longer inputs are cut to this many tokens (eos included)
 BEAM_ONE_SIZE = 5  # the beam of `translate_beam_one` (static, as TFLite's shapes must be)
 MAX_NEW_TOKENS_ONE = 1024  # the most tokens a language model's `generate_one` draws in one call
+# Length-penalty exponent of a translator's beam search: BLEU on the dev split was highest at
+# 1.0 among 0.3, 0.6, 1.0, 1.5 and 2.0 for the shipped translator.
+DEFAULT_ALPHA = 1.0
 
 
 def check_sampling(temperature=1.0, top_k=0, top_p=1.0) -> None:

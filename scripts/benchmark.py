@@ -181,7 +181,7 @@ def benchmark_generate(rounds: int, tokens: int, model_dir: Path | None = None,
 
 def benchmark_litert(model_dir: Path, rounds: int, tokens: int, one_step_tps) -> None:
     """Batch-1 tokens/s of the model's LiteRT files against `one_step_tps()`, alternately."""
-    from nlpapps.export.litert_language_model import LiteRTLanguageModel
+    from nlpapps.serving.litert_language_model import LiteRTLanguageModel
     from nlpapps.export.tflite import export_tflite
 
     def tokens_per_second(runner):
@@ -214,9 +214,9 @@ def benchmark_generate_command(model_dir: Path, rounds: int, tokens: int) -> Non
     import tensorflow as tf
 
     from nlpapps.apps import language_model
-    from nlpapps.apps.text_generator import GenerationConfig
+    from nlpapps.serving.generation_config import GenerationConfig
     from nlpapps.commands.language_model import litert_texts
-    from nlpapps.export.litert_language_model import NOT_TEXT, LiteRTLanguageModel
+    from nlpapps.serving.litert_language_model import NOT_TEXT, LiteRTLanguageModel
     from nlpapps.runtime import choose
     from nlpapps.tokenizer import BOS_ID
 

@@ -355,14 +355,14 @@ def language_model_signatures(folder: Path):
 
 
 def litert_translator(path: Path):
-    from nlpapps.export.litert_translator import LiteRTTranslator
+    from nlpapps.serving.litert_translator import LiteRTTranslator
 
     translator = LiteRTTranslator(path)
     return lambda lines: [translator.run(line, beam=translator.has_beam)[0] for line in lines]
 
 
 def litert_language_model(path: Path):
-    from nlpapps.export.litert_language_model import LiteRTLanguageModel
+    from nlpapps.serving.litert_language_model import LiteRTLanguageModel
 
     model = LiteRTLanguageModel(path)
     return lambda lines: [model.generate(line, 8, temperature=0.0 if model.stepwise else 0.8,

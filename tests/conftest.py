@@ -66,7 +66,7 @@ def exported_translator(tmp_path_factory, trained_translator):
     """The folder of `trained_translator` exported as the CLI reads it: SavedModel,
     config.json and tokenizer.model."""
     from nlpapps.export.saved_model import write_savedmodel
-    from nlpapps.export.translator import TranslatorModule
+    from nlpapps.serving.translator_module import TranslatorModule
 
     result, out_dir = trained_translator
     folder = tmp_path_factory.mktemp("exported") / "translator"

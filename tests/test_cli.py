@@ -12,7 +12,7 @@ import pytest
 import sacrebleu
 
 from nlpapps import cli
-from nlpapps.export.translator import MAX_SOURCE_TOKENS
+from nlpapps.decoding_limits import MAX_SOURCE_TOKENS
 
 from terminal import answer_at_terminal
 

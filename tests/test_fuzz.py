@@ -31,7 +31,7 @@ def language_model(tmp_path_factory):
     """A tiny language model folder (2 training steps), exported as `lm train` exports it."""
     from tiny_language_model import train_tiny
 
-    from nlpapps.export.language_model import export_language_model_folder
+    from nlpapps.export.language_model_folder import export_language_model_folder
 
     run = tmp_path_factory.mktemp("lm") / "run"
     train_tiny(run, epochs=1, steps_per_epoch=2)

@@ -47,7 +47,7 @@ def language_model_folder(tmp_path_factory):
     """A tiny language model trained for 50 steps on the Shakespeare fixture, its float32 file
     in its folder."""
     from nlpapps.apps import language_model as lm
-    from nlpapps.export.language_model import export_language_model_folder
+    from nlpapps.export.language_model_folder import export_language_model_folder
 
     shakespeare = FIXTURES / "shakespeare"
     config = lm.LanguageModelConfig(vocab_size=120, embedding_dim=16, units=32, layers=1,

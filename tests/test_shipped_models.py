@@ -91,7 +91,8 @@ def test_shipped_language_model_points_back_with_a_cache():
 
 
 def test_shipped_generator_writes_play_text():
-    from nlpapps.apps.text_generator import GenerationConfig, TextGenerator
+    from nlpapps.apps.text_generator import TextGenerator
+    from nlpapps.serving.generation_config import GenerationConfig
     from nlpapps.commands.common import DEFAULT_GENERATOR
 
     generator = TextGenerator.load(DEFAULT_GENERATOR)

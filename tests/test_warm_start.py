@@ -7,7 +7,7 @@ import pytest
 from nlpapps import training
 from nlpapps.apps import translator
 from nlpapps.apps.saved_model import ModelError
-from nlpapps.export.translator import export_translator_folder
+from nlpapps.export.translator_folder import export_translator_folder
 
 
 def same_weights(a, b) -> bool:

@@ -3,9 +3,9 @@ on the bAbI tasks, evaluated per task, answering a question about a story.
 
 A training folder holds config.json, vocab.json (words, answers, sentence and question
 lengths), the checkpoint a killed run resumes from, TensorBoard logs, the best weights
-(model.weights.h5), metrics.json and the SavedModel (`apps/question_answering_serving.py`)
-that `qa evaluate` and `qa answer` run. A shipped folder holds all but the checkpoint, logs
-and weights: the SavedModel holds each weight once.
+(model.weights.h5), metrics.json and the SavedModel (`serving/question_answering_module.py`)
+that `qa evaluate` and `qa answer` run (`apps/question_answering_inference.py`). A shipped
+folder holds all but the checkpoint, logs and weights: the SavedModel holds each weight once.
 """
 
 from __future__ import annotations

@@ -35,9 +35,11 @@ class App:
         export_folder: `"module:function"`, `(train_dir, out_dir)` writing a model folder from
             the Keras weights of a training folder; None if the app writes its folder only
             at the end of training.
-        tflite: `"module:function"` giving a converter's representative dataset for int8
-            calibration, `(saved_model, texts, stepwise) -> callable`; None when the app has
-            no single-file LiteRT export.
+        tflite: `"module"` of its LiteRT conversion (`nlpapps.export.tflite` reads it):
+            `SIGNATURES` (which SavedModel signature becomes which of the file's, one-call and
+            step-wise), `representative_samples(saved_model, texts, stepwise)` giving int8
+            calibration inputs, and optionally `file_metadata` and `check_exportable`; None
+            when the app has no single-file LiteRT export.
         reads: what its export report and calibration read: "pairs" (a TSV of English–German
             pairs), "text" (a plain text) or "" (no such input).
     """
@@ -76,16 +78,16 @@ APPS: tuple[App, ...] = (
         commands="nlpapps.commands.translator",
         model_files=("config.json", "tokenizer.model"),
         fresh_model="nlpapps.apps.translator:fresh_model",
-        export_folder="nlpapps.export.translator:export_translator_folder",
-        tflite="nlpapps.export.litert_translator",
+        export_folder="nlpapps.export.translator_folder:export_translator_folder",
+        tflite="nlpapps.export.translator_conversion",
         reads="pairs"),
     App(kind="language_model", name="language model",
         config="nlpapps.apps.language_model:LanguageModelConfig",
         commands="nlpapps.commands.language_model",
         model_files=("config.json", "tokenizer.model"),
         fresh_model="nlpapps.apps.language_model:fresh_model",
-        export_folder="nlpapps.export.language_model:export_language_model_folder",
-        tflite="nlpapps.export.litert_language_model",
+        export_folder="nlpapps.export.language_model_folder:export_language_model_folder",
+        tflite="nlpapps.export.language_model_conversion",
         reads="text"),
     App(kind="question_answering", name="question answering model",
         config="nlpapps.apps.question_answering:QAConfig",

@@ -1,60 +1,31 @@
 """The text-generator app: continue prompts with a trained language model, all at once or
 streamed as the tokens come.
 
-`TextGenerator` drives a `LanguageModelModule` (`nlpapps.export.language_model`), in memory
-or loaded from a SavedModel folder. Both ways run the same two compiled functions: `prefill`
-reads the prompts, `extend` draws tokens in one `tf.while_loop`. `generate` calls `extend` once
-for all the tokens; `stream` calls it once per chunk, going on from the states, last tokens and
-step count of the chunk before, so that with the same seed it yields exactly the text
-`generate` returns.
+`TextGenerator` drives a `LanguageModelModule` (`nlpapps.serving.language_model_module`), in
+memory or loaded from a SavedModel folder. Both ways run the same two compiled functions:
+`prefill` reads the prompts, `extend` draws tokens in one `tf.while_loop`. `generate` calls
+`extend` once for all the tokens; `stream` calls it once per chunk, going on from the states,
+last tokens and step count of the chunk before, so that with the same seed it yields exactly
+the text `generate` returns.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from nlpapps.apps.saved_model import ModelError, expect_kind, load_saved_model
-from nlpapps.decoding_limits import MAX_BEAM, check_sampling
+from nlpapps.serving.generation_config import GenerationConfig
+from nlpapps.serving.prompt_warnings import prompt_warnings
 from nlpapps.text_bytes import to_utf8
-from nlpapps.tokenizer import UNK_ID, Tokenizer, line_start_ids
+from nlpapps.tokenizer import Tokenizer
 
 if TYPE_CHECKING:
     import tensorflow as tf
 
 STREAM_CHUNK_TOKENS = 8  # tokens per compiled call when streaming
-INT32_MAX = 2**31 - 1  # the signatures take 32-bit integers
-
-
-@dataclasses.dataclass(frozen=True)
-class GenerationConfig:
-    """How to continue a prompt; the `nlpapps generate` flags map one to one onto it."""
-
-    max_new_tokens: int = 200  # tokens generated after the prompt
-    temperature: float = 0.8  # softmax temperature; 0 is greedy
-    top_k: int = 0  # draw among the k most probable tokens only (0: all of them)
-    top_p: float = 1.0  # draw from the nucleus of this much probability (1: all of it)
-    beam: int = 1  # beam search with this many hypotheses (1: sample as above)
-    seed: int = 0  # seed of the draws: the same seed and prompts give the same text
-    stop: tuple[str, ...] = ()  # the text ends before the first of these strings
-
-    def __post_init__(self):
-        check_sampling(self.temperature, self.top_k, self.top_p)
-        if not 0 <= self.max_new_tokens <= INT32_MAX:
-            raise ValueError(f"max_new_tokens must be in [0, {INT32_MAX}], got "
-                             f"{self.max_new_tokens}")
-        if not 1 <= self.beam <= MAX_BEAM:
-            raise ValueError(f"beam must be between 1 and {MAX_BEAM}, got {self.beam}")
-        if not -INT32_MAX - 1 <= self.seed <= INT32_MAX:
-            raise ValueError(f"seed must fit in 32 bits ({-INT32_MAX - 1} to {INT32_MAX}), "
-                             f"got {self.seed}")
-        if self.top_k > INT32_MAX:
-            raise ValueError(f"top_k must be at most {INT32_MAX}, got {self.top_k}")
-        if any(not stop for stop in self.stop):
-            raise ValueError("a stop string must not be empty")
 
 
 class TextGenerator:
@@ -96,7 +67,8 @@ class TextGenerator:
         """What a user should know about how the model reads `prompt`."""
         return prompt_warnings(self.tokenizer, self.context_tokens, prompt)
 
-    def generate(self, prompts: Sequence[str], options: GenerationConfig = GenerationConfig()
+    def generate(self, prompts: Sequence[str],
+                 options: GenerationConfig = GenerationConfig()  # noqa: B008 (frozen)
                  ) -> list[str]:
         """The continuation of each prompt (without the prompt), cut before a stop string."""
         import tensorflow as tf  # here: the options and prompt notes above need no TensorFlow
@@ -112,7 +84,8 @@ class TextGenerator:
             ids = self._extend(state, options, 0, options.max_new_tokens)["ids"]
         return [row.final(row_ids) for row, row_ids in zip(rows, ids.numpy().tolist())]
 
-    def stream(self, prompts: Sequence[str], options: GenerationConfig = GenerationConfig(),
+    def stream(self, prompts: Sequence[str],
+               options: GenerationConfig = GenerationConfig(),  # noqa: B008 (frozen)
                chunk_tokens: int = STREAM_CHUNK_TOKENS) -> Iterator[list[str]]:
         """Yields, as the tokens come, one new piece of text per prompt (often ""); the pieces
         of a prompt join into its `generate` text. Beam search cannot stream: with
@@ -154,21 +127,6 @@ class TextGenerator:
             top_k=tf.constant(options.top_k), top_p=tf.constant(options.top_p, tf.float32),
             seed=tf.constant(options.seed))
         return dict(result)
-
-
-def prompt_warnings(tokenizer: Tokenizer, context_tokens: int, prompt: str) -> list[str]:
-    """What a user should know about how a model of `context_tokens` reads `prompt`."""
-    notes = []
-    length = len(line_start_ids(tokenizer, prompt))
-    if length > context_tokens:
-        notes.append(f"the prompt is {length} tokens long, more than the model's context of "
-                     f"{context_tokens}: only its last {context_tokens} are read")
-    unknown = sorted({c for c in set(prompt) if UNK_ID in tokenizer.encode(c)})
-    if unknown:
-        shown = "".join(unknown[:10]) + ("..." if len(unknown) > 10 else "")
-        notes.append(f"the prompt has characters the model does not know ({shown!r}); "
-                     "it reads each run of them as one unknown token")
-    return notes
 
 
 class _Continuation:

@@ -10,15 +10,11 @@ from pathlib import Path
 import numpy as np
 
 from nlpapps.apps.saved_model import expect_kind, load_saved_model
-from nlpapps.decoding_limits import MAX_SOURCE_TOKENS
+from nlpapps.decoding_limits import DEFAULT_ALPHA, MAX_SOURCE_TOKENS
 from nlpapps.text_bytes import to_utf8
 from nlpapps.tokenizer import EOS_ID, Tokenizer
 
 KIND = "translator"
-
-# Length-penalty exponent of beam search: BLEU on the dev split was highest at 1.0 among
-# 0.3, 0.6, 1.0, 1.5 and 2.0 for the shipped translator.
-DEFAULT_ALPHA = 1.0
 
 
 @dataclass

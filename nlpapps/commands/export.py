@@ -61,12 +61,12 @@ def cmd_export(args) -> int:
         print(f"{out} ({out.stat().st_size} bytes)", file=sys.stderr)
         files[f"tflite-{mode}"] = out
     if args.report and reads == "pairs":
-        from nlpapps.export import report
+        from nlpapps.export import litert_report as report
 
         print(report.format_report(report.compare_translator(
             model, files, test, beam=args.beam)))
     elif args.report:
-        from nlpapps.export import report
+        from nlpapps.export import litert_report as report
 
         text, prompts = test
         rows = report.compare_language_model(model, files, text, prompts)

@@ -56,8 +56,8 @@ def cmd_lm_train(args) -> int:
 def export_language_model(model, tokenizer, config, out: Path, export: Path | None) -> None:
     """Writes the language model's SavedModel into its training folder `out`, and a folder
     with only what running it needs (SavedModel, config, tokenizer, weights) at `export`."""
-    from nlpapps.export.language_model import LanguageModelModule
     from nlpapps.export.saved_model import write_savedmodel, write_savedmodel_into
+    from nlpapps.serving.language_model_module import LanguageModelModule
 
     module = LanguageModelModule(model, tokenizer, config.seq_len)
     files = {"config.json": (out / "config.json").read_bytes(),
@@ -122,7 +122,7 @@ def cmd_lm_score(args) -> int:
 def score_with_litert(path: Path, lines) -> int:
     """`lm score` of each line through a language model's LiteRT file at batch 1: the
     log-probability of the line read from the start of a line through its line break."""
-    from nlpapps.export.litert_language_model import LiteRTLanguageModel
+    from nlpapps.serving.litert_language_model import LiteRTLanguageModel
     from nlpapps.tokenizer import line_start_ids
 
     model = LiteRTLanguageModel(path)
@@ -203,7 +203,7 @@ def generate_with_litert(path: Path, prompts: list[str], options) -> int:
     """Each prompt through a language model's LiteRT file at batch 1, as a phone would run
     it; the text is printed when done, cut before the first stop string."""
     from nlpapps.apps.text_generator import SEPARATOR, print_warnings
-    from nlpapps.export.litert_language_model import LiteRTLanguageModel
+    from nlpapps.serving.litert_language_model import LiteRTLanguageModel
 
     if options.beam > 1:
         raise UserError("a TFLite file samples or decodes greedily: --beam needs a language "
@@ -235,7 +235,7 @@ def litert_texts(model, prompts: list[str], options) -> list[str]:
 
 
 def add_parsers(sub) -> None:
-    from nlpapps.apps.text_generator import GenerationConfig
+    from nlpapps.serving.generation_config import GenerationConfig
 
     p = sub.add_parser("generate", help="continue prompts with a language model")
     generation = GenerationConfig()

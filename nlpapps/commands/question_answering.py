@@ -48,7 +48,7 @@ def cmd_qa_train(args) -> int:
         model, vocab = qa.train(config, tasks, out)
     except ValueError as error:
         raise UserError(str(error).splitlines()[0]) from None
-    from nlpapps.export.question_answering import export_qa
+    from nlpapps.export.question_answering_folder import export_qa
 
     export_qa(model, vocab, config, out, Path(args.export) if args.export else None)
     print(f"model written to {out}" + (f" and {args.export}" if args.export else ""),
@@ -72,7 +72,7 @@ def add_parsers(sub) -> None:
 
 
 def cmd_qa_evaluate(args) -> int:
-    from nlpapps.apps.question_answering_serving import SavedQA, evaluate
+    from nlpapps.apps.question_answering_inference import SavedQA, evaluate
 
     tasks = read_tasks(args.data, "test")
     if args.task:
@@ -101,7 +101,7 @@ def cmd_qa_evaluate(args) -> int:
 
 
 def cmd_qa_answer(args) -> int:
-    from nlpapps.apps.question_answering_serving import SavedQA, story_lines
+    from nlpapps.apps.question_answering_inference import SavedQA, story_lines
 
     if not args.story:
         raise UserError("a question needs a story: give it with --story FILE (one sentence "

@@ -12,7 +12,7 @@ from pathlib import Path
 from nlpapps.commands.common import (DEFAULT_TRANSLATOR, UserError, add_config_arguments,
                                      check_output_file, config_from_args, iter_lines, log,
                                      read_pairs, reads_a_terminal)
-from nlpapps.decoding_limits import BEAM_ONE_SIZE, MAX_BEAM
+from nlpapps.decoding_limits import BEAM_ONE_SIZE, DEFAULT_ALPHA, MAX_BEAM
 from nlpapps.runtime import Runtime, add_runtime_argument, announce, choose, choose_for_file
 
 
@@ -91,7 +91,7 @@ def translate_with_litert(args, path: Path) -> int:
     """Each line through a translator's LiteRT file, at batch 1, as a phone would run it
     (greedy, or the file's own beam search)."""
     from nlpapps.apps.translate import warn_truncated
-    from nlpapps.export.litert_translator import LiteRTTranslator
+    from nlpapps.serving.litert_translator import LiteRTTranslator
 
     translator = LiteRTTranslator(path)
     beam = args.beam > 1 and translator.has_beam
@@ -144,7 +144,7 @@ def export_translator(result, out: Path) -> None:
     """Writes the trained translator's SavedModel, config and tokenizer at `out`'s root,
     beside the run's checkpoints, epoch weights and logs."""
     from nlpapps.export.saved_model import write_savedmodel_into
-    from nlpapps.export.translator import TranslatorModule
+    from nlpapps.serving.translator_module import TranslatorModule
 
     write_savedmodel_into(TranslatorModule(result.model, result.tokenizer), out, {
         "config.json": (out / "config.json").read_bytes(),
@@ -186,8 +186,6 @@ def write_translations(path: Path, pairs, outputs: dict[str, list[str]]) -> None
 
 
 def add_parsers(sub) -> None:
-    from nlpapps.apps.translate import DEFAULT_ALPHA
-
     p = sub.add_parser("translate", help="translate English to German")
     p.add_argument("text", nargs="*", help="sentences (default: one per line from --file/stdin)")
     p.add_argument("--file", help="read one sentence per line from this file ('-': stdin)")

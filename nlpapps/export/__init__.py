@@ -1,15 +1,18 @@
-"""Exporters: what a trained model becomes to be served or shipped.
+"""Export: what a trained model becomes to be served or shipped, as files. The graphs it writes
+are the `tf.Module`s of `nlpapps.serving`; this package converts, writes and checks.
 
-    saved_model.py            writing a SavedModel folder safely (`write_savedmodel`)
-    model_folder.py           a model folder again from a training folder (`export_model_folder`)
-    translator.py             `TranslatorModule`: the translator's string-in/string-out graph
-    language_model.py         `LanguageModelModule`: the language model's generation and scoring
-    tflite.py                 LiteRT (TFLite) conversion of either, quantization, the op audit
-    litert.py                 opening a file in LiteRT with the TF Text tokenizer ops
-    litert_translator.py      `LiteRTTranslator`: running a translator file
-    litert_language_model.py  `LiteRTLanguageModel`: running a language-model file
-    report.py                 how exported files compare with their SavedModel
+    saved_model.py                writing a SavedModel folder safely (`write_savedmodel`)
+    model_folder.py               a model folder again from a training folder, for any app
+                                  whose registry entry names an `export_folder`
+    translator_folder.py          the translator's `export_folder`
+    language_model_folder.py      the language model's `export_folder`
+    question_answering_folder.py  the question-answering model's SavedModel and folder
+    tflite.py                     LiteRT (TFLite) conversion, quantization, the op audit
+    translator_conversion.py      the translator's signatures and int8 calibration inputs
+    language_model_conversion.py  the language model's signatures, calibration and metadata
+    litert_report.py              how exported LiteRT files compare with their SavedModel
 
 Each SavedModel holds its tokenizer, weights and decoding loops, so it runs with `tensorflow`
-and `tensorflow_text` alone; each LiteRT file with LiteRT and the TF Text ops alone.
+and `tensorflow_text` alone; each LiteRT file with LiteRT and the TF Text ops alone
+(`nlpapps.serving.litert_translator`, `nlpapps.serving.litert_language_model`).
 """

@@ -1,15 +1,17 @@
 """LiteRT (TFLite) files from a translator's or language model's SavedModel folder:
-conversion, quantization and an op audit. The files run with `nlpapps.export.litert_translator`
-and `nlpapps.export.litert_language_model`; `nlpapps.export.report` compares them with the
-SavedModel.
+conversion, quantization and an op audit. What differs by app (signatures, calibration
+inputs, metadata) is in the module the registry names as its `tflite`
+(`nlpapps.export.translator_conversion`, `nlpapps.export.language_model_conversion`). The files
+run with `nlpapps.serving.litert_translator` and `nlpapps.serving.litert_language_model`;
+`nlpapps.export.litert_report` compares them with the SavedModel.
 
     nlpapps export --model saved_models/translator-en-de --format tflite --quantize dynamic
 
 Conversion needs the folder alone. The batch-1 signatures of `TranslatorModule`
-(`nlpapps.export.translator`) are frozen first (variables become constants): converted straight
-from the SavedModel, the variables stay READ_VARIABLE ops inside the WHILE loops, which fail
-when the file runs. The file holds LiteRT builtins and the two TF Text tokenizer ops
-(`TFTEXT_OPS`), so it runs with
+(`nlpapps.serving.translator_module`) are frozen first (variables become constants):
+converted straight from the SavedModel, the variables stay READ_VARIABLE ops inside the WHILE
+loops, which fail when the file runs. The file holds LiteRT builtins and the two TF Text
+tokenizer ops (`TFTEXT_OPS`), so it runs with
 
     InterpreterWithCustomOps(
         custom_op_registerers=tensorflow_text.tflite_registrar.SELECT_TFTEXT_OPS,
@@ -48,13 +50,15 @@ import logging
 import os
 import tempfile
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+
+import numpy as np
 
 from nlpapps.apps.registry import APPS, app_of, resolve
 from nlpapps.apps.saved_model import ModelError, app_of_folder, load_saved_model
 from nlpapps.errors import ExportError
-from nlpapps.export.litert import first_line, with_metadata
+from nlpapps.serving.litert_interpreter import first_line
 from nlpapps.text_bytes import to_utf8
 
 log = logging.getLogger("nlpapps.export")
@@ -88,7 +92,7 @@ def convert(model_dir: Path, quantize: str = "none",
 
     _check_quantize(quantize, representative_texts)
     kind = model_kind(model_dir)
-    lite = litert_module(kind)
+    lite = conversion_module(kind)
     if hasattr(lite, "check_exportable"):
         lite.check_exportable(Path(model_dir))
     loaded = load_saved_model(Path(model_dir), kind)
@@ -144,10 +148,11 @@ def model_kind(model_dir: Path) -> str:
     return app.kind
 
 
-def litert_module(kind: str):
-    """The module of the app's LiteRT file: `SIGNATURES`, `representative_samples` and, if
-    the file carries metadata, `file_metadata`; if some of its models cannot be converted,
-    `check_exportable(model_dir)` raises ExportError for them."""
+def conversion_module(kind: str):
+    """The module of the app's LiteRT conversion (the registry's `tflite`): `SIGNATURES`,
+    `representative_samples` and, if the file carries metadata, `file_metadata`; if some of
+    its models cannot be converted, `check_exportable(model_dir)` raises ExportError for
+    them."""
     return resolve(app_of(kind).tflite)
 
 
@@ -170,6 +175,37 @@ def _frozen(name: str, signature):
     call.__name__ = name
     return tf.function(call, input_signature=[specs[n] for n in input_names]
                        ).get_concrete_function()
+
+
+def numpy_function(signature) -> Callable[..., dict[str, np.ndarray]]:
+    """A SavedModel signature taking and returning numpy arrays, as a LiteRT runner does: what
+    int8 calibration and the report call the float model with."""
+    import tensorflow as tf
+
+    def call(**inputs):
+        outputs = signature(**{name: tf.constant(value) for name, value in inputs.items()})
+        return {name: value.numpy() for name, value in outputs.items()}
+    return call
+
+
+def with_metadata(model_bytes: bytes, entries: dict[str, bytes]) -> bytes:
+    """The file `model_bytes` with `entries` added to its metadata (named byte buffers that
+    LiteRT keeps beside the graph and does not run)."""
+    import flatbuffers
+    from ai_edge_litert import schema_py_generated as schema
+
+    model = schema.ModelT.InitFromPackedBuf(model_bytes, 0)
+    model.metadata = list(model.metadata or [])
+    for name, data in entries.items():
+        buffer = schema.BufferT()
+        buffer.data = np.frombuffer(data, np.uint8)
+        model.buffers.append(buffer)
+        entry = schema.MetadataT()
+        entry.name, entry.buffer = name.encode(), len(model.buffers) - 1
+        model.metadata.append(entry)
+    builder = flatbuffers.Builder(len(model_bytes) + sum(map(len, entries.values())) + 1024)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    return bytes(builder.Output())
 
 
 def _check_quantize(quantize: str, representative_texts) -> None:

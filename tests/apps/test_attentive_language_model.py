@@ -181,7 +181,7 @@ def test_a_reader_without_attention_refuses_the_folder(attentive_folder, tmp_pat
 
 
 def test_the_saved_model_scores_and_generates_as_the_keras_model(attentive_folder, tmp_path):
-    from nlpapps.export.language_model import export_language_model_folder
+    from nlpapps.export.language_model_folder import export_language_model_folder
 
     model, tokenizer, folder = attentive_folder
     gated = tmp_path / "gated"  # a warm start's gate is 0; trained models attend

@@ -26,7 +26,7 @@ def train_tasks():
 def trained(tmp_path_factory):
     """`(model, vocab, out_dir)`: TINY trained one epoch, then resumed for the second, and
     exported into its folder."""
-    from nlpapps.export.question_answering import export_qa
+    from nlpapps.export.question_answering_folder import export_qa
 
     out = tmp_path_factory.mktemp("qa")
     qa.train(dataclasses.replace(TINY, epochs=1), train_tasks(), out)
@@ -82,7 +82,7 @@ def test_linear_start_puts_the_softmax_back_when_validation_loss_stalls(tmp_path
 
 @pytest.fixture(scope="module")
 def saved(trained):
-    from nlpapps.apps.question_answering_serving import SavedQA
+    from nlpapps.apps.question_answering_inference import SavedQA
 
     return SavedQA(trained[2])
 
@@ -160,7 +160,7 @@ def test_train_names_the_line_of_a_malformed_file(tmp_path, capsys):
 
 
 def test_evaluate_prints_each_task_and_the_mean(trained, saved, capsys):
-    from nlpapps.apps.question_answering_serving import evaluate
+    from nlpapps.apps.question_answering_inference import evaluate
 
     _, _, out = trained
     code, printed, _ = run(["qa", "evaluate", "--data", str(FIXTURES), "--model", str(out),

@@ -1,6 +1,6 @@
 """Tests for text generation: the samplers of nlpapps.decoding, the module of
-nlpapps.export.language_model, nlpapps.apps.text_generator (seeds, streaming, stop strings, bad
-input), the SavedModel in a fresh process and the `nlpapps generate` command."""
+nlpapps.serving.language_model_module, nlpapps.apps.text_generator (seeds, streaming, stop
+strings, bad input), the SavedModel in a fresh process and the `nlpapps generate` command."""
 
 import json
 import subprocess
@@ -14,10 +14,11 @@ import tensorflow as tf
 
 from nlpapps import decoding
 from nlpapps.apps.language_model import LanguageModelConfig, line_start_ids
-from nlpapps.apps.text_generator import GenerationConfig, TextGenerator
-from nlpapps.export.language_model import LanguageModelModule
+from nlpapps.apps.text_generator import TextGenerator
 from nlpapps.export.saved_model import write_savedmodel_into
 from nlpapps.models.language_model import LanguageModel
+from nlpapps.serving.generation_config import GenerationConfig
+from nlpapps.serving.language_model_module import LanguageModelModule
 from nlpapps.tokenizer import BOS_ID, EOS_ID, PAD_ID, UNK_ID, Tokenizer
 
 SHAKESPEARE = Path(__file__).parent.parent / "fixtures" / "shakespeare"

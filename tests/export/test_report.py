@@ -1,6 +1,8 @@
-"""Tests for nlpapps.export.report's table: every column readable, whatever its name's length."""
+"""Tests for nlpapps.export.litert_report's table: every column readable, whatever its name's
+length."""
 
-from nlpapps.export.report import LANGUAGE_MODEL_COLUMNS, TRANSLATOR_COLUMNS, format_report
+from nlpapps.export.litert_report import (LANGUAGE_MODEL_COLUMNS, TRANSLATOR_COLUMNS,
+                                          format_report)
 
 
 def test_columns_stay_apart_and_aligned():

@@ -1,4 +1,4 @@
-"""Tests for nlpapps.export.translator and nlpapps.export.saved_model: the translator
+"""Tests for nlpapps.serving.translator_module and nlpapps.export.saved_model: the translator
 SavedModel, reloaded in a fresh process that has only TensorFlow and TensorFlow Text, against
 the in-memory Keras model; and the writer."""
 
@@ -13,7 +13,7 @@ import pytest
 import tensorflow as tf
 
 from nlpapps.export.saved_model import write_savedmodel, write_savedmodel_into
-from nlpapps.export.translator import MAX_SOURCE_TOKENS
+from nlpapps.decoding_limits import MAX_SOURCE_TOKENS
 from nlpapps.tokenizer import EOS_ID
 
 SENTENCES = ["We all make mistakes.", "Where is the station?", "Tom is reading a book.",
@@ -198,9 +198,9 @@ def test_a_text_never_translates_to_an_empty_line(trained_translator):
     """With eos's output bias far above every other and a word's second, each decoder
     still emits that word before eos: greedy, beam, the batch-1 signatures and the step-wise
     loop of LiteRT."""
-    from nlpapps.export.litert import numpy_function
-    from nlpapps.export.litert_translator import greedy_steps
-    from nlpapps.export.translator import TranslatorModule
+    from nlpapps.export.tflite import numpy_function
+    from nlpapps.serving.litert_translator import greedy_steps
+    from nlpapps.serving.translator_module import TranslatorModule
     from nlpapps.models.seq2seq import Seq2Seq
 
     result, _ = trained_translator

@@ -1,6 +1,6 @@
 """Tests for the language model's LiteRT files (nlpapps.export.tflite with
-nlpapps.export.litert_language_model): a tiny trained model's files against its SavedModel and Keras
-model, run in LiteRT: greedy ids, log-probabilities, the step-wise signatures, sampling, odd
+nlpapps.serving.litert_language_model): a tiny trained model's files against its SavedModel and
+Keras model, run in LiteRT: greedy ids, log-probabilities, the step-wise signatures, sampling, odd
 input, quantization, the op audit and the `export` command."""
 
 import math
@@ -13,11 +13,12 @@ import tensorflow as tf
 from nlpapps import cli
 from nlpapps.apps import language_model as lm
 from nlpapps.apps.saved_model import ModelError, load_saved_model
-from nlpapps.export.language_model import MAX_NEW_TOKENS_ONE, export_language_model_folder
-from nlpapps.export.litert_language_model import NOT_TEXT, LiteRTLanguageModel
-from nlpapps.export.report import compare_language_model
+from nlpapps.decoding_limits import MAX_NEW_TOKENS_ONE
+from nlpapps.export.language_model_folder import export_language_model_folder
+from nlpapps.export.litert_report import compare_language_model
 from nlpapps.export.tflite import (TFTEXT_OPS, audit_ops, default_output, export_tflite,
                                    tflite_ops, weight_bytes)
+from nlpapps.serving.litert_language_model import NOT_TEXT, LiteRTLanguageModel
 
 SHAKESPEARE = Path(__file__).parent.parent / "fixtures" / "shakespeare"
 PROMPTS = ["BERNARDO:\n", "", "Who's there? Nay, answer me", " stand", "\n\n",

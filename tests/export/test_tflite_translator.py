@@ -1,4 +1,4 @@
-"""Tests for nlpapps.export.tflite and nlpapps.export.litert_translator: LiteRT files of the
+"""Tests for nlpapps.export.tflite and nlpapps.serving.litert_translator: LiteRT files of the
 tiny translator against its SavedModel, the op audit, quantization, bad inputs, the step-wise
 signatures and the `export` command."""
 
@@ -12,12 +12,11 @@ import tensorflow as tf
 
 from nlpapps import cli
 from nlpapps.apps.saved_model import ModelError
-from nlpapps.apps.translate import DEFAULT_ALPHA
-from nlpapps.export.litert_translator import LiteRTTranslator
-from nlpapps.export.report import compare_translator, format_report
+from nlpapps.decoding_limits import BEAM_ONE_SIZE, DEFAULT_ALPHA, MAX_SOURCE_TOKENS
+from nlpapps.export.litert_report import compare_translator, format_report
 from nlpapps.export.tflite import (TFTEXT_OPS, ExportError, audit_ops, default_output,
                                    export_tflite, tflite_ops, weight_bytes)
-from nlpapps.export.translator import BEAM_ONE_SIZE, MAX_SOURCE_TOKENS
+from nlpapps.serving.litert_translator import LiteRTTranslator
 
 PAIRS_TSV = Path(__file__).parent.parent / "fixtures" / "pairs.en-de.tsv"
 ROOT = Path(__file__).resolve().parents[2]

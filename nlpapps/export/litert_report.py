@@ -17,14 +17,14 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from nlpapps.apps.saved_model import ModelError, load_saved_model
-from nlpapps.apps.translate import DEFAULT_ALPHA
-from nlpapps.export.litert import numpy_function
-from nlpapps.export.litert_language_model import (LiteRTLanguageModel, sampling_inputs,
-                                                  total_log_prob)
-from nlpapps.export.litert_translator import LiteRTTranslator
-from nlpapps.export.tflite import ExportError
-from nlpapps.export.translator import BEAM_ONE_SIZE
+from nlpapps.decoding_limits import BEAM_ONE_SIZE, DEFAULT_ALPHA
+from nlpapps.errors import ExportError
+from nlpapps.export.tflite import numpy_function
+from nlpapps.serving.litert_language_model import (LiteRTLanguageModel, sampling_inputs,
+                                                   total_log_prob)
+from nlpapps.serving.litert_translator import LiteRTTranslator
 from nlpapps.text_bytes import to_utf8
+from nlpapps.tokenizer import Tokenizer, line_start_ids
 
 LANGUAGE_MODEL_COLUMNS = ("size_bytes", "bits_per_char", "bpc_change", "exact_match",
                           "median_ms")
@@ -130,9 +130,6 @@ def compare_language_model(model_dir: Path, files: dict[str, Path], text: str,
     greedy ids equal the SavedModel's.
     """
     import tensorflow as tf
-
-    from nlpapps.apps.language_model import line_start_ids
-    from nlpapps.tokenizer import Tokenizer
 
     model_dir = Path(model_dir)
     loaded = load_saved_model(model_dir, "language_model")

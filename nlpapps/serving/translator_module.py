@@ -1,5 +1,5 @@
-"""The translator's SavedModel: a string-in/string-out graph for serving, and what TFLite
-needs.
+"""`TranslatorModule`: the translator as a string-in/string-out graph, which the SavedModel
+serves and TFLite converts.
 
 The SavedModel holds the tokenizer (`tensorflow_text.FastSentencepieceTokenizer`), the
 weights and the decoding loops, so it runs with `tensorflow` and `tensorflow_text` alone:
@@ -11,22 +11,18 @@ weights and the decoding loops, so it runs with `tensorflow` and `tensorflow_tex
 Its batch-1 signatures (`translate_one`, `translate_beam_one`, and `encode` / `decode_step` /
 `detokenize` for apps that drive the loop themselves) have static shapes but the lengths,
 which is what TFLite needs: `nlpapps.export.tflite` converts them from the SavedModel folder
-alone.
+alone. `nlpapps.export.translator_folder` writes the SavedModel of a trained translator.
 """
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import tensorflow as tf
 
 from nlpapps import decoding
 from nlpapps.decoding_limits import BEAM_ONE_SIZE, MAX_SOURCE_TOKENS
-from nlpapps.export.saved_model import check_output_folder, write_savedmodel
 from nlpapps.graph_tokenizer import GraphTokenizer
 from nlpapps.models.seq2seq import output_length_limit
 from nlpapps.tokenizer import BOS_ID, EOS_ID, Tokenizer
-
 
 
 class TranslatorModule(tf.Module):
@@ -223,37 +219,3 @@ def _cut_at_eos(ids):
     """Zeroes every id from the first eos on: `(batch, steps)`."""
     after_eos = tf.cumsum(tf.cast(tf.equal(ids, EOS_ID), tf.int32), axis=1) > 0
     return tf.where(after_eos, 0, ids)
-
-
-def export_translator_folder(train_dir: Path, out_dir: Path) -> None:
-    """Writes a translator folder (the SavedModel with every signature of `TranslatorModule`,
-    config.json, tokenizer.model, model.weights.h5) at `out_dir` from the Keras weights of a
-    training or exported folder (`nlpapps translate-train --out`), e.g. to give an older
-    export the TFLite signatures. Raises ModelError for a folder that is not a trained
-    translator, and refuses to replace a folder that is not a model folder."""
-    from nlpapps import training
-    from nlpapps.apps.saved_model import ModelError, expect_kind
-    from nlpapps.apps.translator import (CONFIG_FILE, KIND, TOKENIZER_FILE, WEIGHTS_FILE,
-                                         Translator, TranslatorConfig)
-
-    train_dir, out_dir = Path(train_dir), Path(out_dir)
-    expect_kind(train_dir, KIND)
-    weights = train_dir / WEIGHTS_FILE
-    if not weights.is_file():
-        raise ModelError(f"{train_dir} has no {WEIGHTS_FILE} to export from (an exported folder "
-                         "of an older version holds only its SavedModel); pass the training "
-                         "folder")
-    check_output_folder(train_dir, out_dir)
-    tokenizer = Tokenizer.load(train_dir / TOKENIZER_FILE)
-    translator = Translator.create(TranslatorConfig.load(train_dir), tokenizer)
-    try:
-        translator.model.load_weights(weights)
-    except (ValueError, OSError) as error:
-        first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
-        raise ModelError(f"{weights} could not be loaded, it may be corrupt: {first_line}") \
-            from None
-    write_savedmodel(TranslatorModule(translator.model, tokenizer), out_dir, {
-        CONFIG_FILE: (train_dir / CONFIG_FILE).read_bytes(),
-        TOKENIZER_FILE: tokenizer.to_bytes(),
-        WEIGHTS_FILE: training.weights_bytes(translator.model),  # for `--init-from`
-    })

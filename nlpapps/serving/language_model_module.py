@@ -1,4 +1,5 @@
-"""SavedModel export of a language model: text generation behind string signatures.
+"""`LanguageModelModule`: a language model's text generation and scoring behind string
+signatures, which the SavedModel serves, TFLite converts and `TextGenerator` drives.
 
 The SavedModel holds the tokenizer, the weights and the generation loops, so it runs with
 `tensorflow` and `tensorflow_text` alone:
@@ -11,21 +12,20 @@ The SavedModel holds the tokenizer, the weights and the generation loops, so it 
 
 A prompt is read as the start of a line (see `nlpapps.apps.language_model`), and only its last
 `context_tokens` tokens are read. Generated text never holds pad, unk, bos or eos: the model
-writes text, and nothing ends it but `max_new_tokens`.
+writes text, and nothing ends it but `max_new_tokens`. `nlpapps.export.language_model_folder`
+writes the SavedModel of a trained language model.
 """
 
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import tensorflow as tf
 
 from nlpapps import decoding
-from nlpapps.apps.text_generator import GenerationConfig
 from nlpapps.decoding_limits import MAX_NEW_TOKENS_ONE
-from nlpapps.export.saved_model import check_output_folder, write_savedmodel
 from nlpapps.graph_tokenizer import GraphTokenizer
+from nlpapps.serving.generation_config import GenerationConfig
 from nlpapps.tokenizer import BOS_ID, EOS_ID, PAD_ID, UNK_ID, Tokenizer
 
 NO_EOS = -1  # the decoding loops' eos id for text that nothing ends
@@ -291,24 +291,3 @@ class LanguageModelModule(tf.Module):
         ids, scores, states = self.sample(tokens, self.unflatten(states), max_new_tokens,
                                           start_step, temperature, top_k, top_p, seed)
         return {"ids": ids, "scores": scores, "states": self.flatten(states)}
-
-
-def export_language_model_folder(train_dir: Path, out_dir: Path) -> None:
-    """Writes a language-model folder (the SavedModel with every signature of
-    `LanguageModelModule`, config.json, tokenizer.model, model.weights.h5 and the dev metrics)
-    at `out_dir` from a training or exported folder that has the Keras weights. Raises
-    ModelError for a folder that is not a trained language model, and refuses to replace a
-    folder that is not a model folder."""
-    from nlpapps import training
-    from nlpapps.apps import language_model
-
-    train_dir, out_dir = Path(train_dir), Path(out_dir)
-    model, tokenizer, config = language_model.load(train_dir)
-    check_output_folder(train_dir, out_dir)
-    files = {"config.json": (train_dir / "config.json").read_bytes(),
-             "tokenizer.model": tokenizer.to_bytes(),
-             language_model.WEIGHTS_FILE: training.weights_bytes(model)}
-    metrics = train_dir / language_model.METRICS_FILE
-    if metrics.exists():
-        files[metrics.name] = metrics.read_bytes()
-    write_savedmodel(LanguageModelModule(model, tokenizer, config.seq_len), out_dir, files)

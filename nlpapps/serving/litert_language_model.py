@@ -1,12 +1,13 @@
-"""A language model's LiteRT files: int8 calibration samples and a runner (their comparison
-with the SavedModel is in `nlpapps.export.report`).
+"""Running a language model's LiteRT file: generation and scoring, without TensorFlow.
 
     nlpapps export --model saved_models/shakespeare --format tflite --quantize dynamic
     LiteRTLanguageModel("saved_models/shakespeare.dynamic.tflite").generate("ROMEO:\\n", 50)
 
-The files' signatures are those of `nlpapps.export.language_model.LanguageModelModule` at
-batch 1: one call, `serving_default` (= `generate_one`) and `score`; step-wise, `prefill`,
-`step` (= `step_one`) and `detokenize`. Conversion is `nlpapps.export.tflite.convert`.
+The files' signatures are those of `nlpapps.serving.language_model_module.LanguageModelModule`
+at batch 1: one call, `serving_default` (= `generate_one`) and `score`; step-wise, `prefill`,
+`step` (= `step_one`) and `detokenize`. Conversion is `nlpapps.export.tflite.convert` (with
+`nlpapps.export.language_model_conversion`); `nlpapps.export.litert_report` compares a file
+with its SavedModel.
 """
 
 from __future__ import annotations
@@ -17,18 +18,16 @@ from pathlib import Path
 
 import numpy as np
 
-from nlpapps.apps.saved_model import ModelError
-from nlpapps.export.litert import (CONTEXT_METADATA, TOKENIZER_METADATA, numpy_function,
-                                   open_interpreter, read_metadata)
+from nlpapps.errors import ModelError
+from nlpapps.serving.litert_interpreter import (CONTEXT_METADATA, TOKENIZER_METADATA,
+                                                open_interpreter, read_metadata)
 from nlpapps.text_bytes import to_utf8
 from nlpapps.tokenizer import BOS_ID, EOS_ID, PAD_ID, UNK_ID
 
-KIND = "language_model"
 ONE_CALL = ("score", "serving_default")
 STEPWISE = ("detokenize", "prefill", "step")
 NOT_TEXT = (PAD_ID, UNK_ID, BOS_ID, EOS_ID)  # ids a generator never draws
 SCORE_WINDOW = 256  # tokens per `score` call
-CALIBRATION_TOKENS = 64  # greedy tokens per calibration prompt
 
 
 def sampling_inputs(max_new_tokens: int, temperature: float = 0.0, top_k: int = 0,
@@ -80,60 +79,6 @@ def greedy_steps(prefill: Callable[..., dict], step: Callable[..., dict], prompt
     return ids
 
 
-SIGNATURES = {  # (SavedModel signature, the file's signature) of a one-call / step-wise file
-    False: (("generate_one", "serving_default"), ("score", "score")),
-    True: (("prefill_one", "prefill"), ("step_one", "step"), ("detokenize", "detokenize")),
-}
-
-
-def check_exportable(model_dir: Path) -> None:
-    """ExportError for a language model with a self-attention block: its memory is not yet
-    laid out as a fixed-size buffer of the TFLite signatures."""
-    from nlpapps.apps.saved_model import read_kind
-    from nlpapps.errors import ExportError
-
-    if read_kind(Path(model_dir))[1].get("attention"):
-        raise ExportError(f"{model_dir} is a language model with self-attention, which TFLite "
-                          "export does not take yet; serve its SavedModel instead")
-
-
-def file_metadata(model_dir: Path) -> dict[str, bytes]:
-    """What the runner needs beside the graph to warn about a prompt: the tokenizer and the
-    context length the model was trained on."""
-    from nlpapps.apps.saved_model import read_kind
-
-    _, config = read_kind(Path(model_dir))
-    return {TOKENIZER_METADATA: (Path(model_dir) / "tokenizer.model").read_bytes(),
-            CONTEXT_METADATA: str(int(config["seq_len"])).encode()}
-
-
-def representative_samples(loaded, texts: list[bytes], stepwise: bool
-                           ) -> Callable[[], Iterator[tuple[str, dict]]]:
-    """int8 calibration inputs for every signature of a file, as the float SavedModel meets
-    them: the texts as prompts and scored windows, and the steps of their greedy
-    continuations."""
-    prefill = numpy_function(loaded.signatures["prefill_one"])
-    step = numpy_function(loaded.signatures["step_one"])
-
-    def samples():
-        for text in texts:
-            if stepwise:
-                yield "prefill", {"inputs": np.array([text], dtype=object)}
-                steps: list[dict] = []
-                ids = greedy_steps(prefill, step, text, CALIBRATION_TOKENS, steps.append)
-                for inputs in steps:
-                    yield "step", inputs
-                yield "detokenize", {"ids": np.array([ids], np.int32)}
-            else:
-                yield "serving_default", {"inputs": np.array([text], dtype=object),
-                                          **sampling_inputs(CALIBRATION_TOKENS)}
-                start = prefill(inputs=np.array([text], dtype=object))
-                ids = greedy_steps(prefill, step, text, CALIBRATION_TOKENS)
-                yield "score", {"tokens": np.array([[int(start["token"][0]), *ids]], np.int32),
-                                "states": start["states"]}
-    return samples
-
-
 class LiteRTLanguageModel:
     """A language-model `.tflite` file (one call or step-wise) run with LiteRT and the TF
     Text ops.
@@ -181,7 +126,7 @@ class LiteRTLanguageModel:
     def warnings(self, prompt: str) -> list[str]:
         """What a user should know about how the file reads `prompt` (the same notes as a
         folder's `TextGenerator.warnings`); none for a file without its tokenizer."""
-        from nlpapps.apps.text_generator import prompt_warnings
+        from nlpapps.serving.prompt_warnings import prompt_warnings
 
         if self.tokenizer is None:
             return []

@@ -1,13 +1,10 @@
-"""The question-answering model as a string-to-string SavedModel: tokenization and the
-vocabulary in the graph, so that it runs with TensorFlow alone."""
+"""`QAModule`: the question-answering model as a string-to-string graph, tokenization and the
+vocabulary inside, so that its SavedModel runs with TensorFlow alone
+(`nlpapps.export.question_answering_folder` writes it)."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import tensorflow as tf
-
-from nlpapps.apps.question_answering import METRICS_FILE, VOCAB_FILE, QAConfig, Vocabulary
 
 _STRINGS = tf.TensorSpec([None], tf.string)
 
@@ -26,11 +23,17 @@ class QAModule(tf.Module):
             recent `memory_size`, "" after them) and how many sentences the story had.
 
     Words are the lowercased runs of `[a-z0-9]`; unknown words are left out, as in training.
+
+    Args:
+        model: the memory network, `[story_ids, question_ids] -> (logits, attention)`.
+        vocab: its `Vocabulary` (`nlpapps.apps.question_answering`): `words`, `answers`,
+            `sentence_words`, `question_words`.
+        memory_size: the most recent sentences the memory keeps.
     """
 
     SIGNATURES = ("serving_default", "answer", "attend")
 
-    def __init__(self, model, vocab: Vocabulary, memory_size: int):
+    def __init__(self, model, vocab, memory_size: int):
         super().__init__(name="question_answering")
         self.model = model
         self.memory_size = memory_size
@@ -75,22 +78,3 @@ class QAModule(tf.Module):
         return {"answer": answer, "attention": attention,
                 "sentences": kept.to_tensor("", shape=[None, self.memory_size]),
                 "story_sentences": count}
-
-
-def export_qa(model, vocab: Vocabulary, config: QAConfig, out: Path,
-              export: Path | None = None) -> None:
-    """Writes the SavedModel into the training folder `out` (beside its checkpoints), and a
-    folder with only what answering needs (SavedModel, config, vocabulary, metrics) at
-    `export`: the SavedModel holds each weight once."""
-    from nlpapps.export.saved_model import write_savedmodel, write_savedmodel_into
-
-    from nlpapps.apps.question_answering import create_model
-
-    clean = create_model(config, vocab)  # its weights only: no optimizer state beside them
-    clean.set_weights(model.get_weights())
-    module = QAModule(clean, vocab, config.memory_size)
-    files = {name: (Path(out) / name).read_bytes()
-             for name in ("config.json", VOCAB_FILE, METRICS_FILE) if (Path(out) / name).exists()}
-    write_savedmodel_into(module, Path(out), files)
-    if export:
-        write_savedmodel(module, Path(export), files)

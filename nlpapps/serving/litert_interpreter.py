@@ -1,14 +1,14 @@
-"""Opening an exported file in LiteRT with the TF Text tokenizer ops, and the small helpers
-the runners share."""
+"""Opening an exported file in LiteRT with the TF Text tokenizer ops, without importing
+TensorFlow, and reading the metadata a file carries beside its graph (written by
+`nlpapps.export.tflite`)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
-from nlpapps.apps.saved_model import ModelError
+from nlpapps.errors import ModelError
 
 
 def open_interpreter(path: Path, num_threads: int | None = None):
@@ -61,17 +61,8 @@ def tokenizer_op_registerers() -> list:
     return [getattr(registrar, entry) for entry in dir(registrar) if entry.startswith("Add")]
 
 
-def numpy_function(signature) -> Callable[..., dict[str, np.ndarray]]:
-    """A SavedModel signature taking and returning numpy arrays, as a LiteRT runner does."""
-    import tensorflow as tf
-
-    def call(**inputs):
-        outputs = signature(**{name: tf.constant(value) for name, value in inputs.items()})
-        return {name: value.numpy() for name, value in outputs.items()}
-    return call
-
-
 def first_line(error: BaseException) -> str:
+    """The first line of an error's message, or its type's name if it has none."""
     lines = str(error).strip().splitlines()
     return lines[0] if lines else type(error).__name__
 
@@ -79,26 +70,6 @@ def first_line(error: BaseException) -> str:
 # Metadata entries of a language model's file: its tokenizer.model and the most prompt tokens
 # it reads, so that a runner warns of unknown characters and cut prompts as with the folder.
 TOKENIZER_METADATA, CONTEXT_METADATA = "nlpapps.tokenizer", "nlpapps.context_tokens"
-
-
-def with_metadata(model_bytes: bytes, entries: dict[str, bytes]) -> bytes:
-    """The file `model_bytes` with `entries` added to its metadata (named byte buffers that
-    LiteRT keeps beside the graph and does not run)."""
-    import flatbuffers
-    from ai_edge_litert import schema_py_generated as schema
-
-    model = schema.ModelT.InitFromPackedBuf(model_bytes, 0)
-    model.metadata = list(model.metadata or [])
-    for name, data in entries.items():
-        buffer = schema.BufferT()
-        buffer.data = np.frombuffer(data, np.uint8)
-        model.buffers.append(buffer)
-        entry = schema.MetadataT()
-        entry.name, entry.buffer = name.encode(), len(model.buffers) - 1
-        model.metadata.append(entry)
-    builder = flatbuffers.Builder(len(model_bytes) + sum(map(len, entries.values())) + 1024)
-    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
-    return bytes(builder.Output())
 
 
 def read_metadata(model_bytes: bytes) -> dict[str, bytes]:
