@@ -22,11 +22,12 @@ import sys
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from nlpapps.apps.registry import APPS, resolve  # noqa: E402
-from nlpapps.commands import data, export, gradients, recipe  # noqa: E402
+from nlpapps.commands import (data_commands, export_commands,  # noqa: E402
+                              gradients_commands, recipe_commands)
 from nlpapps.errors import EXIT_STATUS, NlpappsError  # noqa: E402
 
 # Commands of no single app; each app's own come from the registry, in its order.
-SHARED_COMMANDS = (data, export, recipe, gradients)
+SHARED_COMMANDS = (data_commands, export_commands, recipe_commands, gradients_commands)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -215,7 +215,7 @@ def benchmark_generate_command(model_dir: Path, rounds: int, tokens: int) -> Non
 
     from nlpapps.apps import language_model
     from nlpapps.serving.generation_config import GenerationConfig
-    from nlpapps.commands.language_model import litert_texts
+    from nlpapps.commands.language_model_commands import litert_texts
     from nlpapps.serving.litert_language_model import NOT_TEXT, LiteRTLanguageModel
     from nlpapps.runtime import choose
     from nlpapps.tokenizer import BOS_ID

@@ -6,7 +6,7 @@ import re
 import pytest
 import tensorflow as tf
 
-from nlpapps.commands.question_answering import DEFAULT_QA
+from nlpapps.commands.question_answering_commands import DEFAULT_QA
 from nlpapps.corpora import babi
 
 from conftest import FIXTURES

@@ -1,2 +1,3 @@
-"""The subcommands of `nlpapps`, one module per app; each adds its parsers with
-`add_parsers(sub)`."""
+"""The subcommands of `nlpapps`: one `<name>_commands.py` per app (the registry names it) and
+per shared group (data, export, recipe, gradients), each adding its parsers with
+`add_parsers(sub)`; `common.py` holds what they share."""

@@ -93,7 +93,7 @@ def test_bad_arguments_are_one_line_of_error(flags, message, tmp_path, capsys):
 
 
 def test_the_command_knows_every_cell_without_importing_keras():
-    from nlpapps.commands.gradients import CELL_NAMES
+    from nlpapps.commands.gradients_commands import CELL_NAMES
     from nlpapps.gradients.cells import CELLS
 
     assert CELL_NAMES == tuple(CELLS)
