@@ -1,4 +1,5 @@
-"""The package's modules import each other one way only: no import cycles, lazy imports included."""
+"""The package's modules import each other one way only: no import cycles, lazy imports included,
+and the packages in the order data flows through them."""
 
 import ast
 from pathlib import Path
@@ -6,6 +7,10 @@ from pathlib import Path
 import nlpapps
 
 PACKAGE = Path(nlpapps.__file__).resolve().parent
+# The packages in the order data flows: each may import those before it, never one after (the
+# registry's "module:attribute" hooks are strings, not imports). export/ and commands/ are
+# both on top; commands/ runs export/, never the other way.
+LAYERS = ("layers", "models", "serving", "apps", "export", "commands")
 
 
 def module_name(path: Path) -> str:
@@ -34,6 +39,20 @@ def import_graph() -> dict[str, set[str]]:
         graph[name] = {t for t in targets
                        if t in modules and t != name and not name.startswith(t + ".")}
     return graph
+
+
+def layer(module: str) -> int | None:
+    """The position in LAYERS of the package `module` belongs to; None outside them."""
+    parts = module.split(".")
+    return LAYERS.index(parts[1]) if len(parts) > 1 and parts[1] in LAYERS else None
+
+
+def upward_imports(graph: dict[str, set[str]]) -> list[str]:
+    """`"a -> b"` for each import of a package after the importer's in LAYERS."""
+    return [f"{source} -> {target}" for source, targets in sorted(graph.items())
+            for target in sorted(targets)
+            if layer(source) is not None and layer(target) is not None
+            and layer(target) > layer(source)]
 
 
 def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
@@ -72,3 +91,18 @@ def test_a_cycle_is_found_when_there_is_one():
 def test_no_import_cycles_in_nlpapps():
     cycle = find_cycle(import_graph())
     assert cycle is None, "import cycle: " + " -> ".join(cycle)
+
+
+def test_an_upward_import_is_found():
+    graph = {"nlpapps.serving.x": {"nlpapps.apps.y", "nlpapps.models.z"},
+             "nlpapps.export.e": {"nlpapps.serving.x", "nlpapps.commands.c"},
+             "nlpapps.tokenizer": {"nlpapps.errors"}}
+    assert upward_imports(graph) == ["nlpapps.export.e -> nlpapps.commands.c",
+                                     "nlpapps.serving.x -> nlpapps.apps.y"]
+
+
+def test_packages_import_only_those_below_them():
+    """layers -> models -> serving -> apps -> export, commands: serving knows no app, apps
+    know no exporter, export runs no command."""
+    wrong = upward_imports(import_graph())
+    assert not wrong, "imports against the data flow:\n" + "\n".join(wrong)
