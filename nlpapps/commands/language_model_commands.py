@@ -155,9 +155,10 @@ def read_prompts(args) -> list[str]:
 
 def cmd_generate(args) -> int:
     from nlpapps.apps import text_generator
+    from nlpapps.serving.generation_config import GenerationConfig
 
     try:
-        options = text_generator.GenerationConfig(
+        options = GenerationConfig(
             max_new_tokens=args.max_new_tokens, temperature=args.temperature,
             top_k=args.top_k, top_p=args.top_p, beam=args.beam, seed=args.seed,
             stop=tuple(_unescape(stop) for stop in args.stop))
