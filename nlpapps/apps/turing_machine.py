@@ -211,7 +211,7 @@ class Validation(keras.callbacks.Callback):
         if not math.isfinite(loss):
             self.state["nan"] = epoch + 1
             self.model.stop_training = True
-        elif self.state["best"] is None or errors <= self.state["best"]:
+        elif self.state["best"] is None or errors < self.state["best"]:  # ties: the earlier
             self.state["best"] = errors
             self.target.save_weights(self.best_path)
         training.save_json(self.state_path, self.state)
