@@ -17,10 +17,12 @@ class CausalSelfAttention(keras.layers.Layer):
     (oldest first) and its validity `v_1 .. v_M` (1 where a slot holds a state, 0 where it is
     still empty), `sg` the stop-gradient:
 
-        s       = [sg(m_1) .. sg(m_M), x_1 .. x_T]              keys and values, (M + T, d)
+        s       = [sg(m_1) .. sg(m_M), x_1 .. x_T]              values, (M + T, d)
+        k_j     = s_j, or s_{j-1} with `previous_keys`          keys
         q_t     = x_t W_q + b_q                                 query, (d,)
-        e_tj    = q_t . s_j / sqrt(d)
+        e_tj    = q_t . k_j / sqrt(d)
         allowed = v_j for a memory slot j; j <= t and x_j real for window position j
+                  (with `previous_keys`, also s_{j-1} real: the oldest slot is a key only)
         a_tj    = softmax_j(e_tj over the allowed j)
         o_t     = (sum_j a_tj s_j) W_o + b_o                    (output_dim,)
         m'      = sg(the last M real entries of s)              the memory after the window
@@ -31,6 +33,12 @@ class CausalSelfAttention(keras.layers.Layer):
     positions before it, never a later one; the memory holds only earlier windows. Masked
     positions of the window are neither attended nor written to the memory (their outputs are
     zeros), so a padded batch leaves in its memory what its real tokens alone would.
+
+    With `previous_keys`, the key of a position is the state before it and its value the state
+    at it: a query finds the places where a context like its own occurred and reads what came
+    next there, as a neural cache does (Grave et al. 2017) and as an induction head of two
+    attention layers learns to. A mask is taken to be right padding (real positions first,
+    as in the language model's batches): the key of a position is the entry of `s` before it.
 
     The memory is the layer's state, passed and returned as the recurrent layers pass theirs:
     reading a text window by window with `initial_state` = the state the previous window
@@ -43,6 +51,7 @@ class CausalSelfAttention(keras.layers.Layer):
         output_dim: width of `o_t`; the input width d by default.
         dropout: fraction of the attention weights `a_tj` dropped in training.
         return_state: also return the memory after the window.
+        previous_keys: key each position with the state before it (see above).
         stateful: carry the memory from one call to the next in non-trainable variables.
         kernel_initializer: of `W_q`.
         output_initializer: of `W_o`; "zeros" makes a residual block start as the identity.
@@ -73,7 +82,8 @@ class CausalSelfAttention(keras.layers.Layer):
 
     def __init__(self, memory_length, output_dim=None, dropout=0.0, return_state=False,
                  stateful=False, kernel_initializer="glorot_uniform",
-                 output_initializer="glorot_uniform", seed=None, **kwargs):
+                 output_initializer="glorot_uniform", seed=None, previous_keys=False,
+                 **kwargs):
         super().__init__(**kwargs)
         if isinstance(memory_length, bool) or not isinstance(memory_length, int) \
                 or memory_length < 0:
@@ -92,6 +102,7 @@ class CausalSelfAttention(keras.layers.Layer):
         self.kernel_initializer = initializers.get(kernel_initializer)
         self.output_initializer = initializers.get(output_initializer)
         self.seed = seed
+        self.previous_keys = previous_keys
         self.seed_generator = keras.random.SeedGenerator(seed)
         self.supports_masking = True
         self._set_states(None)
@@ -142,13 +153,18 @@ class CausalSelfAttention(keras.layers.Layer):
         sources = ops.concatenate([ops.stop_gradient(memory), inputs], axis=1)  # (b, M + T, d)
         source_valid = ops.concatenate([valid, real], axis=1)  # (batch, M + T)
 
+        keys, key_valid = sources, source_valid
+        if self.previous_keys:  # each position keyed by the one before it
+            keys = ops.concatenate([ops.zeros_like(sources[:, :1]), sources[:, :-1]], axis=1)
+            key_valid = source_valid * ops.concatenate(
+                [ops.zeros_like(source_valid[:, :1]), source_valid[:, :-1]], axis=1)
         queries = ops.matmul(inputs, self.query_kernel) + self.query_bias  # (batch, T, d)
-        scores = ops.einsum("btd,bsd->bts", queries, sources) \
+        scores = ops.einsum("btd,bsd->bts", queries, keys) \
             / ops.sqrt(ops.cast(self.units, self.compute_dtype))  # (batch, T, M + T)
         # Window position j is visible from t when j <= t; memory slots always are.
         causal = ops.arange(time)[:, None] >= ops.arange(time)[None, :]  # (T, T)
         causal = ops.concatenate([ops.ones((time, self.memory_length), "bool"), causal], 1)
-        allowed = ops.logical_and(causal[None], ops.cast(source_valid[:, None, :], "bool"))
+        allowed = ops.logical_and(causal[None], ops.cast(key_valid[:, None, :], "bool"))
         weights = ops.softmax(ops.where(allowed, scores, NEG_INF), axis=-1)
         weights = weights * ops.cast(allowed, weights.dtype)
         dropped = weights
@@ -201,4 +217,4 @@ class CausalSelfAttention(keras.layers.Layer):
                 "return_state": self.return_state, "stateful": self.stateful,
                 "kernel_initializer": initializers.serialize(self.kernel_initializer),
                 "output_initializer": initializers.serialize(self.output_initializer),
-                "seed": self.seed}
+                "seed": self.seed, "previous_keys": self.previous_keys}

@@ -24,7 +24,7 @@ def make_layer(memory_length=M, **kwargs):
     return layer
 
 
-def numpy_attention(x, memory, valid, real, Wq, bq, Wo, bo):
+def numpy_attention(x, memory, valid, real, Wq, bq, Wo, bo, previous_keys=False):
     """The docstring's equations, one row and one query at a time."""
     outputs = np.zeros((*x.shape[:2], Wo.shape[1]))
     new_memory, new_valid = np.zeros_like(memory), np.zeros_like(valid)
@@ -36,8 +36,13 @@ def numpy_attention(x, memory, valid, real, Wq, bq, Wo, bo):
                 continue
             q = x[b, t] @ Wq + bq
             allowed = [j for j in range(len(sources))
-                       if source_valid[j] and (j < len(memory[b]) or j - len(memory[b]) <= t)]
-            e = np.array([q @ sources[j] / np.sqrt(x.shape[-1]) for j in allowed])
+                       if source_valid[j] and (j < len(memory[b]) or j - len(memory[b]) <= t)
+                       and (not previous_keys or (j > 0 and source_valid[j - 1]))]
+            if not allowed:  # nothing to attend to: the output is the bias
+                outputs[b, t] = bo
+                continue
+            keys = [sources[j - 1] if previous_keys else sources[j] for j in allowed]
+            e = np.array([q @ k / np.sqrt(x.shape[-1]) for k in keys])
             a = np.exp(e - e.max()) / np.exp(e - e.max()).sum()
             outputs[b, t] = sum(a_j * sources[j] for a_j, j in zip(a, allowed)) @ Wo + bo
         kept = [j for j in range(len(sources)) if source_valid[j]][-len(memory[b]):]
@@ -61,6 +66,26 @@ def test_a_window_over_a_memory_matches_numpy():
     np.testing.assert_array_equal(new_valid, expected[2])
 
 
+def test_previous_keys_match_numpy_and_find_what_came_next():
+    layer = make_layer(previous_keys=True)
+    x, real = make_sequences(batch=3, time=6, features=D, lengths=(6, 4, 2))
+    rng = np.random.default_rng(1)
+    memory = rng.normal(size=(3, M, D)).astype("float32")
+    valid = np.array([[1, 1, 1, 1], [0, 0, 1, 1], [0, 0, 0, 0]], "float32")
+    memory *= valid[..., None]
+    out, new_memory, _ = layer(x, initial_state=[memory, valid], mask=real)
+    expected = numpy_attention(x, memory, valid, real, *[w.numpy() for w in layer.weights],
+                               previous_keys=True)
+    np.testing.assert_allclose(out, expected[0], atol=1e-5)
+    np.testing.assert_allclose(new_memory, expected[1], atol=1e-6)
+    # A sharp identity query at a repeated state reads the state that followed it before.
+    sharp = CausalSelfAttention(0, kernel_initializer="identity", output_initializer="identity",
+                                previous_keys=True)
+    a, b, c = np.eye(D, dtype="float32")[:3] * 30
+    out = sharp(np.stack([a, b, c, a])[None])
+    np.testing.assert_allclose(out[0, 3], b, atol=1e-3)
+
+
 def read_in_windows(layer, x, window):
     """The outputs of `x` read `window` steps at a time, the memory carried along."""
     state, outputs = layer.get_initial_state(x.shape[0]), []
@@ -70,8 +95,9 @@ def read_in_windows(layer, x, window):
     return np.concatenate(outputs, axis=1)
 
 
-def test_windows_with_the_memory_carried_give_one_long_window():
-    layer = make_layer(memory_length=14)  # every step before the last one
+@pytest.mark.parametrize("previous_keys", [False, True])
+def test_windows_with_the_memory_carried_give_one_long_window(previous_keys):
+    layer = make_layer(memory_length=14, previous_keys=previous_keys)  # all but the last
     x = np.random.default_rng(2).normal(size=(2, 15, D)).astype("float32")
     whole, _, _ = layer(x)
     for window in (1, 3, 5, 7):
@@ -91,19 +117,22 @@ def test_the_memory_keeps_only_the_last_memory_length_states():
     np.testing.assert_allclose(out, short[:, 3:], atol=1e-5)
 
 
+@pytest.mark.parametrize("previous_keys", [False, True])
 @pytest.mark.parametrize("position", [0, 3, 5, 6, 10, 13])
-def test_a_change_of_the_future_never_changes_an_earlier_output(position):
+def test_a_change_of_the_future_never_changes_an_earlier_output(position, previous_keys):
     """Windows of 5 with a memory of 6: the perturbed step is in the first window, a later
     window, or only in the memory of the windows after it."""
-    layer = make_layer(memory_length=6)
+    layer = make_layer(memory_length=6, previous_keys=previous_keys)
     x = np.random.default_rng(4).normal(size=(2, 15, D)).astype("float32")
     changed = x.copy()
     changed[:, position] += 3.0
     before, after = read_in_windows(layer, x, 5), read_in_windows(layer, changed, 5)
     np.testing.assert_array_equal(after[:, :position], before[:, :position])
     # The perturbation does reach its own output and, through the memory, the first output
-    # of the next window (so the test can fail).
-    reached = [t for t in (position, (position // 5 + 1) * 5) if t < x.shape[1]]
+    # of the next window (so the test can fail); with previous keys the first step has
+    # nothing to attend to.
+    reached = [t for t in (position, (position // 5 + 1) * 5)
+               if t < x.shape[1] and not (previous_keys and t == 0)]
     assert np.abs(after[:, reached] - before[:, reached]).max(axis=-1).min() > 1e-4
 
 
