@@ -64,6 +64,7 @@ class LanguageModelConfig(AppConfig):
     attention: bool = False  # a causal self-attention block with a memory after the last layer
     attention_memory: int = 1024  # tokens of earlier windows the attention block looks back at
     attention_dropout: float = 0.0  # on the attention weights
+    freeze_recurrent: bool = False  # train only the attention block; the rest keeps its weights
     seq_len: int = 128  # tokens per training window (BPTT length); also the prompt context
     stateful: bool = False  # read the text as contiguous streams, states carried between batches
     batch_size: int = 64  # windows per step
@@ -92,6 +93,9 @@ class LanguageModelConfig(AppConfig):
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
         if self.attention_memory < 0:
             raise ValueError(f"attention_memory must be >= 0, got {self.attention_memory}")
+        if self.freeze_recurrent and not self.attention:
+            raise ValueError("freeze_recurrent trains only the attention block; "
+                             "set attention too")
         if self.seq_len < 2:
             raise ValueError(f"seq_len must be at least 2, got {self.seq_len}")
         if self.stateful and self.strategy != "default":
@@ -104,7 +108,8 @@ class LanguageModelConfig(AppConfig):
         """A stateful run's checkpoint also holds one state per row of its batch, and the
         attention memory of each."""
         return self.architecture + (("batch_size",) if self.stateful else ()) \
-            + (("attention_memory",) if self.stateful and self.attention else ())
+            + (("attention_memory",) if self.stateful and self.attention else ()) \
+            + ("freeze_recurrent",)
 
     def model_kwargs(self, vocab_size: int) -> dict:
         """The `LanguageModel` arguments; `vocab_size` is the trained tokenizer's."""
@@ -189,6 +194,17 @@ def warm_start(model: LanguageModel, config: LanguageModelConfig, folder: Path) 
                          f"{str(error).strip().splitlines()[0]}") from None
 
 
+def freeze_recurrent(model: LanguageModel) -> None:
+    """Leaves only the attention block trainable (its layer norm, attention and gate): the
+    embedding, the recurrent layers and the readout keep their weights, and no gradient runs
+    back through the recurrent stack."""
+    for layer in (model.embedding, model.rnn, model.projection, model.output_layer):
+        if layer is not None:
+            layer.trainable = False
+    if model.output_bias is not None:
+        model.output_bias.trainable = False
+
+
 def train(config: LanguageModelConfig, train_text: str, dev_text: str, out_dir: Path
           ) -> tuple[LanguageModel, Tokenizer]:
     """Trains (or resumes training) in `out_dir`; returns the model of the lowest dev loss
@@ -214,6 +230,8 @@ def train(config: LanguageModelConfig, train_text: str, dev_text: str, out_dir: 
         model = create_model(config, tokenizer.vocab_size)
         if config.init_from and not training.resumed_epoch(out_dir):  # a resumed run has all
             warm_start(model, config, Path(config.init_from))
+        if config.freeze_recurrent:
+            freeze_recurrent(model)
         trainer = StatefulTrainer(model, config.batch_size) if config.stateful else model
         trainer.compile(
             optimizer=training.adam(config.learning_rate, config.clipnorm, config.decay_steps),

@@ -11,7 +11,6 @@ from pathlib import Path
 import numpy as np
 
 from nlpapps.apps.saved_model import read_kind
-from nlpapps.errors import ExportError
 from nlpapps.export.tflite import numpy_function
 from nlpapps.serving.litert_interpreter import CONTEXT_METADATA, TOKENIZER_METADATA
 from nlpapps.serving.litert_language_model import greedy_steps, sampling_inputs
@@ -22,14 +21,6 @@ SIGNATURES = {  # (SavedModel signature, the file's signature) of a one-call / s
     False: (("generate_one", "serving_default"), ("score", "score")),
     True: (("prefill_one", "prefill"), ("step_one", "step"), ("detokenize", "detokenize")),
 }
-
-
-def check_exportable(model_dir: Path) -> None:
-    """ExportError for a language model with a self-attention block: its memory is not yet
-    laid out as a fixed-size buffer of the TFLite signatures."""
-    if read_kind(Path(model_dir))[1].get("attention"):
-        raise ExportError(f"{model_dir} is a language model with self-attention, which TFLite "
-                          "export does not take yet; serve its SavedModel instead")
 
 
 def file_metadata(model_dir: Path) -> dict[str, bytes]:

@@ -33,8 +33,14 @@ class LanguageModel(keras.Model):
 
     The attention block (`CausalSelfAttention`, as the attention of SHA-RNN, Merity 2019) sits
     after the top recurrent layer: layer norm, attention, a residual connection scaled by a
-    learned scalar `g` that starts at zero (ReZero, Bachlechner et al. 2020), so a model
-    warm-started from one without attention starts with that model's predictions. Its memory,
+    learned scalar `g`. Each position is keyed by the state before it (`previous_keys`): a
+    query finds where a context like the current one occurred and reads the state that came
+    next, the token read there, as a neural cache does. The query projection starts as the
+    identity, so the block starts by attending to the most similar contexts. The block's
+    output projection `W_o` starts at zero (and `g` at one),
+    so a model warm-started from one without attention starts with that model's predictions,
+    while `W_o` gets a gradient from the first step (a zero gate, as ReZero's, would leave the
+    block's weights without one until the gate has moved). Its memory,
     the last `attention_memory` normalized top states, is one more entry of the states:
     carried, reset and returned as the recurrent states are.
 
@@ -110,11 +116,13 @@ class LanguageModel(keras.Model):
         if attention_memory is not None:
             self.attention_norm = keras.layers.LayerNormalization(name="attention_norm")
             self.attention = CausalSelfAttention(
-                attention_memory, dropout=attention_dropout, return_state=True, name="attention")
+                attention_memory, dropout=attention_dropout, previous_keys=True,
+                kernel_initializer="identity", output_initializer="zeros", return_state=True,
+                name="attention")
             # A weight of the model itself: a reader that knows no attention block finds one
             # weight more than it expects and refuses the file instead of ignoring the block.
             self.attention_gate = self.add_weight(name="attention_gate", shape=(),
-                                                  initializer="zeros")
+                                                  initializer="ones")
         self.projection = None
         if tie_embeddings and units != embedding_dim:
             self.projection = keras.layers.Dense(embedding_dim, name="projection")
@@ -152,7 +160,8 @@ class LanguageModel(keras.Model):
     def _recurrent(self, x, initial_state, mask=None, training=False):
         """The stack and the attention block: `(outputs (batch, time, units), states)`."""
         layers = None if initial_state is None else initial_state[:self.num_layers]
-        outputs, states = self.rnn(x, initial_state=layers, mask=mask, training=training)
+        outputs, states = self.rnn(x, initial_state=layers, mask=mask,
+                                   training=training and self.rnn.trainable)
         if self.attention is None:
             return outputs, states
         memory = None if initial_state is None else initial_state[self.num_layers]
@@ -170,7 +179,10 @@ class LanguageModel(keras.Model):
         return tied_logits(outputs, self.embedding.embeddings, self.output_bias)
 
     def call(self, token_ids, initial_state=None, mask=None, training=False, return_state=False):
-        x = self.dropout_layer(self.embedding(token_ids), training=training)
+        # A frozen stack runs as in inference, as a frozen BatchNormalization does in Keras:
+        # the layers above it learn from the states they will meet at evaluation.
+        x = self.dropout_layer(self.embedding(token_ids),
+                               training=training and self.rnn.trainable)
         outputs, states = self._recurrent(x, initial_state, mask=mask, training=training)
         logits = self.readout(outputs, training=training)  # (batch, time, vocab_size)
         return (logits, states) if return_state else logits

@@ -41,10 +41,11 @@ def sampling_inputs(max_new_tokens: int, temperature: float = 0.0, top_k: int = 
 
 def score_windows(ids: Sequence[int], window: int = SCORE_WINDOW) -> Iterator[np.ndarray]:
     """`(1, n)` token windows of bos + `ids` for `score`, each starting with the last token
-    of the one before."""
+    of the one before: each scores `window` tokens (the last fewer), as `lm evaluate` reads a
+    text in windows of as many, so that an attention block sees the same positions."""
     tokens = [BOS_ID, *ids]
-    for start in range(0, len(tokens) - 1, window - 1):
-        yield np.array([tokens[start:start + window]], np.int32)
+    for start in range(0, len(tokens) - 1, window):
+        yield np.array([tokens[start:start + window + 1]], np.int32)
 
 
 def total_log_prob(score: Callable[..., dict], ids: Sequence[int], state_width: int) -> float:

@@ -1,7 +1,7 @@
 """The language model with a self-attention block (`--attention`): its memory carried as a
 state (windows against one pass, decoding steps, causality across the memory, stateful
 training), the warm start from an LSTM-only folder, a reader without attention refusing its
-folder, its SavedModel, and the TFLite export's refusal."""
+folder, its SavedModel and LiteRT files, freezing the stack, and the attention figure."""
 
 import json
 import shutil
@@ -12,7 +12,7 @@ import pytest
 import tensorflow as tf
 
 from nlpapps.apps import language_model as lm
-from nlpapps.errors import ExportError, ModelError
+from nlpapps.errors import ModelError
 from nlpapps.models.language_model import LanguageModel
 from nlpapps.models.stateful_trainer import StatefulTrainer
 from nlpapps.tokenizer import BOS_ID
@@ -27,8 +27,16 @@ def make_model(memory=MEMORY, gate=0.7, **kwargs):
     model = LanguageModel(VOCAB, embedding_dim=8, units=8, num_layers=2, dropout=0.0,
                           attention_memory=memory, **kwargs)
     model.build()
-    model.attention_gate.assign(gate)  # trained models have one; a fresh one has 0
+    attend(model)
+    model.attention_gate.assign(gate)
     return model
+
+
+def attend(model, seed=1):
+    """Gives the attention block an output projection as a trained model has one; a fresh
+    model's is zero, so that its block adds nothing."""
+    kernel = model.attention.output_kernel
+    kernel.assign(np.random.default_rng(seed).normal(0, 0.5, kernel.shape).astype("float32"))
 
 
 def ids(length, seed=0, batch=2):
@@ -99,6 +107,23 @@ def test_a_masked_prompt_leaves_the_memory_of_its_real_tokens():
         np.testing.assert_allclose(np.asarray(got)[1], np.asarray(want)[0], atol=1e-6)
 
 
+def test_a_fresh_block_adds_nothing_and_learns_from_the_first_step():
+    """The output projection starts at zero and the gate at one: the model predicts as the
+    stack alone does, and the projection (not only the gate) gets a gradient at once."""
+    keras.utils.set_random_seed(0)
+    model = LanguageModel(VOCAB, embedding_dim=8, units=8, num_layers=2, dropout=0.0,
+                          attention_memory=MEMORY)
+    model.build()
+    tokens = ids(7)
+    outputs, _ = model.rnn(model.embedding(tokens))
+    np.testing.assert_allclose(model(tokens), model.readout(outputs), atol=1e-6)
+    assert float(model.attention_gate.numpy()) == 1.0
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_mean(model(tokens) ** 2)
+    gradient = tape.gradient(loss, model.attention.output_kernel)
+    assert np.abs(np.asarray(gradient)).max() > 1e-6
+
+
 def test_a_zero_gate_gives_the_model_without_attention():
     attentive = make_model(gate=0.0)
     plain = LanguageModel(VOCAB, embedding_dim=8, units=8, num_layers=2, dropout=0.0)
@@ -153,9 +178,23 @@ def test_warm_start_from_lstm_weights_keeps_their_predictions(lstm_folder, atten
     assert len(loaded.weights) == len(plain.weights) + 7  # norm 2, attention 4, gate 1
 
 
+def test_freeze_recurrent_trains_the_attention_block_alone(lstm_folder, tmp_path):
+    model, _ = train_tiny(tmp_path / "frozen", init_from=str(lstm_folder), attention=True,
+                          attention_memory=16, stateful=True, batch_size=4, epochs=1,
+                          steps_per_epoch=3, learning_rate=1e-2, freeze_recurrent=True)
+    plain, _, _ = lm.load(lstm_folder)
+    for layer, start in ((model.embedding, plain.embedding), (model.rnn, plain.rnn)):
+        for got, want in zip(layer.get_weights(), start.get_weights()):
+            np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(model.output_bias.numpy(), plain.output_bias.numpy())
+    assert np.abs(model.attention.output_kernel.numpy()).max() > 0
+    with pytest.raises(ValueError, match="set attention"):
+        lm.LanguageModelConfig(freeze_recurrent=True)
+
+
 def test_evaluation_reads_the_text_with_the_memory(attentive_folder):
     model, tokenizer, _ = attentive_folder
-    model.attention_gate.assign(1.0)  # trained models attend; a warm start's gate is 0
+    attend(model)
     try:
         report = lm.evaluate(model, tokenizer, text("dev"), window=16)
         token_ids = lm.line_start_ids(tokenizer, text("dev"))[:47]
@@ -166,7 +205,7 @@ def test_evaluation_reads_the_text_with_the_memory(attentive_folder):
         np.testing.assert_allclose(nats[:len(token_ids)], expected, atol=1e-4)
         assert report["tokens"] == len(nats)
     finally:
-        model.attention_gate.assign(0.0)
+        model.attention.output_kernel.assign(np.zeros(model.attention.output_kernel.shape))
 
 
 def test_a_reader_without_attention_refuses_the_folder(attentive_folder, tmp_path):
@@ -180,18 +219,32 @@ def test_a_reader_without_attention_refuses_the_folder(attentive_folder, tmp_pat
         lm.load(old)
 
 
-def test_the_saved_model_scores_and_generates_as_the_keras_model(attentive_folder, tmp_path):
+@pytest.fixture(scope="module")
+def exported(attentive_folder, tmp_path_factory):
+    """`(Keras model, tokenizer, SavedModel folder)` of the attentive run with an attending
+    block (a warm start's block adds nothing; trained models attend)."""
     from nlpapps.export.language_model_folder import export_language_model_folder
 
     model, tokenizer, folder = attentive_folder
-    gated = tmp_path / "gated"  # a warm start's gate is 0; trained models attend
-    shutil.copytree(folder, gated)
-    model.attention_gate.assign(1.0)
-    lm.training.save_weights(model, gated / lm.WEIGHTS_FILE)
-    model.attention_gate.assign(0.0)
-    model, _, _ = lm.load(gated)
-    export_language_model_folder(gated, tmp_path / "exported")
-    loaded = tf.saved_model.load(str(tmp_path / "exported"))
+    root = tmp_path_factory.mktemp("attending")
+    shutil.copytree(folder, root / "run")
+    attend(model)
+    lm.training.save_weights(model, root / "run" / lm.WEIGHTS_FILE)
+    model.attention.output_kernel.assign(np.zeros(model.attention.output_kernel.shape))
+    export_language_model_folder(root / "run", root / "exported")
+    return lm.load(root / "run")[0], tokenizer, root / "exported"
+
+
+def greedy_ids(loaded, prompt, count):
+    outputs = loaded.signatures["generate"](
+        inputs=tf.constant([prompt]), max_new_tokens=count, temperature=0.0, top_k=0,
+        top_p=1.0, seed=0)
+    return outputs["ids"].numpy()[0].tolist()
+
+
+def test_the_saved_model_scores_and_generates_as_the_keras_model(exported):
+    model, tokenizer, folder = exported
+    loaded = tf.saved_model.load(str(folder))
     tokens = np.asarray([[BOS_ID, *lm.line_start_ids(tokenizer, text("dev"))[:30]]], np.int32)
     width = loaded.score.concrete_functions[0].structured_input_signature[0][1].shape[-1]
     assert width == 2 * 2 * 32 + 48 * 32 + 48
@@ -201,14 +254,56 @@ def test_the_saved_model_scores_and_generates_as_the_keras_model(attentive_folde
     log_probs = np.concatenate([first["log_probs"][0], second["log_probs"][0]])
     expected = log_softmax(model(tokens[:, :-1])[0])[np.arange(30), tokens[0, 1:]]
     np.testing.assert_allclose(log_probs, expected, atol=1e-4)
-    text_out = loaded.signatures["generate"](
-        inputs=tf.constant(["ROMEO:"]), max_new_tokens=5, temperature=0.0, top_k=0,
-        top_p=1.0, seed=0)["outputs"]
-    assert text_out.shape == (1,)
+    assert len(greedy_ids(loaded, "ROMEO:", 5)) == 5
 
 
-def test_tflite_export_refuses_an_attentive_model(attentive_folder):
-    from nlpapps.export.tflite import convert
+@pytest.mark.parametrize("stepwise", [False, True])
+def test_the_litert_file_carries_the_memory_as_a_buffer_and_agrees(exported, stepwise):
+    """The memory (48 states and their validity) is part of the file's fixed-size states; the
+    file runs in LiteRT with builtins and the tokenizer ops only, greedy text as the
+    SavedModel's and log-probabilities as the Keras model's, past the memory's length."""
+    from nlpapps.export.tflite import TFTEXT_OPS, audit_ops, default_output, export_tflite
+    from nlpapps.serving.litert_language_model import SCORE_WINDOW, LiteRTLanguageModel
 
-    with pytest.raises(ExportError, match="self-attention"):
-        convert(attentive_folder[2])
+    model, tokenizer, folder = exported
+    path = export_tflite(folder, default_output(folder, "none", stepwise), "none", None,
+                         stepwise)
+    assert TFTEXT_OPS <= audit_ops(path.read_bytes())
+    lite = LiteRTLanguageModel(path)
+    loaded = tf.saved_model.load(str(folder))
+    for prompt in ("ROMEO:\n", "", "Who's there? Nay, answer me"):
+        assert lite.generate(prompt, 60)[1] == greedy_ids(loaded, prompt, 60), prompt
+    sample = text("test")[:2000]
+    ids = lm.line_start_ids(tokenizer, sample)
+    assert len(ids) > 2 * 48
+    # The file's step-wise signatures read one token a call: the attention then sees the
+    # memory and the token itself, as `evaluate` does with windows of one.
+    keras_ids, keras_nats = lm.token_nll(model, tokenizer, sample,
+                                         window=1 if stepwise else SCORE_WINDOW)
+    assert list(keras_ids) == list(ids)
+    assert -lite.log_prob(ids) == pytest.approx(keras_nats.sum(), rel=1e-5)
+
+
+def test_the_attention_figure_reads_a_passage_causally(attentive_folder, tmp_path):
+    from nlpapps.apps.language_model_attention_figure import (line_positions,
+                                                              passage_attention,
+                                                              plot_passage_attention)
+
+    model, tokenizer, _ = attentive_folder
+    passage = "BERNARDO:\nWho?\n\nFRANCISCO:\nNay.\n\nBERNARDO:\nLong"
+    attention = passage_attention(model, tokenizer, passage)
+    weights = attention.weights
+    assert weights.shape == (len(attention.pieces),) * 2
+    np.testing.assert_array_equal(np.triu(weights, 1), 0)  # nothing after a position
+    np.testing.assert_allclose(weights[1:].sum(axis=1), 1, atol=1e-5)
+    np.testing.assert_array_equal(weights[0], 0)  # bos: no position before it gives a key
+    assert "".join(attention.pieces[1:]).replace("\u2581", " ") == passage
+    rows = line_positions(attention, "BERNARDO:")
+    assert rows[0] > line_positions(attention, "BERNARDO:", occurrence=0)[-1]
+    assert attention.pieces[rows[0]] == "\n"
+    plot_passage_attention(attention, rows, tmp_path / "attention.png", columns=6)
+    assert (tmp_path / "attention.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with pytest.raises(ValueError, match="does not begin a line"):
+        line_positions(attention, "HAMLET:")
+    with pytest.raises(ValueError, match="memory holds 48"):
+        passage_attention(model, tokenizer, passage * 8)
