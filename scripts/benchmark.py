@@ -1,7 +1,7 @@
 """Benchmarks that compare ratios measured inside one run.
 
     python scripts/benchmark.py layers [--rounds 5] [--steps 10]
-    python scripts/benchmark.py generate [--rounds 5] [--tokens 100] [--model DIR [--litert]]
+    python scripts/benchmark.py generate [--rounds 5] [--tokens 100] [--model DIR ... [--litert]]
     python scripts/benchmark.py generate-command [--rounds 5] [--tokens 500] [--model DIR]
     python scripts/benchmark.py startup [--rounds 3]
 
@@ -19,7 +19,8 @@ each step (the matmul floor): its ratio to the one-step loop bounds what any Ten
 over this model can reach. With `--litert` (and `--model`), the model's one-call TFLite files
 (float32 and dynamic-range) are written to a temporary folder and their whole generation call
 (tokenize, the compiled sampling loop, detokenize) is timed in LiteRT at batch 1 against the
-same one-step loop.
+same one-step loop. `--model` may be given several times (the LSTM language model and the
+attentive one, say): each model's tables are printed in turn, in the same run.
 
 `generate-command`: end-to-end `nlpapps generate PROMPT --max-new-tokens 500` at batch 1 with the
 command's defaults (temperature 0.8, seed 0), start-up excluded: what the command runs by
@@ -135,6 +136,7 @@ def benchmark_generate(rounds: int, tokens: int, model_dir: Path | None = None,
         # Only the weight products of each step (input and recurrent kernels of every layer,
         # the tied readout) in a compiled loop: no gates, no sampling. No loop over this model
         # can be faster, so floor / one-step bounds the speed-up any decoding loop can reach.
+        # (An attention block's products are left out: the floor is the recurrent stack's.)
         def body(t, x, hs):
             new_hs = []
             for cell, h in zip(model.cells, hs):
@@ -149,7 +151,7 @@ def benchmark_generate(rounds: int, tokens: int, model_dir: Path | None = None,
 
         x = tf.gather(model.embedding.embeddings, first)
         _, x, _ = tf.while_loop(lambda t, *_: t < tokens, body,
-                                (0, x, [h for h, *_ in states]))
+                                (0, x, [h for h, *_ in states[:len(model.cells)]]))
         return x
 
     def tokens_per_second(run, batch):
@@ -158,8 +160,11 @@ def benchmark_generate(rounds: int, tokens: int, model_dir: Path | None = None,
         run(first, states).numpy()
         return batch * tokens / (time.perf_counter() - start)
 
-    print(f"{config.cell} {config.layers}x{config.units}, embedding {config.embedding_dim}, "
-          f"vocabulary {config.vocab_size}, {tokens} new tokens per call")
+    attention = (f", self-attention over {config.attention_memory} tokens"
+                 if config.attention else "")
+    print(f"{model_dir or 'a fresh model'}: {config.cell} {config.layers}x{config.units}, "
+          f"embedding {config.embedding_dim}, vocabulary {config.vocab_size}{attention}, "
+          f"{tokens} new tokens per call")
     print(f"{'batch':>5} {'loop tok/s':>11} {'one-step tok/s':>15} {'ratio':>6} "
           f"{'matmul floor tok/s':>19} {'floor ratio':>12}")
     for batch in (1, 32):
@@ -341,8 +346,9 @@ def main(argv: list[str] | None = None) -> int:
                                                       "per Python call")
     generate_parser.add_argument("--rounds", type=int, default=5)
     generate_parser.add_argument("--tokens", type=int, default=100, help="new tokens per call")
-    generate_parser.add_argument("--model", type=Path, help="a language-model folder "
-                                 "(default: a randomly initialized model of the default size)")
+    generate_parser.add_argument("--model", type=Path, action="append",
+                                 help="a language-model folder (default: a randomly "
+                                      "initialized model of the default size); repeatable")
     generate_parser.add_argument("--litert", action="store_true",
                                  help="also time the model's TFLite files in LiteRT "
                                       "(needs --model)")
@@ -363,7 +369,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.what == "layers":
         benchmark_layers(args.rounds, args.steps)
     elif args.what == "generate":
-        benchmark_generate(args.rounds, args.tokens, args.model, args.litert)
+        for model_dir in args.model or [None]:
+            benchmark_generate(args.rounds, args.tokens, model_dir, args.litert)
     elif args.what == "generate-command":
         benchmark_generate_command(args.model, args.rounds, args.tokens)
     elif args.what == "startup":
