@@ -15,7 +15,7 @@ import numpy as np
 
 from nlpapps import training
 from nlpapps.apps.registry import app_of
-from nlpapps.apps.saved_model import ModelError, read_kind
+from nlpapps.apps.model_folder_reader import ModelError, read_kind
 from nlpapps.export.model_folder import export_model_folder
 
 

@@ -213,12 +213,12 @@ def load_or_train_tokenizer(path: Path, train):
 def copy_tokenizer(init_from: str, path: Path) -> None:
     """A run that starts from a trained model (`init_from`) keeps that model's tokenizer."""
     if init_from and not Path(path).exists():
-        from nlpapps.apps.saved_model import read_kind
+        from nlpapps.apps.model_folder_reader import read_kind
 
         read_kind(Path(init_from))  # a clear error for a folder that is not a model
         source = Path(init_from) / Path(path).name
         if not source.exists():
-            from nlpapps.apps.saved_model import ModelError
+            from nlpapps.apps.model_folder_reader import ModelError
 
             raise ModelError(f"{init_from} has no {source.name}, so it cannot start a run")
         Path(path).parent.mkdir(parents=True, exist_ok=True)
@@ -242,7 +242,7 @@ def warm_start(model: keras.Model, folder: Path, grow: bool = False) -> None:
 
     With `grow`, `model` may have layers that the folder's model lacks (a deeper stack): those
     keep their fresh initialization and every other weight is loaded."""
-    from nlpapps.apps.saved_model import ModelError
+    from nlpapps.apps.model_folder_reader import ModelError
 
     path = Path(folder) / WEIGHTS_FILE
     if not path.exists():

@@ -69,7 +69,7 @@ def main() -> int:
     from nlpapps.apps import language_model
     from nlpapps.apps.dynamic_evaluation import Adaptation
     from nlpapps.apps.neural_cache import Cache
-    from nlpapps.apps.saved_model import ModelError
+    from nlpapps.apps.model_folder_reader import ModelError
 
     try:
         text = Path(args.text).read_text(encoding="utf-8")

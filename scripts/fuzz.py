@@ -273,7 +273,7 @@ def argument_entry(name: str, setup: Callable[[], list[tuple[str, Callable[[], o
 def translator_signatures(folder: Path):
     import tensorflow as tf
 
-    from nlpapps.apps.saved_model import load_saved_model
+    from nlpapps.apps.model_folder_reader import load_saved_model
 
     module = load_saved_model(folder, "translator")
 
@@ -312,7 +312,7 @@ def translator_signatures(folder: Path):
 def language_model_signatures(folder: Path):
     import tensorflow as tf
 
-    from nlpapps.apps.saved_model import load_saved_model
+    from nlpapps.apps.model_folder_reader import load_saved_model
 
     module = load_saved_model(folder, "language_model")
 

@@ -65,7 +65,7 @@ def trained_translator(tmp_path_factory, en_de_split):
 def exported_translator(tmp_path_factory, trained_translator):
     """The folder of `trained_translator` exported as the CLI reads it: SavedModel,
     config.json and tokenizer.model."""
-    from nlpapps.export.saved_model import write_savedmodel
+    from nlpapps.export.saved_model_writer import write_savedmodel
     from nlpapps.serving.translator_module import TranslatorModule
 
     result, out_dir = trained_translator

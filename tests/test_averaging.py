@@ -11,7 +11,7 @@ import pytest
 from nlpapps import averaging, cli, training
 from nlpapps.apps import language_model as lm
 from nlpapps.apps import translate, translator
-from nlpapps.apps.saved_model import ModelError
+from nlpapps.apps.model_folder_reader import ModelError
 
 SHAKESPEARE = Path(__file__).parent / "fixtures" / "shakespeare"
 TINY_LM = dict(vocab_size=200, embedding_dim=16, units=32, layers=1, dropout=0.0, seq_len=32,

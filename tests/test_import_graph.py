@@ -106,3 +106,14 @@ def test_packages_import_only_those_below_them():
     know no exporter, export runs no command."""
     wrong = upward_imports(import_graph())
     assert not wrong, "imports against the data flow:\n" + "\n".join(wrong)
+
+
+def test_no_two_modules_share_a_file_name():
+    """A reader finds a concept by its file name: no two modules of the package are called the
+    same (but `__init__.py`)."""
+    names: dict[str, list[str]] = {}
+    for path in sorted(PACKAGE.rglob("*.py")):
+        if path.name != "__init__.py":
+            names.setdefault(path.name, []).append(str(path.relative_to(PACKAGE)))
+    shared = {name: paths for name, paths in names.items() if len(paths) > 1}
+    assert not shared, shared

@@ -70,7 +70,7 @@ def h5_arrays(path: Path) -> dict[str, np.ndarray]:
 def assert_whole(folder: Path, reference: Path | None = None) -> None:
     """Every model file in `folder` reads back whole: the SavedModel loads (all its variables),
     the weights file has every weight of the reference's."""
-    from nlpapps.apps.saved_model import load_saved_model
+    from nlpapps.apps.model_folder_reader import load_saved_model
 
     if (folder / "saved_model.pb").exists():
         load_saved_model(folder, "language_model")  # ModelError on a partial folder

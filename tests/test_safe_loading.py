@@ -25,7 +25,7 @@ def test_a_config_naming_a_callable_is_refused_as_data(tmp_path):
     """A Keras-style serialized object in config.json is a value like any other: refused,
     and what it names is never imported or called."""
     from nlpapps.apps import language_model
-    from nlpapps.apps.saved_model import ModelError
+    from nlpapps.apps.model_folder_reader import ModelError
 
     marker = tmp_path / "ran"
     config = {"kind": "language_model", "config": {"cell": {

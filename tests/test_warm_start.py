@@ -6,7 +6,7 @@ import pytest
 
 from nlpapps import training
 from nlpapps.apps import translator
-from nlpapps.apps.saved_model import ModelError
+from nlpapps.apps.model_folder_reader import ModelError
 from nlpapps.export.translator_folder import export_translator_folder
 
 

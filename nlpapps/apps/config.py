@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from nlpapps import training
-from nlpapps.apps.saved_model import kind_name
+from nlpapps.apps.model_folder_reader import kind_name
 
 CONFIG_FILE = "config.json"
 

@@ -28,9 +28,9 @@ from nlpapps.apps.config import CONFIG_FILE, AppConfig  # noqa: F401  (the folde
 from nlpapps.apps.dynamic_evaluation import Adaptation, adapting_window_nll, restored_weights
 from nlpapps.apps.language_model_data import dev_dataset, stream_dataset, window_dataset
 from nlpapps.apps.neural_cache import Cache, caching_window_nll
-from nlpapps.apps.saved_model import ModelError, expect_kind
+from nlpapps.apps.model_folder_reader import ModelError, expect_kind
 from nlpapps.data import pad_batch
-from nlpapps.models.language_model import LanguageModel
+from nlpapps.models.language_model_network import LanguageModel
 from nlpapps.models.stateful_trainer import StatefulTrainer
 from nlpapps.tokenizer import BOS_ID, PAD_ID, Tokenizer, line_start_ids
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import matplotlib
 import numpy as np
 
-from nlpapps.models.language_model import LanguageModel
+from nlpapps.models.language_model_network import LanguageModel
 from nlpapps.tokenizer import BOS_ID, Tokenizer, line_start_ids
 
 NEWLINE_PIECE = "\n"  # `PassageAttention.pieces` holds a line break as itself

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from nlpapps.apps import turing_machine
-from nlpapps.apps.saved_model import ModelError
+from nlpapps.apps.model_folder_reader import ModelError
 
 
 def head_weightings(model, inputs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

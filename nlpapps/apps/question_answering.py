@@ -24,7 +24,7 @@ from keras import ops
 
 from nlpapps import training
 from nlpapps.apps.config import AppConfig
-from nlpapps.apps.saved_model import expect_kind
+from nlpapps.apps.model_folder_reader import expect_kind
 from nlpapps.corpora.babi import Question, tokenize
 from nlpapps.errors import ModelError
 from nlpapps.layers import LSTM, MemoryNetwork

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from nlpapps.apps.question_answering import KIND, METRICS_FILE, QAConfig, Vocabulary
-from nlpapps.apps.saved_model import load_saved_model
+from nlpapps.apps.model_folder_reader import load_saved_model
 from nlpapps.corpora.babi import TASK_NAMES, Question, tokenize
 
 LINE_NUMBER = re.compile(r"^\s*\d+\s+")

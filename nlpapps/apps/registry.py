@@ -2,7 +2,7 @@
 export iterate instead of comparing kind strings.
 
 A model folder's `config.json` names its app by `kind`; `app_of(kind)` (or
-`nlpapps.apps.saved_model.app_of_folder`) returns the description, whose hooks are named as
+`nlpapps.apps.model_folder_reader.app_of_folder`) returns the description, whose hooks are named as
 `"module:attribute"` and imported only when used, so that reading the registry (the CLI's
 start, `--help`) imports no TensorFlow.
 
@@ -96,7 +96,7 @@ APPS: tuple[App, ...] = (
         fresh_model="nlpapps.apps.question_answering:fresh_model"),
     App(kind="neural_turing_machine", name="neural Turing machine",
         config="nlpapps.apps.turing_machine:TuringMachineConfig",
-        commands="nlpapps.commands.turing_machine",
+        commands="nlpapps.commands.turing_machine_commands",
         model_files=("config.json",),
         fresh_model="nlpapps.apps.turing_machine:fresh_model"),
 )

@@ -16,7 +16,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from nlpapps.apps.saved_model import ModelError, expect_kind, load_saved_model
+from nlpapps.apps.model_folder_reader import ModelError, expect_kind, load_saved_model
 from nlpapps.serving.generation_config import GenerationConfig
 from nlpapps.serving.prompt_warnings import prompt_warnings
 from nlpapps.text_bytes import to_utf8

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nlpapps.apps.saved_model import expect_kind, load_saved_model
+from nlpapps.apps.model_folder_reader import expect_kind, load_saved_model
 from nlpapps.decoding_limits import DEFAULT_ALPHA, MAX_SOURCE_TOKENS
 from nlpapps.text_bytes import to_utf8
 from nlpapps.tokenizer import EOS_ID, Tokenizer

@@ -26,7 +26,7 @@ from keras import ops
 from nlpapps import training
 from nlpapps.apps.config import CONFIG_FILE, AppConfig
 from nlpapps.apps.ntm_tasks import TASKS, Task, bit_errors
-from nlpapps.apps.saved_model import ModelError, expect_kind
+from nlpapps.apps.model_folder_reader import ModelError, expect_kind
 from nlpapps.layers.lstm import LSTM
 from nlpapps.layers.ntm import NTM
 

@@ -56,7 +56,7 @@ def cmd_lm_train(args) -> int:
 def export_language_model(model, tokenizer, config, out: Path, export: Path | None) -> None:
     """Writes the language model's SavedModel into its training folder `out`, and a folder
     with only what running it needs (SavedModel, config, tokenizer, weights) at `export`."""
-    from nlpapps.export.saved_model import write_savedmodel, write_savedmodel_into
+    from nlpapps.export.saved_model_writer import write_savedmodel, write_savedmodel_into
     from nlpapps.serving.language_model_module import LanguageModelModule
 
     module = LanguageModelModule(model, tokenizer, config.seq_len)

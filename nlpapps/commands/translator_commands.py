@@ -143,7 +143,7 @@ def cmd_translate_train(args) -> int:
 def export_translator(result, out: Path) -> None:
     """Writes the trained translator's SavedModel, config and tokenizer at `out`'s root,
     beside the run's checkpoints, epoch weights and logs."""
-    from nlpapps.export.saved_model import write_savedmodel_into
+    from nlpapps.export.saved_model_writer import write_savedmodel_into
     from nlpapps.serving.translator_module import TranslatorModule
 
     write_savedmodel_into(TranslatorModule(result.model, result.tokenizer), out, {

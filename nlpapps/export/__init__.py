@@ -1,7 +1,7 @@
 """Export: what a trained model becomes to be served or shipped, as files. The graphs it writes
 are the `tf.Module`s of `nlpapps.serving`; this package converts, writes and checks.
 
-    saved_model.py                writing a SavedModel folder safely (`write_savedmodel`)
+    saved_model_writer.py         writing a SavedModel folder safely (`write_savedmodel`)
     model_folder.py               a model folder again from a training folder, for any app
                                   whose registry entry names an `export_folder`
     translator_folder.py          the translator's `export_folder`

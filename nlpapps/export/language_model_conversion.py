@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nlpapps.apps.saved_model import read_kind
+from nlpapps.apps.model_folder_reader import read_kind
 from nlpapps.export.tflite import numpy_function
 from nlpapps.serving.litert_interpreter import CONTEXT_METADATA, TOKENIZER_METADATA
 from nlpapps.serving.litert_language_model import greedy_steps, sampling_inputs

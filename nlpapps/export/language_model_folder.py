@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from nlpapps.export.saved_model import check_output_folder, write_savedmodel
+from nlpapps.export.saved_model_writer import check_output_folder, write_savedmodel
 from nlpapps.serving.language_model_module import LanguageModelModule
 
 

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from nlpapps.apps.saved_model import ModelError, load_saved_model
+from nlpapps.apps.model_folder_reader import ModelError, load_saved_model
 from nlpapps.decoding_limits import BEAM_ONE_SIZE, DEFAULT_ALPHA
 from nlpapps.errors import ExportError
 from nlpapps.export.tflite import numpy_function

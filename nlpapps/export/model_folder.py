@@ -1,6 +1,6 @@
 """Re-exporting a model folder (SavedModel, config, tokenizer, Keras weights) from a training
 folder, for any app that can (the registry's `export_folder`). It sits above the exporters,
-which import `nlpapps.export.saved_model` and never this module."""
+which import `nlpapps.export.saved_model_writer` and never this module."""
 
 from __future__ import annotations
 

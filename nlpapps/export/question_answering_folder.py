@@ -8,7 +8,7 @@ from pathlib import Path
 
 from nlpapps.apps.question_answering import (METRICS_FILE, VOCAB_FILE, QAConfig, Vocabulary,
                                              create_model)
-from nlpapps.export.saved_model import write_savedmodel, write_savedmodel_into
+from nlpapps.export.saved_model_writer import write_savedmodel, write_savedmodel_into
 from nlpapps.serving.question_answering_module import QAModule
 
 

@@ -56,7 +56,7 @@ from pathlib import Path
 import numpy as np
 
 from nlpapps.apps.registry import APPS, app_of, resolve
-from nlpapps.apps.saved_model import ModelError, app_of_folder, load_saved_model
+from nlpapps.apps.model_folder_reader import ModelError, app_of_folder, load_saved_model
 from nlpapps.errors import ExportError
 from nlpapps.serving.litert_interpreter import first_line
 from nlpapps.text_bytes import to_utf8

@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from nlpapps.errors import ModelError
-from nlpapps.export.saved_model import check_output_folder, write_savedmodel
+from nlpapps.export.saved_model_writer import check_output_folder, write_savedmodel
 from nlpapps.serving.translator_module import TranslatorModule
 from nlpapps.tokenizer import Tokenizer
 
@@ -19,7 +19,7 @@ def export_translator_folder(train_dir: Path, out_dir: Path) -> None:
     export the TFLite signatures. Raises ModelError for a folder that is not a trained
     translator, and refuses to replace a folder that is not a model folder."""
     from nlpapps import training
-    from nlpapps.apps.saved_model import expect_kind
+    from nlpapps.apps.model_folder_reader import expect_kind
     from nlpapps.apps.translator import (CONFIG_FILE, KIND, TOKENIZER_FILE, WEIGHTS_FILE,
                                          Translator, TranslatorConfig)
 

@@ -13,7 +13,7 @@ import tensorflow as tf
 
 from nlpapps.apps import language_model as lm
 from nlpapps.errors import ModelError
-from nlpapps.models.language_model import LanguageModel
+from nlpapps.models.language_model_network import LanguageModel
 from nlpapps.models.stateful_trainer import StatefulTrainer
 from nlpapps.tokenizer import BOS_ID
 

@@ -15,8 +15,8 @@ import tensorflow as tf
 from nlpapps import decoding
 from nlpapps.apps.language_model import LanguageModelConfig, line_start_ids
 from nlpapps.apps.text_generator import TextGenerator
-from nlpapps.export.saved_model import write_savedmodel_into
-from nlpapps.models.language_model import LanguageModel
+from nlpapps.export.saved_model_writer import write_savedmodel_into
+from nlpapps.models.language_model_network import LanguageModel
 from nlpapps.serving.generation_config import GenerationConfig
 from nlpapps.serving.language_model_module import LanguageModelModule
 from nlpapps.tokenizer import BOS_ID, EOS_ID, PAD_ID, UNK_ID, Tokenizer

@@ -1,4 +1,4 @@
-"""Tests for nlpapps.serving.translator_module and nlpapps.export.saved_model: the translator
+"""Tests for nlpapps.serving.translator_module and nlpapps.export.saved_model_writer: the translator
 SavedModel, reloaded in a fresh process that has only TensorFlow and TensorFlow Text, against
 the in-memory Keras model; and the writer."""
 
@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from nlpapps.export.saved_model import write_savedmodel, write_savedmodel_into
+from nlpapps.export.saved_model_writer import write_savedmodel, write_savedmodel_into
 from nlpapps.decoding_limits import MAX_SOURCE_TOKENS
 from nlpapps.tokenizer import EOS_ID
 

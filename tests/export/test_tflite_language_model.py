@@ -12,7 +12,7 @@ import tensorflow as tf
 
 from nlpapps import cli
 from nlpapps.apps import language_model as lm
-from nlpapps.apps.saved_model import ModelError, load_saved_model
+from nlpapps.apps.model_folder_reader import ModelError, load_saved_model
 from nlpapps.decoding_limits import MAX_NEW_TOKENS_ONE
 from nlpapps.export.language_model_folder import export_language_model_folder
 from nlpapps.export.litert_report import compare_language_model

@@ -11,7 +11,7 @@ import pytest
 import tensorflow as tf
 
 from nlpapps import cli
-from nlpapps.apps.saved_model import ModelError
+from nlpapps.apps.model_folder_reader import ModelError
 from nlpapps.decoding_limits import BEAM_ONE_SIZE, DEFAULT_ALPHA, MAX_SOURCE_TOKENS
 from nlpapps.export.litert_report import compare_translator, format_report
 from nlpapps.export.tflite import (TFTEXT_OPS, ExportError, audit_ops, default_output,

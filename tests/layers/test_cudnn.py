@@ -15,7 +15,7 @@ import pytest
 import tensorflow as tf
 from keras.src.trainers.trainer import model_supports_jit
 
-from nlpapps.export.saved_model import write_savedmodel
+from nlpapps.export.saved_model_writer import write_savedmodel
 from nlpapps.layers import GRU, LSTM, Bidirectional, SimpleRNN, StackedRNN, cudnn
 
 from helpers import assert_all_close, make_sequences
@@ -323,7 +323,7 @@ def test_the_apps_training_steps_hold_the_kernel(traced_gpu, cell):
     """Keras's `train_step` of a translator and of a language model takes the fused kernel in
     the recurrent layers, and `compile` would leave XLA off for them on a GPU."""
     from nlpapps import training
-    from nlpapps.models.language_model import LanguageModel
+    from nlpapps.models.language_model_network import LanguageModel
     from nlpapps.models.seq2seq import Seq2Seq
 
     translator = Seq2Seq(vocab_size=20, embedding_dim=8, units=UNITS, cell=cell,

@@ -1,11 +1,11 @@
-"""Tests for nlpapps.models.language_model: windows with carried states, one-step decoding,
+"""Tests for nlpapps.models.language_model_network: windows with carried states, one-step decoding,
 masking, tying, and numbers against Keras's built-in layers."""
 
 import keras
 import numpy as np
 import pytest
 
-from nlpapps.models.language_model import LanguageModel
+from nlpapps.models.language_model_network import LanguageModel
 
 VOCAB, BATCH, TIME = 40, 3, 7
 

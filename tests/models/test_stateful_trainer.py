@@ -7,7 +7,7 @@ import numpy as np
 import tensorflow as tf
 
 from nlpapps.apps.language_model_data import stream_dataset
-from nlpapps.models.language_model import LanguageModel
+from nlpapps.models.language_model_network import LanguageModel
 from nlpapps.models.stateful_trainer import StatefulTrainer
 from nlpapps.training import masked_cross_entropy
 

@@ -131,7 +131,7 @@ def _sync_tree(folder: Path, names: set[str]) -> None:
 def check_output_folder(model_dir: Path, out_dir: Path) -> None:
     """ModelError unless `out_dir` may receive a model folder exported from `model_dir`: it is
     another folder, and absent, empty or a model folder already."""
-    from nlpapps.apps.saved_model import ModelError
+    from nlpapps.apps.model_folder_reader import ModelError
 
     if Path(out_dir).resolve() == Path(model_dir).resolve():
         raise ModelError("the output folder must differ from the model folder")
