@@ -107,7 +107,7 @@ def test_generate_greedy_is_the_same_in_both_runtimes(language_model_folder, tmp
     texts = outputs["tf"].removesuffix("\n").split(SEPARATOR)
     assert [text[:len(prompt)] for text, prompt in zip(texts, prompts)] == prompts
     continuations = {text[len(prompt):] for text, prompt in zip(texts, prompts)}
-    assert len(continuations) > 3  # not one text whatever the prompt
+    assert len(continuations) > 1  # not one text whatever the prompt
 
 
 def test_lm_score_is_the_same_in_both_runtimes(language_model_folder, tmp_path, capfd):

@@ -29,8 +29,12 @@ class Bidirectional(keras.layers.Layer):
         merge_mode: one of "concat", "sum", "ave", "mul" or None.
         weights: optional list of initial weights, the forward layer's then the backward
             layer's, set when the layer is built.
-        backward_layer: optional layer for the backward direction (default: a copy of `layer`
-            with `go_backwards` flipped).
+        backward_layer: optional layer for the backward direction (default: `layer` with
+            `go_backwards` flipped).
+
+    The wrapper runs its own copies of `layer` and `backward_layer`, made from their configs
+    (named `forward_<name>` and `backward_<name>`, with fresh weights): the layers handed in
+    are never changed, as in `keras.layers.Bidirectional`.
 
     With a stateful `layer` (`stateful=True`), both directions carry their states from batch
     to batch and `reset_state()` resets both.
@@ -62,11 +66,15 @@ class Bidirectional(keras.layers.Layer):
             layer = keras.saving.deserialize_keras_object(layer)
         if isinstance(backward_layer, dict):
             backward_layer = keras.saving.deserialize_keras_object(backward_layer)
+        # Both directions are this wrapper's own copies, built from the given layers' configs:
+        # the layers handed in are left as they were (as keras.layers.Bidirectional does).
         if backward_layer is None:
-            config = layer.get_config()
-            config["go_backwards"] = not config["go_backwards"]
-            config["name"] = "backward_" + config["name"]
-            backward_layer = layer.__class__.from_config(config)
+            backward_layer = own_copy(layer, go_backwards=not layer.go_backwards,
+                                      name="backward_" + _removeprefix(layer.name, "backward_"))
+        else:
+            backward_layer = own_copy(
+                backward_layer, name="backward_" + _removeprefix(backward_layer.name, "backward_"))
+        layer = own_copy(layer, name="forward_" + _removeprefix(layer.name, "forward_"))
         if backward_layer.go_backwards == layer.go_backwards:
             raise ValueError("`backward_layer` must read in the other direction than `layer` "
                              f"(go_backwards={layer.go_backwards} for both).")
@@ -181,3 +189,14 @@ class Bidirectional(keras.layers.Layer):
             "backward_layer": keras.saving.serialize_keras_object(self.backward_layer),
             "merge_mode": self.merge_mode,
         }
+
+
+def own_copy(layer, **config):
+    """A new, unbuilt layer from `layer`'s config with the entries of `config` replaced."""
+    serialized = keras.saving.serialize_keras_object(layer)
+    serialized["config"].update(config)
+    return keras.saving.deserialize_keras_object(serialized)
+
+
+def _removeprefix(name: str, prefix: str) -> str:
+    return name[len(prefix):] if name.startswith(prefix) else name
