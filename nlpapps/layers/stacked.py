@@ -3,6 +3,8 @@
 import keras
 from keras import ops
 
+from nlpapps.layers.bidirectional import own_copy
+
 
 @keras.saving.register_keras_serializable(package="nlpapps")
 class StackedRNN(keras.layers.Layer):
@@ -14,7 +16,9 @@ class StackedRNN(keras.layers.Layer):
 
     Args:
         layers: list of nlpapps recurrent layers (`LSTM`, `GRU`, `SimpleRNN` or
-            `Bidirectional` of them with merge mode concat/sum/ave/mul).
+            `Bidirectional` of them with merge mode concat/sum/ave/mul). The stack runs copies
+            made from their configs (same names, fresh weights) that return their sequences and
+            states; the layers handed in are never changed.
         residual: add residual connections between layers of equal width.
         dropout: fraction of units dropped between layers in training.
         return_sequences: return the top layer's whole sequence (else its last output).
@@ -40,16 +44,11 @@ class StackedRNN(keras.layers.Layer):
             raise ValueError(f"`layers` must hold at least one layer. Received: layers={layers}")
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"`dropout` must be in [0, 1). Received: dropout={dropout}")
-        self.layers = [keras.saving.deserialize_keras_object(layer)
-                       if isinstance(layer, dict) else layer for layer in layers]
-        for layer in self.layers:
-            for direction in _directions(layer):
-                direction.return_sequences = True
-                direction.return_state = True
-            if hasattr(layer, "forward_layer"):
-                layer.return_sequences = layer.return_state = True
-                for direction in _directions(layer):
-                    direction.zero_output_for_mask = True
+        layers = [keras.saving.deserialize_keras_object(layer) if isinstance(layer, dict)
+                  else layer for layer in layers]
+        # The stack runs its own copies (every one returns its sequence and its states to the
+        # next); the layers handed in are never changed.
+        self.layers = [_returning_everything(layer) for layer in layers]
         self.residual = residual
         self.dropout = dropout
         self.return_sequences = return_sequences
@@ -76,14 +75,23 @@ class StackedRNN(keras.layers.Layer):
                 x = self.dropout_layer(x, training=training)
             state = initial_state[index] if initial_state is not None else None
             output, *states = layer(x, initial_state=state, mask=mask, training=training)
-            # The residual path carries the layer's input as it was, not its dropped copy.
-            if self.residual and output.shape[-1] == layer_inputs.shape[-1]:
-                output = output + layer_inputs
-            x = output  # (batch, time, units)
-            all_states.append(states)
+            x = with_residual(output, layer_inputs) if self.residual else output
+            all_states.append(states)  # x: (batch, time, units)
         if not self.return_sequences:
             x = _last_real_output(x, mask)
         return [x, all_states] if self.return_state else x
+
+    def step(self, inputs, states, training=False):
+        """One time step of the whole stack, the function decoders call: `(batch, features)`
+        inputs and one list of states per layer -> `(output (batch, units), new states)`.
+        The same function as `call` on a sequence of length one (for layers that are not
+        `Bidirectional`, which cannot step)."""
+        if any(hasattr(layer, "forward_layer") for layer in self.layers):
+            raise ValueError("A stack with a `Bidirectional` layer cannot run one step at a "
+                             "time: its backward direction reads the whole sequence first.")
+        dropout = (lambda x: self.dropout_layer(x, training=training)) if self.dropout else None
+        return stacked_step([layer.cell for layer in self.layers], states, inputs=inputs,
+                            between=dropout, residual=self.residual)
 
     def compute_mask(self, sequences, mask=None):
         output_mask = mask if self.return_sequences else None
@@ -111,10 +119,53 @@ class StackedRNN(keras.layers.Layer):
         }
 
 
-def _directions(layer):
+def with_residual(output, inputs):
+    """`output + inputs` where their widths agree (a residual connection, Wu et al. 2016),
+    else `output`: the one residual rule of every stack, over a sequence or one step."""
+    return output + inputs if output.shape[-1] == inputs.shape[-1] else output
+
+
+def stacked_step(cells, states, inputs=None, projected=None, between=None, residual=True):
+    """One step through stacked cells of ours: `x^(l+1) = h_l + x^(l)` where widths agree.
+
+    Args:
+        cells: the cells, bottom first (each with `project_inputs` and `step`).
+        states: one list of states per cell.
+        inputs: `(batch, features)`, the bottom cell's input; or
+        projected: the bottom cell's input already projected (`(batch, gates * units)`),
+            for a decoder that adds more to it (a context); the bottom cell then has no
+            residual connection.
+        between: applied to the input of every cell above the bottom one (dropout), never to
+            the residual path.
+        residual: whether to add residual connections.
+
+    Returns:
+        `(output (batch, units), new states)`: the top cell's output, one list per cell.
+    """
+    x = inputs
+    new_states = []
+    for index, (cell, cell_states) in enumerate(zip(cells, states)):
+        if index == 0 and projected is not None:
+            h, cell_states = cell.step(projected, list(cell_states))
+            x = h
+        else:
+            fed = between(x) if between is not None and index > 0 else x
+            h, cell_states = cell.step(cell.project_inputs(fed), list(cell_states))
+            x = with_residual(h, x) if residual else h  # (batch, units)
+        new_states.append(cell_states)
+    return x, new_states
+
+
+def _returning_everything(layer):
+    """A copy of `layer` (or of both directions of a `Bidirectional`) that returns its whole
+    sequence and its states."""
     if hasattr(layer, "forward_layer"):
-        return [layer.forward_layer, layer.backward_layer]
-    return [layer]
+        config = keras.saving.serialize_keras_object(layer)
+        for direction in ("layer", "backward_layer"):
+            config["config"][direction]["config"].update(return_sequences=True,
+                                                         return_state=True)
+        return keras.saving.deserialize_keras_object(config)
+    return own_copy(layer, return_sequences=True, return_state=True)
 
 
 def _last_real_output(sequence, mask):

@@ -177,3 +177,25 @@ def test_tflite_matches_layer():
 def test_bad_arguments_raise(make, message):
     with pytest.raises(ValueError, match=message):
         make()
+
+
+@pytest.mark.parametrize("cells", [(LSTM, LSTM, LSTM), (GRU, SimpleRNN, GRU)])
+def test_step_by_step_equals_the_whole_sequence(cells):
+    """`step`, the function decoders call, is `call` on sequences of length one, residual
+    connections included (first layer 5 -> 4 wide: no residual; above it: residual)."""
+    stack = StackedRNN([cls(4) for cls in cells], residual=True, dropout=0.3,
+                       return_state=True)
+    x = np.random.default_rng(1).normal(size=(3, 6, 5)).astype("float32")
+    outputs, final_states = stack(x)
+    states = [layer.get_initial_state(3) for layer in stack.layers]
+    for t in range(6):
+        output, states = stack.step(x[:, t], states)
+        assert_all_close(output, outputs[:, t])
+    assert_all_close(states, final_states)
+
+
+def test_a_bidirectional_stack_cannot_step():
+    stack = StackedRNN([Bidirectional(LSTM(2)), LSTM(4)])
+    stack(np.ones((1, 2, 3), "float32"))
+    with pytest.raises(ValueError, match="cannot run one step at a time"):
+        stack.step(np.ones((1, 3), "float32"), [[], []])
