@@ -6,6 +6,7 @@ from keras import ops
 
 from nlpapps.layers import (GRU, LSTM, BahdanauAttention, Bidirectional, GRUCell, LSTMCell,
                             LuongAttention, StackedRNN)
+from nlpapps.layers.stacked import stacked_step
 from nlpapps.models.tied_output import tied_logits
 
 CELLS = {"lstm": (LSTM, LSTMCell), "gru": (GRU, GRUCell)}
@@ -144,17 +145,15 @@ class Seq2Seq(keras.Model):
         else:
             fed = previous_context
         projected = embedded_projection + self.context_projection(fed)
-        new_states, offset, x = [], 0, None
-        for index, cell in enumerate(self.decoder_cells):
-            count = len(cell.state_size)
-            layer_states = cell_states[offset:offset + count]
-            offset += count
-            if index > 0:
-                inputs = self.dropout_layer(x, training=training)
-                projected = cell.project_inputs(inputs)
-            h, layer_states = cell.step(projected, layer_states)
-            x = h if index == 0 else h + x  # residual connections above the first layer
-            new_states += layer_states
+        per_layer, offset = [], 0
+        for cell in self.decoder_cells:  # the flat states, one list per layer
+            per_layer.append(cell_states[offset:offset + len(cell.state_size)])
+            offset += len(cell.state_size)
+        # The stack's one step: dropout between layers, residual connections above the first.
+        x, per_layer = stacked_step(
+            self.decoder_cells, per_layer, projected=projected,
+            between=lambda inputs: self.dropout_layer(inputs, training=training))
+        new_states = [state for layer_states in per_layer for state in layer_states]
         if self.attention_type == "luong":
             context, weights = self.attention(
                 x, memory["values"], keys=memory["keys"], mask=memory["mask"])
