@@ -41,8 +41,10 @@ def passage_attention(model: LanguageModel, tokenizer: Tokenizer, text: str) -> 
     if len(ids) > model.attention.memory_length:
         raise ValueError(f"the passage has {len(ids)} tokens; the model's memory holds "
                          f"{model.attention.memory_length}: give a shorter one")
-    outputs, _ = model.rnn(model.embedding(np.asarray([ids], np.int32)))
-    _, _, _, weights = model.attention(model.attention_norm(outputs), return_attention=True)
+    embedded = model.embedding(np.asarray([ids], np.int32))
+    outputs, _ = model.rnn(embedded)
+    _, _, _, weights = model.attention(model.attention_inputs(outputs, embedded),
+                                       return_attention=True)
     memory = model.attention.memory_length  # the empty memory's slots come first
     pieces = ["<s>", *(NEWLINE_PIECE if i == tokenizer.newline_id else tokenizer.id_to_piece(i)
                        for i in ids[1:])]

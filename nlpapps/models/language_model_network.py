@@ -17,9 +17,10 @@ class LanguageModel(keras.Model):
         x_t = drop(E y_t)
         h_t = StackedRNN(x_1 .. x_t)               LSTM or GRU layers, residual between layers
                                                    of equal width, dropout between layers
-        h_t = h_t + g Attn(LN(h_1) .. LN(h_t))     with `attention_memory`: causal
-                                                   self-attention over the window and the
-                                                   memory of LN(h) of earlier windows
+        a_t = LN([h_t; E y_t])                     with `attention_memory`: the state and
+                                                   the embedding of the token read
+        h_t = h_t + g Attn(a_1 .. a_t)             causal self-attention over the window and
+                                                   the memory of the a of earlier windows
         o_t = drop(h_t) P                          projection, only when tied and units differ
         logits_t = o_t E^T + b                     tied (`tie_embeddings`)
         logits_t = drop(h_t) W + b                 untied
@@ -33,15 +34,17 @@ class LanguageModel(keras.Model):
 
     The attention block (`CausalSelfAttention`, as the attention of SHA-RNN, Merity 2019) sits
     after the top recurrent layer: layer norm, attention, a residual connection scaled by a
-    learned scalar `g`. Each position is keyed by the state before it (`previous_keys`): a
-    query finds where a context like the current one occurred and reads the state that came
-    next, the token read there, as a neural cache does. The query projection starts as the
+    learned scalar `g`. The block reads the top state and the embedding of the token read,
+    side by side, and each position is keyed by the one before it (`previous_keys`): a query
+    finds where a context like the current one occurred and reads the token that came next
+    there, its embedding itself, which the readout tied to the embedding turns back into that
+    token (a pointer, as a neural cache's, Grave et al. 2017, learned). The query projection starts as the
     identity, so the block starts by attending to the most similar contexts. The block's
     output projection `W_o` starts at zero (and `g` at one),
     so a model warm-started from one without attention starts with that model's predictions,
     while `W_o` gets a gradient from the first step (a zero gate, as ReZero's, would leave the
     block's weights without one until the gate has moved). Its memory,
-    the last `attention_memory` normalized top states, is one more entry of the states:
+    the last `attention_memory` vectors `a`, is one more entry of the states:
     carried, reset and returned as the recurrent states are.
 
     Args:
@@ -62,7 +65,7 @@ class LanguageModel(keras.Model):
         token_ids: int `(batch, time)`.
         initial_state: optional states to start from (`initial_states(batch)` structure): one
             list per layer of `(batch, units)` tensors (h, and c for LSTM), then, with
-            attention, `[memory (batch, M, units), validity (batch, M)]`.
+            attention, `[memory (batch, M, units + embedding_dim), validity (batch, M)]`.
         mask: optional `(batch, time)` bool; at a masked position the states are carried over.
         training: whether dropout is active.
         return_state: also return the final states.
@@ -116,7 +119,8 @@ class LanguageModel(keras.Model):
         if attention_memory is not None:
             self.attention_norm = keras.layers.LayerNormalization(name="attention_norm")
             self.attention = CausalSelfAttention(
-                attention_memory, dropout=attention_dropout, previous_keys=True,
+                attention_memory, output_dim=units, dropout=attention_dropout,
+                previous_keys=True,
                 kernel_initializer="identity", output_initializer="zeros", return_state=True,
                 name="attention")
             # A weight of the model itself: a reader that knows no attention block finds one
@@ -137,8 +141,9 @@ class LanguageModel(keras.Model):
         self.embedding.build((None, None))
         self.rnn.build((None, None, self.embedding_dim))
         if self.attention is not None:
-            self.attention_norm.build((None, None, self.units))
-            self.attention.build((None, None, self.units))
+            width = self.units + self.embedding_dim  # a state and a token's embedding
+            self.attention_norm.build((None, None, width))
+            self.attention.build((None, None, width))
         if self.projection is not None:
             self.projection.build((None, self.units))
         if self.output_layer is not None:
@@ -165,9 +170,14 @@ class LanguageModel(keras.Model):
         if self.attention is None:
             return outputs, states
         memory = None if initial_state is None else initial_state[self.num_layers]
-        attended, *memory = self.attention(self.attention_norm(outputs), initial_state=memory,
-                                           mask=mask, training=training)
+        attended, *memory = self.attention(self.attention_inputs(outputs, x),
+                                           initial_state=memory, mask=mask, training=training)
         return outputs + self.attention_gate * attended, [*states, memory]
+
+    def attention_inputs(self, outputs, embedded):
+        """What the attention block reads and remembers: `LN([h; E y])`, the top states
+        `(..., units)` beside the embeddings of the tokens read `(..., embedding_dim)`."""
+        return self.attention_norm(keras.ops.concatenate([outputs, embedded], axis=-1))
 
     def readout(self, outputs, training=False):
         """Logits `(..., vocab_size)` of the top layer's outputs `(..., units)`."""
@@ -201,15 +211,10 @@ class LanguageModel(keras.Model):
     def step(self, token_ids, states):
         """Reads one token per row: `(batch,)` ids and states -> `(logits (batch, vocab),
         new states)`. The same function as `call` on a window of length one."""
-        x = self.embedding(token_ids)  # (batch, embedding_dim)
-        new_states = []
-        for cell, layer_states in zip(self.cells, states):
-            h, layer_states = cell.step(cell.project_inputs(x), list(layer_states))
-            # As in StackedRNN: a residual connection where input and output widths agree.
-            x = h + x if h.shape[-1] == x.shape[-1] else h  # (batch, units)
-            new_states.append(layer_states)
+        embedded = self.embedding(token_ids)  # (batch, embedding_dim)
+        x, new_states = self.rnn.step(embedded, states[:self.num_layers])
         if self.attention is not None:
-            attended, *memory = self.attention(self.attention_norm(x[:, None]),
+            attended, *memory = self.attention(self.attention_inputs(x, embedded)[:, None],
                                                initial_state=states[self.num_layers])
             x = x + self.attention_gate * attended[:, 0]
             new_states.append(memory)

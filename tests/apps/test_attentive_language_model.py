@@ -63,7 +63,7 @@ def test_windows_with_the_memory_carried_equal_one_pass_and_decoding_steps():
         logits, states = model.step(tokens[:, t], states)
         steps.append(np.asarray(logits))
     np.testing.assert_allclose(np.stack(steps, 1), whole, atol=1e-5)
-    assert [tuple(s.shape) for s in states[-1]] == [(2, 11, 8), (2, 11)]
+    assert [tuple(s.shape) for s in states[-1]] == [(2, 11, 8 + 8), (2, 11)]  # [h; E y]
 
 
 @pytest.mark.parametrize("position", [2, 7, 9])
@@ -94,7 +94,7 @@ def test_the_memory_reaches_back_past_the_recurrent_states():
     assert np.abs(second_window(changed) - second_window(tokens)).max() > 1e-5
     no_memory = make_model(memory=0)
     _, states = no_memory(tokens[:, :5], return_state=True)
-    assert states[2][0].shape == (2, 0, 8)
+    assert states[2][0].shape == (2, 0, 8 + 8)
 
 
 def test_a_masked_prompt_leaves_the_memory_of_its_real_tokens():
@@ -247,7 +247,7 @@ def test_the_saved_model_scores_and_generates_as_the_keras_model(exported):
     loaded = tf.saved_model.load(str(folder))
     tokens = np.asarray([[BOS_ID, *lm.line_start_ids(tokenizer, text("dev"))[:30]]], np.int32)
     width = loaded.score.concrete_functions[0].structured_input_signature[0][1].shape[-1]
-    assert width == 2 * 2 * 32 + 48 * 32 + 48
+    assert width == 2 * 2 * 32 + 48 * (32 + 16) + 48  # LSTM h, c; memory of [h; E y]
     states = tf.zeros([1, width])
     first = loaded.score(tokens=tokens[:, :16], states=states)
     second = loaded.score(tokens=tokens[:, 15:], states=first["states"])
@@ -307,3 +307,20 @@ def test_the_attention_figure_reads_a_passage_causally(attentive_folder, tmp_pat
         line_positions(attention, "HAMLET:")
     with pytest.raises(ValueError, match="memory holds 48"):
         passage_attention(model, tokenizer, passage * 8)
+
+
+def test_the_block_reads_the_embedding_of_each_token_read():
+    """What the block remembers is LN([h; E y]): the state beside the token's embedding, so
+    a value carries the token itself (checked against LayerNormalization's equation)."""
+    model = make_model()
+    tokens = ids(5)
+    embedded = np.asarray(model.embedding(tokens))
+    outputs, _ = model.rnn(embedded)
+    _, states = model(tokens, return_state=True)
+    memory, valid = (np.asarray(s) for s in states[-1])
+    joined = np.concatenate([np.asarray(outputs), embedded], axis=-1)[:, -MEMORY:]
+    gamma, beta = (w.numpy() for w in model.attention_norm.weights)
+    mean, var = joined.mean(-1, keepdims=True), joined.var(-1, keepdims=True)
+    expected = (joined - mean) / np.sqrt(var + model.attention_norm.epsilon) * gamma + beta
+    assert valid.sum(axis=1).tolist() == [5, 5]
+    np.testing.assert_allclose(memory[:, -5:], expected, atol=1e-5)
