@@ -37,6 +37,7 @@ import string
 import subprocess
 import sys
 import time
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -141,7 +142,7 @@ def command_line(stage: Stage, data: Path, work: Path) -> list[str]:
     return [arg.format(data=data, work=work) for arg in stage.run]
 
 
-def plan(recipe: Recipe, data: Path, work: Path, done: set[str] = frozenset()) -> str:
+def plan(recipe: Recipe, data: Path, work: Path, done: AbstractSet[str] = frozenset()) -> str:
     """The stages as the command prints them before running: name, minutes, command."""
     lines = [f"recipe for {recipe.model}: {len(recipe.stages)} stages, about "
              f"{_duration(recipe.minutes)} on the machine that built it"]

@@ -30,6 +30,7 @@ import os
 import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
+from typing import Any, cast, overload
 
 import numpy as np
 import sentencepiece as spm
@@ -169,7 +170,7 @@ class Tokenizer:
                              f"got {normalization_rule_name!r}")
         if vocab_size < 8:
             raise ValueError(f"vocab_size must be at least 8, got {vocab_size}")
-        options = dict(
+        options: dict[str, Any] = dict(
             model_type=model_type, vocab_size=vocab_size, hard_vocab_limit=False,
             pad_id=PAD_ID, unk_id=UNK_ID, bos_id=BOS_ID, eos_id=EOS_ID,
             normalization_rule_name=normalization_rule_name, byte_fallback=byte_fallback,
@@ -251,6 +252,15 @@ class Tokenizer:
     def piece_to_id(self, piece: str) -> int:
         return self._processor.piece_to_id(piece)
 
+    @overload
+    def encode(  # type: ignore[overload-overlap]  # a str is a Sequence[str]: first wins
+        self, text: str | bytes, *, add_bos: bool = ..., add_eos: bool = ...,
+        max_length: int | None = ..., alpha: float = ...) -> list[int]: ...
+
+    @overload
+    def encode(self, text: Sequence[str | bytes], *, add_bos: bool = ..., add_eos: bool = ...,
+               max_length: int | None = ..., alpha: float = ...) -> list[list[int]]: ...
+
     def encode(self, text: str | bytes | Sequence[str | bytes], *, add_bos: bool = False,
                add_eos: bool = False, max_length: int | None = None, alpha: float = 0.0
                ) -> list[int] | list[list[int]]:
@@ -268,10 +278,10 @@ class Tokenizer:
                              f"a {self.model_type} model and alpha={alpha}")
         keep = text_budget(max_length, add_bos, add_eos)
         batch = not isinstance(text, (str, bytes))
-        texts = list(text) if batch else [text]
+        texts = [text] if isinstance(text, (str, bytes)) else list(text)
         # One thread: the draws then follow the seed alone.
-        sampling = {"enable_sampling": True, "alpha": alpha, "nbest_size": -1,
-                    "num_threads": 1} if alpha else {}
+        sampling: dict[str, Any] = {"enable_sampling": True, "alpha": alpha, "nbest_size": -1,
+                                    "num_threads": 1} if alpha else {}
         rows = self._processor.encode([to_utf8(item) for item in texts], **sampling) \
             if texts else []
         rows = [[BOS_ID] * add_bos + row[:keep] + [EOS_ID] * add_eos for row in rows]
@@ -282,14 +292,23 @@ class Tokenizer:
         ids = ids.tolist() if isinstance(ids, np.ndarray) else ids
         batch = len(ids) > 0 and not isinstance(ids[0], (int, np.integer))
         size = self.vocab_size
-        rows = [[int(i) if 0 <= i < size else UNK_ID for i in row]
-                for row in (ids if batch else [ids])]
+        given = cast(Sequence[Sequence[int]], ids if batch else [ids])
+        rows = [[int(i) if 0 <= i < size else UNK_ID for i in row] for row in given]
         texts = self._processor.decode(rows)
         if self._proto.normalizer_spec.add_dummy_prefix:
             # As in the graph op, a leading unk loses the dummy prefix's space too.
             firsts = [next((i for i in row if i == UNK_ID or i > EOS_ID), None) for row in rows]
             texts = [text[1:] if first == UNK_ID else text for text, first in zip(texts, firsts)]
         return texts if batch else texts[0]
+
+
+@overload
+def line_start_ids(  # type: ignore[overload-overlap]  # a str is a Sequence[str]: first wins
+    tokenizer: Tokenizer, text: str) -> list[int]: ...
+
+
+@overload
+def line_start_ids(tokenizer: Tokenizer, text: Sequence[str]) -> list[list[int]]: ...
 
 
 def line_start_ids(tokenizer: Tokenizer, text: str | Sequence[str]) -> list[int] | list[list[int]]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from nlpapps import training
 from nlpapps.apps.model_folder_reader import kind_name
@@ -20,6 +20,9 @@ class AppConfig:
 
     kind: ClassVar[str] = ""
     architecture: ClassVar[tuple[str, ...]] = ()
+    # Set by @dataclasses.dataclass on each subclass; declared (not assigned) so that type
+    # checkers take every config for a dataclass (dataclasses.fields, asdict).
+    __dataclass_fields__: ClassVar[dict[str, dataclasses.Field[Any]]]
 
     def resume_fields(self) -> tuple[str, ...]:
         """The fields that must equal those of the run being resumed."""

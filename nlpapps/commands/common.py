@@ -14,8 +14,9 @@ import sys
 import textwrap
 import tokenize
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 from nlpapps.errors import UserError  # noqa: F401  (the commands raise it from here)
 from nlpapps.text_bytes import to_utf8
@@ -46,13 +47,16 @@ def add_config_arguments(parser: argparse.ArgumentParser, config_cls) -> None:
                 add_config_arguments(parser, getattr(importlib.import_module(module), name))
             return parse_known_args(args, namespace)
 
-        parser.parse_known_args = parse_with_config
+        # Wrapping the bound method on this one parser is the point (mypy forbids it).
+        parser.parse_known_args = parse_with_config  # type: ignore[method-assign]
         return
     group = parser.add_argument_group(f"{config_cls.__name__} fields")
     comments = field_comments(config_cls)
     for field in dataclasses.fields(config_cls):
         flag = "--" + field.name.replace("_", "-")
-        kind = {"int": int, "float": float, "str": str, "bool": _bool}[str(field.type)]
+        kinds: dict[str, Callable[[str], Any]] = {"int": int, "float": float, "str": str,
+                                                  "bool": _bool}
+        kind = kinds[str(field.type)]
         about = comments.get(field.name, "").replace("%", "%%")  # argparse formats help
         group.add_argument(flag, type=kind, default=field.default, dest=field.name,
                            help=f"{about} (default: {field.default!r})".lstrip())
@@ -198,20 +202,20 @@ def read_pairs(path: str):
     return rows
 
 
-def read_text(path: str) -> str:
+def read_text(path: str | Path) -> str:
     """The text of a file, or of a folder's `*.txt` and `*.txt.gz` files (in its subfolders
     too, in path order, each ending in a line end); a `.gz` file is decompressed. Bytes that
     are not UTF-8 are kept as unknown characters, with a warning on stderr naming the first
     one's line."""
-    path = Path(path)
-    if not path.exists():
-        raise UserError(f"text file {path} does not exist")
-    if not path.is_dir():
-        return _decode_text(path)
-    files = sorted(file for pattern in ("*.txt", "*.txt.gz") for file in path.rglob(pattern)
+    source = Path(path)
+    if not source.exists():
+        raise UserError(f"text file {source} does not exist")
+    if not source.is_dir():
+        return _decode_text(source)
+    files = sorted(file for pattern in ("*.txt", "*.txt.gz") for file in source.rglob(pattern)
                    if file.is_file())
     if not files:
-        raise UserError(f"{path} is a folder with no .txt or .txt.gz file in it")
+        raise UserError(f"{source} is a folder with no .txt or .txt.gz file in it")
     texts = [_decode_text(file) for file in files]
     return "".join(text if text.endswith("\n") or not text else text + "\n" for text in texts)
 

@@ -60,12 +60,12 @@ def cmd_export(args) -> int:
         log.info("%s written in %.1f s", out, time.perf_counter() - start)
         print(f"{out} ({out.stat().st_size} bytes)", file=sys.stderr)
         files[f"tflite-{mode}"] = out
-    if args.report and reads == "pairs":
+    if test is not None and reads == "pairs":  # test is None unless --report
         from nlpapps.export import litert_report as report
 
         print(report.format_report(report.compare_translator(
             model, files, test, beam=args.beam)))
-    elif args.report:
+    elif test is not None:
         from nlpapps.export import litert_report as report
 
         text, prompts = test

@@ -194,9 +194,9 @@ def cmd_norms(args) -> int:
         model = adding_model(cell, args.units)
         curves["untrained"][cell] = norms.gradient_norms(norms.in_float64(model, cell),
                                                          inputs, targets)
-        ks = (0, args.length // 2, args.length - 1)
-        _log(f"{cell} untrained: |dL/dh_(T-k)| at k = {', '.join(map(str, ks))}: "
-             + ", ".join(f"{curves['untrained'][cell][k]:.3g}" for k in ks))
+        probes = (0, args.length // 2, args.length - 1)
+        _log(f"{cell} untrained: |dL/dh_(T-k)| at k = {', '.join(map(str, probes))}: "
+             + ", ".join(f"{curves['untrained'][cell][k]:.3g}" for k in probes))
         if args.steps and not args.untrained_only:
             _log(f"config: {dataclasses.asdict(config)}")
             model, run = trainer.train(config, log=_log, model=model)

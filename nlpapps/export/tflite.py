@@ -117,7 +117,8 @@ def convert(model_dir: Path, quantize: str = "none",
     if quantize == "float16":
         converter.target_spec.supported_types = [tf.float16]
     if quantize == "int8":
-        texts = [to_utf8(text) for text in representative_texts]
+        # _check_quantize refused int8 without representative texts.
+        texts = [to_utf8(text) for text in representative_texts or ()]
         converter.representative_dataset = lite.representative_samples(loaded, texts, stepwise)
         # Calibration runs the graph, so its interpreter needs the tokenizer ops. The
         # converter takes them only through this attribute.
@@ -153,7 +154,10 @@ def conversion_module(kind: str):
     `representative_samples` and, if the file carries metadata, `file_metadata`; if some of
     its models cannot be converted, `check_exportable(model_dir)` raises ExportError for
     them."""
-    return resolve(app_of(kind).tflite)
+    app = app_of(kind)
+    if app.tflite is None:
+        raise ModelError(f"a {app.name} has no TFLite export")
+    return resolve(app.tflite)
 
 
 def _frozen(name: str, signature):
