@@ -38,12 +38,12 @@ class LanguageModel(keras.Model):
     side by side, and each position is keyed by the one before it (`previous_keys`): a query
     finds where a context like the current one occurred and reads the token that came next
     there, its embedding itself, which the readout tied to the embedding turns back into that
-    token (a pointer, as a neural cache's, Grave et al. 2017, learned). The query projection starts as the
-    identity, so the block starts by attending to the most similar contexts. The block's
-    output projection `W_o` starts at zero (and `g` at one),
-    so a model warm-started from one without attention starts with that model's predictions,
-    while `W_o` gets a gradient from the first step (a zero gate, as ReZero's, would leave the
-    block's weights without one until the gate has moved). Its memory,
+    token (a pointer, as a neural cache's, Grave et al. 2017, learned). The query projection
+    starts as the identity, so the block starts by attending to the most similar contexts.
+    The output projection `W_o` starts at zero and `g` at one, so a model warm-started from
+    one without attention starts with that model's predictions, while `W_o` gets a gradient
+    from the first step (a zero gate, as ReZero's, would leave the block's weights without one
+    until the gate has moved). Its memory,
     the last `attention_memory` vectors `a`, is one more entry of the states:
     carried, reset and returned as the recurrent states are.
 
