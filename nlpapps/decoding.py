@@ -290,8 +290,7 @@ def beam_search(step_fn: StepFn, first_tokens: tf.Tensor, states, beam_size: int
     positions = tf.range(max_length)[None, None, :]  # (1, 1, max_length)
     extra_shape = None if extra_shape is None else tuple(extra_shape)
 
-    # Only beam 0 is alive at first, so the k first choices differ.
-    log_probs = tf.tile(tf.concat([[0.0], tf.fill([k - 1], -1e9)], 0)[None], [batch, 1])
+    log_probs = tf.zeros([batch, k])  # every beam starts as a copy of the first
     ids = tf.zeros([batch, k, max_length], tf.int32)
     extras = tf.zeros([batch, k, max_length] + list(extra_shape or ()), tf.float32) \
         if extra_shape is not None else tf.zeros([batch, k, 0])
@@ -303,13 +302,21 @@ def beam_search(step_fn: StepFn, first_tokens: tf.Tensor, states, beam_size: int
         logits, states, extra = step_fn(tokens, states)
         vocab = tf.shape(logits)[-1]
         step_log_probs = tf.reshape(tf.nn.log_softmax(logits), [batch, k, vocab])
+        step_log_probs = forbid_early_eos(step_log_probs, t, min_length, eos_id)
         # A finished hypothesis may only add padding, at no cost.
-        pad_only = tf.one_hot(PAD_ID, vocab, on_value=0.0, off_value=-1e9)[None, None]
-        step_log_probs = tf.where(finished[..., None], pad_only,
-                                  forbid_early_eos(step_log_probs, t, min_length, eos_id))
+        is_pad = tf.equal(tf.range(vocab), PAD_ID)[None, None, :]  # (1, 1, vocab)
+        step_log_probs = tf.where(finished[..., None] & is_pad, 0.0, step_log_probs)
         candidates = log_probs[..., None] + step_log_probs  # (batch, k, vocab)
         new_lengths = lengths + tf.cast(tf.logical_not(finished), tf.int32)
         normalized = candidates / length_penalty(new_lengths, alpha)[..., None]
+        # Never chosen: a finished hypothesis's other tokens, and at the first step every beam
+        # but the first (the copies), so that the k first choices differ. They score one below
+        # the row's lowest rather than a large negative constant, which an int8 file's
+        # calibration would take for the range of the scores (rounding them all to one value).
+        barred = (finished[..., None] & tf.logical_not(is_pad)) \
+            | (tf.equal(t, 0) & (tf.range(k) > 0))[None, :, None]
+        floor = tf.reduce_min(normalized, axis=[1, 2], keepdims=True) - 1.0
+        normalized = tf.where(barred, floor, normalized)
         _, top = tf.math.top_k(tf.reshape(normalized, [batch, -1]), k=k)  # (batch, k)
         beam, token = top // vocab, top % vocab
         log_probs = tf.gather(tf.reshape(candidates, [batch, -1]), top, batch_dims=1)

@@ -459,3 +459,13 @@ def test_translate_command_runs_a_tflite_file(float_file, steps_file, sentences,
     assert err == f"warning: {steps_file} has no beam search; translating greedily\n"
     assert cli.main(["-v", "translate", "--model", str(float_file), "--nbest", "2", "x"]) == 2
     assert capsys.readouterr().err.startswith("error: a TFLite file gives one translation")
+
+
+@slow
+def test_int8_beam_search_gives_text(int8_file, sentences):
+    """The int8 file's beam search, calibrated on the same graph, writes text for ordinary
+    sentences (the loop's constants stay inside the range calibration sees)."""
+    translator = LiteRTTranslator(int8_file)
+    assert translator.has_beam
+    outputs = [translator.translate(text, beam=True) for text in sentences[:20]]
+    assert all(output.strip() for output in outputs), outputs
