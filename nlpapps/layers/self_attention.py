@@ -153,14 +153,16 @@ class CausalSelfAttention(keras.layers.Layer):
         sources = ops.concatenate([ops.stop_gradient(memory), inputs], axis=1)  # (b, M + T, d)
         source_valid = ops.concatenate([valid, real], axis=1)  # (batch, M + T)
 
-        keys, key_valid = sources, source_valid
-        if self.previous_keys:  # each position keyed by the one before it
-            keys = ops.concatenate([ops.zeros_like(sources[:, :1]), sources[:, :-1]], axis=1)
+        queries = ops.matmul(inputs, self.query_kernel) + self.query_bias  # (batch, T, d)
+        scores = ops.einsum("btd,bsd->bts", queries, sources) \
+            / ops.sqrt(ops.cast(self.units, self.compute_dtype))  # (batch, T, M + T)
+        key_valid = source_valid
+        if self.previous_keys:
+            # Each position keyed by the one before it: q_t . s_{j-1} is the score of j - 1
+            # moved one place on, so the shifted keys are never built (M + T rows of d).
+            scores = ops.concatenate([ops.zeros_like(scores[..., :1]), scores[..., :-1]], -1)
             key_valid = source_valid * ops.concatenate(
                 [ops.zeros_like(source_valid[:, :1]), source_valid[:, :-1]], axis=1)
-        queries = ops.matmul(inputs, self.query_kernel) + self.query_bias  # (batch, T, d)
-        scores = ops.einsum("btd,bsd->bts", queries, keys) \
-            / ops.sqrt(ops.cast(self.units, self.compute_dtype))  # (batch, T, M + T)
         # Window position j is visible from t when j <= t; memory slots always are.
         causal = ops.arange(time)[:, None] >= ops.arange(time)[None, :]  # (T, T)
         causal = ops.concatenate([ops.ones((time, self.memory_length), "bool"), causal], 1)
@@ -195,10 +197,10 @@ class CausalSelfAttention(keras.layers.Layer):
             sources = ops.take_along_axis(sources, order[..., None], axis=1)
             source_valid = ops.take_along_axis(source_valid, order, axis=1)
             memory, valid = sources, source_valid
-        else:
+            memory = memory * valid[..., None]  # empty slots hold zeros, not padding
+        else:  # the window is all real, and the memory's empty slots already hold zeros
             memory = sources[:, ops.shape(sources)[1] - m:]
             valid = source_valid[:, ops.shape(source_valid)[1] - m:]
-        memory = memory * valid[..., None]  # empty slots hold zeros
         return [ops.stop_gradient(memory), ops.stop_gradient(valid)]
 
     def compute_output_shape(self, inputs_shape, initial_state_shape=None):
