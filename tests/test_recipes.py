@@ -68,10 +68,11 @@ def test_dry_run_prints_the_stages_with_their_minutes(capsys):
     assert cli.main(["-v", "train", "--recipe", str(ROOT / "saved_models" / "shakespeare"),
                      "--work", "w", "--data", "d", "--dry-run"]) == 0
     out = capsys.readouterr().out
-    assert out.startswith("recipe for shakespeare: 9 stages, about 4.4 h")
+    assert out.startswith("recipe for shakespeare: 11 stages, about 5.2 h")
     assert "2. one-layer (63 min): nlpapps lm train --data d " in out
     assert "--init-from w/one-layer-decay" in out
-    assert out.rstrip().endswith("the model: w/long-windows")
+    assert "--init-from w/long-windows" in out  # the attention block starts from the LSTM
+    assert out.rstrip().endswith("the model: w/attention-continued")
 
 
 TINY_LM = ["--vocab-size", "120", "--embedding-dim", "8", "--units", "8", "--seq-len", "16",

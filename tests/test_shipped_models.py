@@ -42,8 +42,18 @@ def test_shipped_translator_keeps_empty_lines_empty(translator):
 
 
 # Bits per character of the shipped language model on the fixture's Othello excerpt (held out:
-# a test play): 1.91 when it was shipped; a model that learned nothing is above 10.
-BPC_BOUND = 2.2
+# a test play): 1.750 when it was shipped (the same LSTM without its attention block: 1.91); a
+# model that learned nothing is above 10.
+BPC_BOUND = 1.8
+
+
+def test_shipped_language_model_attends_over_a_memory():
+    from nlpapps.apps import language_model
+    from nlpapps.commands.common import DEFAULT_GENERATOR
+
+    model, _, config = language_model.load(DEFAULT_GENERATOR)
+    assert config.attention and model.attention.memory_length == 1024
+    assert model.attention.previous_keys
 
 
 def test_shipped_language_model_bits_per_character_on_a_test_play():
@@ -57,8 +67,9 @@ def test_shipped_language_model_bits_per_character_on_a_test_play():
     assert result["bits_per_character"] < BPC_BOUND
 
 
-# The same excerpt read with dynamic evaluation (`lm evaluate --adapt 0.1`): 1.73 when shipped.
-ADAPTED_BPC_BOUND = 1.8
+# The same excerpt read with dynamic evaluation (`lm evaluate --adapt 0.1`): 1.723 when shipped
+# (static 1.750); the attention block already copies much of what adaptation would learn.
+ADAPTED_BPC_BOUND = 1.77
 
 
 def test_shipped_language_model_adapts_to_a_test_play():
@@ -71,11 +82,12 @@ def test_shipped_language_model_adapts_to_a_test_play():
     static = language_model.evaluate(model, tokenizer, text)["bits_per_character"]
     adapted = language_model.evaluate(model, tokenizer, text,
                                       adaptation=Adaptation(learning_rate=0.1))
-    assert adapted["bits_per_character"] < min(ADAPTED_BPC_BOUND, 0.95 * static)
+    assert adapted["bits_per_character"] < min(ADAPTED_BPC_BOUND, static - 0.01)
 
 
-# The same excerpt read with a neural cache (`lm evaluate --cache 20000`): 1.77 when shipped.
-CACHED_BPC_BOUND = 1.83
+# The same excerpt read with a neural cache (`lm evaluate --cache 20000`): 1.745 when shipped
+# (static 1.750: on this short excerpt the cache adds little to the attention block).
+CACHED_BPC_BOUND = 1.79
 
 
 def test_shipped_language_model_points_back_with_a_cache():
@@ -87,7 +99,7 @@ def test_shipped_language_model_points_back_with_a_cache():
     text = (FIXTURES / "shakespeare" / "test.txt").read_text(encoding="utf-8")
     static = language_model.evaluate(model, tokenizer, text)["bits_per_character"]
     cached = language_model.evaluate(model, tokenizer, text, cache=Cache(size=20000))
-    assert cached["bits_per_character"] < min(CACHED_BPC_BOUND, 0.95 * static)
+    assert cached["bits_per_character"] < min(CACHED_BPC_BOUND, static - 0.002)
 
 
 def test_shipped_generator_writes_play_text():
