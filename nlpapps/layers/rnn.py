@@ -23,7 +23,7 @@ from nlpapps.layers.cell import check_dropout
 
 
 def recurrence(step, projected, initial_states, mask=None, return_sequences=False,
-               zero_output_for_mask=False):
+               zero_output_for_mask=False, output_size=None):
     """Runs `step` over time-major inputs.
 
     Args:
@@ -33,6 +33,8 @@ def recurrence(step, projected, initial_states, mask=None, return_sequences=Fals
         mask: optional `(time, batch)` bool tensor; at a masked step the states are carried over
             unchanged and the output is the previous one (or zeros, `zero_output_for_mask`).
         return_sequences: whether to collect every step's output.
+        output_size: the width of `step`'s output where it is not that of the first state (a
+            decoder's features); the first state's (h) by default.
 
     Returns:
         `(last_output, outputs, final_states)`; `outputs` is `(time, batch, units)` or None.
@@ -44,7 +46,8 @@ def recurrence(step, projected, initial_states, mask=None, return_sequences=Fals
         mask_ta = tf.TensorArray(tf.bool, size=steps, element_shape=mask.shape[1:])
         mask_ta = mask_ta.unstack(mask)
     # The output has the size of the first state (h) for every cell of nlpapps.
-    zero_output = tf.zeros_like(initial_states[0])
+    zero_output = tf.zeros_like(initial_states[0]) if output_size is None else \
+        tf.zeros([tf.shape(initial_states[0])[0], output_size], projected.dtype)
     outputs_ta = tf.TensorArray(
         projected.dtype, size=steps if return_sequences else 1,
         element_shape=zero_output.shape)

@@ -1,11 +1,11 @@
 """Attention encoder-decoder for translation, built only from nlpapps layers."""
 
 import keras
-import tensorflow as tf
 from keras import ops
 
 from nlpapps.layers import (GRU, LSTM, BahdanauAttention, Bidirectional, GRUCell, LSTMCell,
                             LuongAttention, StackedRNN)
+from nlpapps.layers.rnn import recurrence
 from nlpapps.layers.stacked import stacked_step
 from nlpapps.models.tied_output import tied_logits
 
@@ -177,9 +177,10 @@ class Seq2Seq(keras.Model):
         embedded = self.dropout_layer(self.embedding(target_ids), training=training)
         projected = self.decoder_cells[0].project_inputs(embedded)  # (batch, tgt, gates*units)
         projected = ops.transpose(projected, (1, 0, 2))  # (tgt, batch, gates*units)
-        features = _run_decoder(
+        # Teacher forcing: the one time loop of the recurrent layers, over the decoder's step.
+        _, features, _ = recurrence(
             lambda p, s: self._decoder_step(p, s, memory, training=training)[::2],
-            projected, states, 2 * self.units)
+            projected, states, return_sequences=True, output_size=2 * self.units)
         return self._logits(ops.transpose(features, (1, 0, 2)), training=training)
 
     def get_config(self):
@@ -203,19 +204,3 @@ def output_length_limit(source_ids):
     return 2 * source_length + 10
 
 
-def _run_decoder(step, projected, states, feature_size):
-    """Teacher-forced decoder loop: `(tgt, batch, p)` -> features `(tgt, batch, feature_size)`."""
-    steps = tf.shape(projected)[0]
-    inputs_ta = tf.TensorArray(projected.dtype, size=steps, element_shape=projected.shape[1:])
-    inputs_ta = inputs_ta.unstack(projected)
-    outputs_ta = tf.TensorArray(projected.dtype, size=steps,
-                                element_shape=(projected.shape[1], feature_size))
-
-    def body(t, states, outputs_ta):
-        features, new_states = step(inputs_ta.read(t), states)
-        return t + 1, list(new_states), outputs_ta.write(t, features)
-
-    _, _, outputs_ta = tf.while_loop(
-        lambda t, *_: t < steps, body, (tf.constant(0), list(states), outputs_ta),
-        maximum_iterations=steps)
-    return outputs_ta.stack()
