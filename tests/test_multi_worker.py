@@ -95,6 +95,21 @@ def weights(report) -> list[np.ndarray]:
     return [report[f"w{i}"] for i in range(sum(k.startswith("w") for k in report.files))]
 
 
+def run_to_the_end(tmp_path: Path, processes, names):
+    """Waits for every process; kills them all and fails with their logs past TIMEOUT_S."""
+    try:
+        for process in processes:
+            process.wait(timeout=TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        for process in processes:
+            process.kill()
+        logs = "\n".join(f"--- {name}\n" + (tmp_path / f"{name}.log").read_text()[-3000:]
+                         for name in names)
+        pytest.fail(f"the workers did not finish in {TIMEOUT_S} s:\n{logs}")
+    for name, process in zip(names, processes, strict=True):
+        assert process.returncode == 0, (tmp_path / f"{name}.log").read_text()[-5000:]
+
+
 @pytest.mark.slow
 def test_two_workers_train_as_one_process_over_the_same_global_batches(tmp_path):
     ports = free_ports(2)
@@ -105,18 +120,7 @@ def test_two_workers_train_as_one_process_over_the_same_global_batches(tmp_path)
                for index, name in enumerate(names)]
     # The one-process reference runs meanwhile, with the default strategy.
     reference = start_worker(tmp_path, "single", "default", None)
-    processes = [*workers, reference]
-    try:
-        for process in processes:
-            process.wait(timeout=TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        for process in processes:
-            process.kill()
-        logs = "\n".join(f"--- {name}\n" + (tmp_path / f"{name}.log").read_text()[-3000:]
-                         for name in [*names, "single"])
-        pytest.fail(f"the workers did not finish in {TIMEOUT_S} s:\n{logs}")
-    for name, process in zip([*names, "single"], processes, strict=True):
-        assert process.returncode == 0, (tmp_path / f"{name}.log").read_text()[-5000:]
+    run_to_the_end(tmp_path, [*workers, reference], [*names, "single"])
 
     chief, other, single = (np.load(tmp_path / f"{name}.npz")
                             for name in [*names, "single"])
@@ -148,21 +152,6 @@ def test_two_workers_train_as_one_process_over_the_same_global_batches(tmp_path)
     other_out = tmp_path / "worker1" / "out"
     assert not other_out.exists() or not any(other_out.iterdir())
     assert not any((tmp_path / "worker1-tmp").iterdir())
-
-
-def run_to_the_end(tmp_path: Path, processes, names):
-    """Waits for every process; kills them all and fails with their logs past TIMEOUT_S."""
-    try:
-        for process in processes:
-            process.wait(timeout=TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        for process in processes:
-            process.kill()
-        logs = "\n".join(f"--- {name}\n" + (tmp_path / f"{name}.log").read_text()[-3000:]
-                         for name in names)
-        pytest.fail(f"the workers did not finish in {TIMEOUT_S} s:\n{logs}")
-    for name, process in zip(names, processes, strict=True):
-        assert process.returncode == 0, (tmp_path / f"{name}.log").read_text()[-5000:]
 
 
 @pytest.mark.slow

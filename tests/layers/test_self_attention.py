@@ -52,32 +52,23 @@ def numpy_attention(x, memory, valid, real, Wq, bq, Wo, bo, previous_keys=False)
     return outputs, new_memory, new_valid
 
 
-def test_a_window_over_a_memory_matches_numpy():
-    layer = make_layer()
+@pytest.mark.parametrize("previous_keys", [False, True])
+def test_a_window_over_a_memory_matches_numpy(previous_keys):
+    layer = make_layer(previous_keys=previous_keys)
     x, real = make_sequences(batch=3, time=6, features=D, lengths=(6, 4, 2))
     rng = np.random.default_rng(1)
     memory = rng.normal(size=(3, M, D)).astype("float32")
     valid = np.array([[1, 1, 1, 1], [0, 0, 1, 1], [0, 0, 0, 0]], "float32")
     memory *= valid[..., None]
     out, new_memory, new_valid = layer(x, initial_state=[memory, valid], mask=real)
-    expected = numpy_attention(x, memory, valid, real, *[w.numpy() for w in layer.weights])
+    expected = numpy_attention(x, memory, valid, real, *[w.numpy() for w in layer.weights],
+                               previous_keys=previous_keys)
     np.testing.assert_allclose(out, expected[0], atol=1e-5)
     np.testing.assert_allclose(new_memory, expected[1], atol=1e-6)
     np.testing.assert_array_equal(new_valid, expected[2])
 
 
-def test_previous_keys_match_numpy_and_find_what_came_next():
-    layer = make_layer(previous_keys=True)
-    x, real = make_sequences(batch=3, time=6, features=D, lengths=(6, 4, 2))
-    rng = np.random.default_rng(1)
-    memory = rng.normal(size=(3, M, D)).astype("float32")
-    valid = np.array([[1, 1, 1, 1], [0, 0, 1, 1], [0, 0, 0, 0]], "float32")
-    memory *= valid[..., None]
-    out, new_memory, _ = layer(x, initial_state=[memory, valid], mask=real)
-    expected = numpy_attention(x, memory, valid, real, *[w.numpy() for w in layer.weights],
-                               previous_keys=True)
-    np.testing.assert_allclose(out, expected[0], atol=1e-5)
-    np.testing.assert_allclose(new_memory, expected[1], atol=1e-6)
+def test_previous_keys_read_what_followed_a_repeated_state():
     # A sharp identity query at a repeated state reads the state that followed it before.
     sharp = CausalSelfAttention(0, kernel_initializer="identity", output_initializer="identity",
                                 previous_keys=True)
