@@ -43,9 +43,8 @@ class LanguageModel(keras.Model):
     The output projection `W_o` starts at zero and `g` at one, so a model warm-started from
     one without attention starts with that model's predictions, while `W_o` gets a gradient
     from the first step (a zero gate, as ReZero's, would leave the block's weights without one
-    until the gate has moved). Its memory,
-    the last `attention_memory` vectors `a`, is one more entry of the states:
-    carried, reset and returned as the recurrent states are.
+    until the gate has moved). Its memory, the last `attention_memory` vectors `a`, is one more
+    entry of the states: carried, reset and returned as the recurrent states are.
 
     Args:
         vocab_size: size of the vocabulary.
