@@ -5,19 +5,18 @@ from __future__ import annotations
 import json
 import os
 import time
-import warnings
 from pathlib import Path
 
 import keras
 import tensorflow as tf
 from keras import ops
 
-from nlpapps import checkpoint
+from nlpapps import checkpoint, folder_weights
 from nlpapps.checkpoint import Checkpoint, CheckpointedCallback
 from nlpapps.tokenizer import PAD_ID
 
 STRATEGIES = ("default", "mirrored", "multi-worker")
-WEIGHTS_FILE = "model.weights.h5"  # the trained weights in a model folder
+WEIGHTS_FILE = folder_weights.WEIGHTS_FILE  # a training folder's weights
 
 
 def masked_cross_entropy(label_smoothing: float = 0.0):
@@ -237,27 +236,13 @@ def weights_bytes(model: keras.Model) -> bytes:
 
 
 def warm_start(model: keras.Model, folder: Path, grow: bool = False) -> None:
-    """Sets the weights of the built `model` from the `model.weights.h5` of the trained or
-    exported model folder `folder`; ModelError if it has none or holds another architecture.
+    """Sets the weights of the built `model` from the trained or exported model folder
+    `folder` (its `model.weights.h5` or its SavedModel's variables); ModelError if it has
+    neither or holds another architecture.
 
     With `grow`, `model` may have layers that the folder's model lacks (a deeper stack): those
     keep their fresh initialization and every other weight is loaded."""
-    from nlpapps.apps.model_folder_reader import ModelError
-
-    path = Path(folder) / WEIGHTS_FILE
-    if not path.exists():
-        raise ModelError(f"{folder} has no {WEIGHTS_FILE} to start from; pick a training "
-                         "folder or a folder exported with its weights")
-    try:
-        if grow:
-            with warnings.catch_warnings():
-                warnings.filterwarnings("ignore", message=".*could not be loaded")
-                model.load_weights(path, skip_mismatch=True)
-        else:
-            model.load_weights(path)
-    except ValueError as error:
-        raise ModelError(f"{folder} holds another architecture than this run's: "
-                         f"{str(error).strip().splitlines()[0]}") from None
+    folder_weights.load_weights(model, Path(folder), grow)
 
 
 def progress_verbosity() -> int:

@@ -8,7 +8,7 @@ import keras
 import numpy as np
 import pytest
 
-from nlpapps import averaging, cli, training
+from nlpapps import averaging, cli, folder_weights, training
 from nlpapps.apps import language_model as lm
 from nlpapps.apps import translate, translator
 from nlpapps.apps.model_folder_reader import ModelError
@@ -19,7 +19,11 @@ TINY_LM = dict(vocab_size=200, embedding_dim=16, units=32, layers=1, dropout=0.0
 
 
 def weights_of(model, path) -> list[np.ndarray]:
-    model.load_weights(path)
+    """The weights of a weights file, or of a model folder (its SavedModel's variables)."""
+    if Path(path).is_dir():
+        folder_weights.load_weights(model, path)
+    else:
+        model.load_weights(path)
     return [v.numpy().copy() for v in model.weights]
 
 
@@ -57,7 +61,7 @@ def test_averaged_translator_holds_the_mean_of_the_last_epochs(trained_translato
     probe = translator.Translator.create(make_config(), result.tokenizer).model
     expected = [np.mean(values, axis=0)
                 for values in zip(*(weights_of(probe, p) for p in used))]
-    averaged = weights_of(probe, folder / training.WEIGHTS_FILE)
+    averaged = weights_of(probe, folder)
     for a, e in zip(averaged, expected):
         np.testing.assert_allclose(a, e, rtol=1e-6, atol=1e-7)
     assert not np.allclose(averaged[0], weights_of(probe, used[-1])[0])
@@ -71,7 +75,7 @@ def test_averaging_one_epoch_gives_that_epoch(trained_lm, tmp_path):
     folder = tmp_path / "last"
     used = averaging.average_run(out_dir, folder, last=1)
     probe = lm.create_model(lm.LanguageModelConfig(**TINY_LM), tokenizer.vocab_size)
-    for a, b in zip(weights_of(probe, folder / training.WEIGHTS_FILE), weights_of(probe, used[0])):
+    for a, b in zip(weights_of(probe, folder), weights_of(probe, used[0])):
         np.testing.assert_allclose(a, b, rtol=1e-6)
     assert lm.load(folder)[2] == lm.LanguageModelConfig(**TINY_LM)
 

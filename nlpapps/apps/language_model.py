@@ -23,7 +23,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from nlpapps import training
+from nlpapps import folder_weights, training
 from nlpapps.apps.config import CONFIG_FILE, AppConfig  # noqa: F401  (the folder layout)
 from nlpapps.apps.dynamic_evaluation import Adaptation, adapting_window_nll, restored_weights
 from nlpapps.apps.language_model_data import dev_dataset, stream_dataset, window_dataset
@@ -411,18 +411,21 @@ def _line_log_probs(model: LanguageModel):
 
 
 def load(folder: Path) -> tuple[LanguageModel, Tokenizer, LanguageModelConfig]:
-    """The model, tokenizer and config of a trained folder; ModelError if it is not one."""
+    """The model, tokenizer and config of a trained folder (its weights from the weights file
+    of a training folder, else from the SavedModel's variables); ModelError if it is not one."""
     folder = Path(folder)
     data = expect_kind(folder, KIND)
-    for name in (TOKENIZER_FILE, WEIGHTS_FILE):
-        if not (folder / name).exists():
-            raise ModelError(f"{folder} has no {name}; train the model to the end "
-                             "(nlpapps lm train) or pick another folder")
+    if not (folder / TOKENIZER_FILE).exists() or not folder_weights.has_weights(folder):
+        missing = TOKENIZER_FILE if not (folder / TOKENIZER_FILE).exists() else "weights"
+        raise ModelError(f"{folder} has no {missing}; train the model to the end "
+                         "(nlpapps lm train) or pick another folder")
     try:
         config = LanguageModelConfig.from_dict(data)
         tokenizer = Tokenizer.load(folder / TOKENIZER_FILE)
         model = create_model(config, tokenizer.vocab_size)
-        model.load_weights(folder / WEIGHTS_FILE)
+        folder_weights.load_weights(model, folder)
+    except ModelError:
+        raise
     except Exception as error:  # noqa: BLE001  (h5py, protobuf and Keras raise many kinds)
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else \
             type(error).__name__

@@ -356,41 +356,9 @@ def starting_folder(folder: str | Path) -> Path:
 def warm_start(model: keras.Model, folder: Path) -> None:
     """Sets the weights of `model` from the model folder `folder`: its `model.weights.h5` (a
     training folder) or the variables of its SavedModel (a shipped folder, which holds each
-    weight once). The SavedModel's variables of a layer are matched to the layer's weights by
-    shape, in order; ModelError if they differ."""
-    folder = starting_folder(folder)
-    if (folder / WEIGHTS_FILE).exists():
-        training.warm_start(model, folder)
-        return
-    import tensorflow as tf
-
-    try:
-        reader = tf.train.load_checkpoint(str(folder / "variables" / "variables"))
-    except (tf.errors.OpError, ValueError):
-        raise ModelError(f"{folder} has neither {WEIGHTS_FILE} nor readable SavedModel "
-                         "variables to start from") from None
-    saved: dict[int, list[str]] = {}
-    for key in reader.get_variable_to_shape_map():  # model/_operations/<i>/<name>[/<j>]/...
-        parts = key.split("/")
-        if len(parts) > 3 and parts[:2] == ["model", "_operations"]:
-            saved.setdefault(int(parts[2]), []).append(key)
-
-    def order(key):  # a variable list's entries by their index
-        return [int(p) if p.isdigit() else p for p in key.split("/")]
-
-    for index, layer in enumerate(model.operations):
-        keys = sorted(saved.pop(index, []), key=order)
-        for weight in layer.weights:
-            match = next((k for k in keys
-                          if tuple(reader.get_tensor(k).shape) == tuple(weight.shape)), None)
-            if match is None:
-                raise ModelError(f"{folder} holds another architecture than this run's: "
-                                 f"nothing for {weight.path} {tuple(weight.shape)}")
-            keys.remove(match)
-            weight.assign(reader.get_tensor(match))
-    if saved:
-        raise ModelError(f"{folder} holds another architecture than this run's: it has "
-                         "layers this model lacks")
+    weight once), each matched to the model's weight at its own attribute path; ModelError if
+    they hold another architecture."""
+    training.warm_start(model, starting_folder(folder))
 
 
 def train(config: QAConfig, tasks: dict[int, list[Question]], out_dir: Path

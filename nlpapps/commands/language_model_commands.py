@@ -55,18 +55,22 @@ def cmd_lm_train(args) -> int:
 
 def export_language_model(model, tokenizer, config, out: Path, export: Path | None) -> None:
     """Writes the language model's SavedModel into its training folder `out`, and a folder
-    with only what running it needs (SavedModel, config, tokenizer, weights) at `export`."""
+    with only what running it needs (SavedModel, config, tokenizer, dev metrics) at `export`:
+    its SavedModel's variables hold each weight once. Both SavedModels hold the weights of a
+    copy of `model` that was never compiled, so no optimizer state is saved beside them."""
+    from nlpapps.apps.language_model import create_model
     from nlpapps.export.saved_model_writer import write_savedmodel, write_savedmodel_into
     from nlpapps.serving.language_model_module import LanguageModelModule
 
-    module = LanguageModelModule(model, tokenizer, config.seq_len)
+    clean = create_model(config, tokenizer.vocab_size)
+    clean.set_weights(model.get_weights())
+    module = LanguageModelModule(clean, tokenizer, config.seq_len)
     files = {"config.json": (out / "config.json").read_bytes(),
              "tokenizer.model": tokenizer.to_bytes()}
     write_savedmodel_into(module, out, files)
     if export:
-        for name in ("model.weights.h5", "metrics.json"):
-            if (out / name).exists():
-                files[name] = (out / name).read_bytes()
+        if (out / "metrics.json").exists():
+            files["metrics.json"] = (out / "metrics.json").read_bytes()
         write_savedmodel(module, export, files)
 
 

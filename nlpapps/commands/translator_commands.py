@@ -142,11 +142,15 @@ def cmd_translate_train(args) -> int:
 
 def export_translator(result, out: Path) -> None:
     """Writes the trained translator's SavedModel, config and tokenizer at `out`'s root,
-    beside the run's checkpoints, epoch weights and logs."""
+    beside the run's checkpoints, epoch weights and logs. The SavedModel holds the weights of
+    a copy of the model that was never compiled, so no optimizer state is saved beside them."""
+    from nlpapps.apps.translator import Translator
     from nlpapps.export.saved_model_writer import write_savedmodel_into
     from nlpapps.serving.translator_module import TranslatorModule
 
-    write_savedmodel_into(TranslatorModule(result.model, result.tokenizer), out, {
+    clean = Translator.create(result.config, result.tokenizer).model
+    clean.set_weights(result.model.get_weights())
+    write_savedmodel_into(TranslatorModule(clean, result.tokenizer), out, {
         "config.json": (out / "config.json").read_bytes(),
         "tokenizer.model": result.tokenizer.to_bytes(),
     })

@@ -12,19 +12,17 @@ from nlpapps.serving.language_model_module import LanguageModelModule
 
 def export_language_model_folder(train_dir: Path, out_dir: Path) -> None:
     """Writes a language-model folder (the SavedModel with every signature of
-    `LanguageModelModule`, config.json, tokenizer.model, model.weights.h5 and the dev metrics)
-    at `out_dir` from a training or exported folder that has the Keras weights. Raises
+    `LanguageModelModule`, config.json, tokenizer.model and the dev metrics; the SavedModel's
+    variables hold each weight once) at `out_dir` from a training or exported folder. Raises
     ModelError for a folder that is not a trained language model, and refuses to replace a
     folder that is not a model folder."""
-    from nlpapps import training
     from nlpapps.apps import language_model
 
     train_dir, out_dir = Path(train_dir), Path(out_dir)
     model, tokenizer, config = language_model.load(train_dir)
     check_output_folder(train_dir, out_dir)
     files = {"config.json": (train_dir / "config.json").read_bytes(),
-             "tokenizer.model": tokenizer.to_bytes(),
-             language_model.WEIGHTS_FILE: training.weights_bytes(model)}
+             "tokenizer.model": tokenizer.to_bytes()}
     metrics = train_dir / language_model.METRICS_FILE
     if metrics.exists():
         files[metrics.name] = metrics.read_bytes()

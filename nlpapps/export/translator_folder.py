@@ -14,33 +14,27 @@ from nlpapps.tokenizer import Tokenizer
 
 def export_translator_folder(train_dir: Path, out_dir: Path) -> None:
     """Writes a translator folder (the SavedModel with every signature of `TranslatorModule`,
-    config.json, tokenizer.model, model.weights.h5) at `out_dir` from the Keras weights of a
-    training or exported folder (`nlpapps translate-train --out`), e.g. to give an older
-    export the TFLite signatures. Raises ModelError for a folder that is not a trained
-    translator, and refuses to replace a folder that is not a model folder."""
-    from nlpapps import training
+    config.json and tokenizer.model; the SavedModel's variables hold each weight once) at
+    `out_dir` from the Keras weights of a training folder (`nlpapps translate-train --out`) or
+    an exported one, e.g. to give an older export the TFLite signatures. Raises ModelError for
+    a folder that is not a trained translator, and refuses to replace a folder that is not a
+    model folder."""
+    from nlpapps import folder_weights
     from nlpapps.apps.model_folder_reader import expect_kind
-    from nlpapps.apps.translator import (CONFIG_FILE, KIND, TOKENIZER_FILE, WEIGHTS_FILE,
-                                         Translator, TranslatorConfig)
+    from nlpapps.apps.translator import (CONFIG_FILE, KIND, TOKENIZER_FILE, Translator,
+                                         TranslatorConfig)
 
     train_dir, out_dir = Path(train_dir), Path(out_dir)
     expect_kind(train_dir, KIND)
-    weights = train_dir / WEIGHTS_FILE
-    if not weights.is_file():
-        raise ModelError(f"{train_dir} has no {WEIGHTS_FILE} to export from (an exported folder "
-                         "of an older version holds only its SavedModel); pass the training "
-                         "folder")
+    if not folder_weights.has_weights(train_dir):
+        raise ModelError(f"{train_dir} has no weights to export from (neither "
+                         f"{folder_weights.WEIGHTS_FILE} nor a SavedModel's variables); pass "
+                         "the training folder")
     check_output_folder(train_dir, out_dir)
     tokenizer = Tokenizer.load(train_dir / TOKENIZER_FILE)
     translator = Translator.create(TranslatorConfig.load(train_dir), tokenizer)
-    try:
-        translator.model.load_weights(weights)
-    except (ValueError, OSError) as error:
-        first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
-        raise ModelError(f"{weights} could not be loaded, it may be corrupt: {first_line}") \
-            from None
+    folder_weights.load_weights(translator.model, train_dir)
     write_savedmodel(TranslatorModule(translator.model, tokenizer), out_dir, {
         CONFIG_FILE: (train_dir / CONFIG_FILE).read_bytes(),
         TOKENIZER_FILE: tokenizer.to_bytes(),
-        WEIGHTS_FILE: training.weights_bytes(translator.model),  # for `--init-from`
     })

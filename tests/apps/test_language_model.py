@@ -203,8 +203,10 @@ def test_lm_commands_train_evaluate_and_score(tmp_path, capsys, monkeypatch):
     assert main(["-v", "lm", "train", "--data", str(SHAKESPEARE), "--out", str(out),
                  "--export", str(tmp_path / "export"), *flags]) == 0
     for folder in (out, tmp_path / "export"):
-        for name in ("saved_model.pb", "config.json", "tokenizer.model", "model.weights.h5"):
+        for name in ("saved_model.pb", "config.json", "tokenizer.model"):
             assert (folder / name).exists(), (folder, name)
+    assert (out / "model.weights.h5").exists()  # the training folder's, beside its checkpoint
+    assert not (tmp_path / "export" / "model.weights.h5").exists()  # each weight once
     assert (out / "checkpoint").is_dir() and (out / "logs").is_dir()
     capsys.readouterr()
 

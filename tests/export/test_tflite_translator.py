@@ -3,6 +3,7 @@ tiny translator against its SavedModel, the op audit, quantization, bad inputs, 
 signatures and the `export` command."""
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -425,16 +426,22 @@ def test_export_command_rebuilds_the_savedmodel_from_weights(trained_translator,
     for text in ["We all make mistakes.", "Where is the station?"]:
         output = loaded.signatures["translate_one"](inputs=tf.constant([text]))["outputs"]
         assert output.numpy()[0].decode() == saved_greedy(text)
-    # The folder alone converts (config and tokenizer came along) and trains on (its weights
-    # without the optimizer's state came along).
+    # The folder holds each weight once, in the SavedModel's variables, and alone converts and
+    # exports again from them (config and tokenizer came along).
     assert {p.name for p in out.iterdir()} >= {"saved_model.pb", "variables", "config.json",
-                                               "tokenizer.model", "model.weights.h5"}
-    assert (out / "model.weights.h5").stat().st_size < \
-        (train_dir / "model.weights.h5").stat().st_size
-    (out / "model.weights.h5").unlink()
+                                               "tokenizer.model"}
+    assert not (out / "model.weights.h5").exists()
+    again = tmp_path / "again"
+    code, _, _ = run_cli(monkeypatch, capsys, "export", "--format", "savedmodel",
+                         "--model", str(out), "--output", str(again))
+    assert code == 0
+    output = tf.saved_model.load(str(again)).signatures["translate_one"](
+        inputs=tf.constant(["We all make mistakes."]))["outputs"]
+    assert output.numpy()[0].decode() == saved_greedy("We all make mistakes.")
+    shutil.rmtree(out / "variables")
     code, _, err = run_cli(monkeypatch, capsys, "export", "--format", "savedmodel",
-                           "--model", str(out))
-    assert code == 2 and "has no model.weights.h5" in err[0]
+                           "--model", str(out), "--output", str(tmp_path / "none"))
+    assert code == 2 and "has no weights" in err[0]
 
 
 @slow
