@@ -209,6 +209,29 @@ def load_or_train_tokenizer(path: Path, train):
     return tokenizer
 
 
+def start_run(config, out_dir: Path, train_tokenizer, tokenizer_file: str = "tokenizer.model"):
+    """What every app's `train` does first, in this order: makes the distribution strategy
+    (a multi-worker one must exist before TensorFlow's first op), creates `out_dir`, refuses
+    a run of another app or architecture there (`config.check_resumable`), seeds Keras, saves
+    the config, and loads the run's tokenizer: the resumed run's, else `config.init_from`'s,
+    else `train_tokenizer()`'s, saved in the run.
+
+    Returns `(strategy, folder, tokenizer)`; `folder` is where this process writes (`out_dir`,
+    or a temporary folder on a worker other than the chief, `output_folder`)."""
+    out_dir = Path(out_dir)
+    strategy = get_strategy(config.strategy)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    config.check_resumable(out_dir)
+    folder = output_folder(out_dir)
+    keras.utils.set_random_seed(config.seed)
+    config.save(folder)
+    tokenizer_path = out_dir / tokenizer_file
+    if folder != out_dir and not resumed_epoch(out_dir):
+        tokenizer_path = folder / tokenizer_file  # trained as the chief trains its own
+    copy_tokenizer(config.init_from, tokenizer_path)
+    return strategy, folder, load_or_train_tokenizer(tokenizer_path, train_tokenizer)
+
+
 def copy_tokenizer(init_from: str, path: Path) -> None:
     """A run that starts from a trained model (`init_from`) keeps that model's tokenizer."""
     if init_from and not Path(path).exists():

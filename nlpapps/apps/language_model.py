@@ -210,19 +210,9 @@ def train(config: LanguageModelConfig, train_text: str, dev_text: str, out_dir: 
     """Trains (or resumes training) in `out_dir`; returns the model of the lowest dev loss
     and its tokenizer, saved there with the config and the dev metrics."""
     out_dir = Path(out_dir)
-    # A multi-worker strategy must exist before TensorFlow's first op.
-    strategy = training.get_strategy(config.strategy)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    config.check_resumable(out_dir)
-    folder = training.output_folder(out_dir)  # out_dir, but a temporary one on non-chiefs
-    keras.utils.set_random_seed(config.seed)
-    config.save(folder)
-    tokenizer_path = out_dir / TOKENIZER_FILE
-    if folder != out_dir and not training.resumed_epoch(out_dir):
-        tokenizer_path = folder / TOKENIZER_FILE  # trained as the chief trains its own
-    training.copy_tokenizer(config.init_from, tokenizer_path)
-    tokenizer = training.load_or_train_tokenizer(tokenizer_path, lambda: Tokenizer.train(
-        [train_text], config.vocab_size, model_type=config.model_type, keep_newlines=True))
+    strategy, folder, tokenizer = training.start_run(config, out_dir, lambda: Tokenizer.train(
+        [train_text], config.vocab_size, model_type=config.model_type, keep_newlines=True),
+        TOKENIZER_FILE)
     train_ids = np.asarray(line_start_ids(tokenizer, train_text), np.int32)
     dev_ids = np.asarray(line_start_ids(tokenizer, dev_text), np.int32)
 

@@ -32,6 +32,9 @@ class TranslatorConfig(AppConfig):
     """Everything that defines a translator and its training; saved as config.json."""
 
     kind: ClassVar[str] = KIND
+    architecture: ClassVar[tuple[str, ...]] = (
+        "vocab_size", "embedding_dim", "units", "encoder_layers", "decoder_layers", "cell",
+        "attention", "attention_units")
 
     vocab_size: int = 8000  # joint SentencePiece vocabulary of both languages
     embedding_dim: int = 256  # embedding and readout width (the output layer is tied)
@@ -161,18 +164,9 @@ def train(config: TranslatorConfig, train_pairs: list[tuple[str, str, str]],
           dev_pairs: list[tuple[str, str]], out_dir: Path) -> Translator:
     """Trains (or resumes training) in `out_dir`; returns the best translator found."""
     out_dir = Path(out_dir)
-    # A multi-worker strategy must exist before TensorFlow's first op.
-    strategy = training.get_strategy(config.strategy)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    folder = training.output_folder(out_dir)  # out_dir, but a temporary one on non-chiefs
-    keras.utils.set_random_seed(config.seed)
-    config.save(folder)
-    tokenizer_path = out_dir / TOKENIZER_FILE
-    if folder != out_dir and not training.resumed_epoch(out_dir):
-        tokenizer_path = folder / TOKENIZER_FILE  # trained as the chief trains its own
-    training.copy_tokenizer(config.init_from, tokenizer_path)
-    tokenizer = training.load_or_train_tokenizer(tokenizer_path, lambda: Tokenizer.train(
-        [text for s, t, _ in train_pairs for text in (s, t)], config.vocab_size))
+    strategy, folder, tokenizer = training.start_run(config, out_dir, lambda: Tokenizer.train(
+        [text for s, t, _ in train_pairs for text in (s, t)], config.vocab_size),
+        TOKENIZER_FILE)
     pairs = oversampled(train_pairs, config.oversample)
     dev = random.Random(config.seed).sample(dev_pairs, min(config.dev_sentences, len(dev_pairs)))
 

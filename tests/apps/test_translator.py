@@ -80,6 +80,15 @@ def test_training_resumes_from_the_last_epoch(trained_translator, en_de_split, m
     assert TranslatorConfig.load(resumed_dir).epochs == 6
     assert Tokenizer.load(resumed_dir / translator.TOKENIZER_FILE).to_bytes() == \
         first.tokenizer.to_bytes()
+    # A run of another architecture, or of another app, is refused before anything is written.
+    config_bytes = (resumed_dir / "config.json").read_bytes()
+    with pytest.raises(ValueError, match="units 32 -> 48"):
+        translator.train(make_config(units=48, epochs=7), train, dev, resumed_dir)
+    (tmp_path / "lm").mkdir()
+    (tmp_path / "lm" / "config.json").write_text('{"kind": "language_model", "config": {}}')
+    with pytest.raises(ValueError, match="holds a language model, not a translator"):
+        translator.train(make_config(), train, dev, tmp_path / "lm")
+    assert (resumed_dir / "config.json").read_bytes() == config_bytes
 
 
 def test_nbest_scores_are_sorted(saved_translator):
