@@ -32,8 +32,9 @@ def translation_dataset(pairs: Sequence[tuple[str, str]], tokenizer: Tokenizer,
     length so that a batch holds sentences of similar length.
 
     `target_input` is bos + text, `target_output` is text + eos; `batch_size` counts pairs.
-    The order depends only on `seed`: `skip_batches=n` starts at the batch that an
-    uninterrupted run's step n reads, so a resumed run sees the data it would have seen.
+    The order depends only on `seed`, the same for every iterator over the dataset:
+    `skip_batches=n` starts at the batch that an uninterrupted run's step n reads, so a resumed
+    run sees the data it would have seen.
     With `subword_alpha` > 0 every pass over the pairs draws new segmentations of them
     (subword regularization), seeded by `seed` and the pass (a resumed run counts its passes
     from its own start).
@@ -56,19 +57,26 @@ def translation_dataset(pairs: Sequence[tuple[str, str]], tokenizer: Tokenizer,
         def generate():
             return zip(sources, targets)
 
-    dataset = tf.data.Dataset.from_generator(generate, output_signature=(spec, spec))
-    if shuffle:
-        dataset = dataset.shuffle(len(pairs), seed=seed, reshuffle_each_iteration=True)
-    if repeat:
-        dataset = dataset.repeat()
-    dataset = dataset.bucket_by_sequence_length(
-        lambda source, target: tf.maximum(tf.shape(source)[0], tf.shape(target)[0]),
-        bucket_boundaries=[b for b in BUCKET_BOUNDARIES if b < max_length + 2],
-        bucket_batch_sizes=[batch_size] * (1 + sum(b < max_length + 2 for b in BUCKET_BOUNDARIES)),
-        pad_to_bucket_boundary=False,
-    )
-    if skip_batches:
-        dataset = dataset.skip(skip_batches)
+    def batches(_):
+        dataset = tf.data.Dataset.from_generator(generate, output_signature=(spec, spec))
+        if shuffle:
+            dataset = dataset.shuffle(len(pairs), seed=seed, reshuffle_each_iteration=True)
+        if repeat:
+            dataset = dataset.repeat()
+        dataset = dataset.bucket_by_sequence_length(
+            lambda source, target: tf.maximum(tf.shape(source)[0], tf.shape(target)[0]),
+            bucket_boundaries=[b for b in BUCKET_BOUNDARIES if b < max_length + 2],
+            bucket_batch_sizes=[batch_size] * (1 + sum(b < max_length + 2
+                                                       for b in BUCKET_BOUNDARIES)),
+            pad_to_bucket_boundary=False,
+        )
+        return dataset.skip(skip_batches) if skip_batches else dataset
+
+    # Built anew for every iterator (a one-element flat_map), so that each iterator starts from
+    # the seed: a shuffle built once gives each new iterator a new order, and Keras's `fit`
+    # under a distribution strategy opens one iterator to build the model before the one it
+    # trains from (the workers then read other batches than one process).
+    dataset = tf.data.Dataset.range(1).flat_map(batches)
     return dataset.map(_split_target, num_parallel_calls=tf.data.AUTOTUNE).prefetch(2)
 
 
