@@ -23,6 +23,10 @@ def masked_cross_entropy(label_smoothing: float = 0.0):
     """Token cross-entropy over non-pad targets, with optional label smoothing.
 
     `loss = mean over real tokens of (1 - eps) * -log p(y) + eps * mean_v(-log p(v))`.
+
+    Under a strategy of several replicas the mean is over the real tokens of the global batch:
+    each replica divides its sum by the count of all replicas' tokens (an all-reduce), so that
+    the summed gradients are those of one process's mean, however the padding falls.
     """
 
     def loss(y_true, logits):
@@ -32,10 +36,15 @@ def masked_cross_entropy(label_smoothing: float = 0.0):
         if label_smoothing:
             nll = (1.0 - label_smoothing) * nll - label_smoothing * ops.mean(log_probs, axis=-1)
         mask = ops.cast(ops.not_equal(y_true, PAD_ID), "float32")
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        replica = tf.distribute.get_replica_context()
+        if replicas > 1 and replica is not None:
+            # Keras sums the replicas' gradients and leaves a scalar loss as it is (it divides
+            # only a loss averaged over the batch by the replicas in sync).
+            count = replica.all_reduce("sum", ops.sum(mask))
+            return ops.sum(nll * mask) / ops.maximum(count, 1.0)
         mean = ops.sum(nll * mask) / ops.maximum(ops.sum(mask), 1.0)
-        # Keras divides a loss averaged over the batch by the replicas in sync, whose
-        # gradients are summed, but leaves a scalar loss as it is: this one divides itself.
-        return mean / tf.distribute.get_strategy().num_replicas_in_sync
+        return mean / replicas
 
     loss.__name__ = "masked_cross_entropy"
     return loss
