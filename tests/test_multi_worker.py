@@ -1,7 +1,8 @@
 """Multi-worker training (`--strategy multi-worker`): two worker processes on localhost, each
-with its own TF_CONFIG, train a tiny language model. Both must exit, hold the same weights, and
-match one process trained over the same global batches; each must have read its own half of
-every global batch; only the chief may write its output folder."""
+with its own TF_CONFIG, train a tiny language model, then a tiny translator. Both must exit, hold
+the same weights, and match one process trained over the same global batches; each language
+model worker must have read its own half of every global batch; only the chief may write its
+output folder."""
 
 import json
 import os
@@ -156,10 +157,12 @@ def test_two_workers_train_as_one_process_over_the_same_global_batches(tmp_path)
 
 @pytest.mark.slow
 def test_two_translator_workers_train_in_step(tmp_path):
-    """Both translator workers exit, end with the very same weights, and only the chief writes
-    its folder. (Unlike the language model's, these weights are not yet those of one process
-    over the same global batches: after 6 steps they differ by up to 0.1, a gap whose cause,
-    in the bucketed, padded batches' split or the per-replica loss, is still open.)"""
+    """Both translator workers exit, end with the very same weights, which are those of one
+    process over the same global batches, and only the chief writes its folder. The translator's
+    batches are shuffled and padded: every iterator over them must start from the seed's order
+    (Keras's `fit` under a strategy opens one to build the model before the one it trains
+    from), and each replica's loss must be the mean over the global batch's real tokens, not
+    its own."""
     ports = free_ports(2)
     cluster = {"worker": [f"localhost:{port}" for port in ports]}
     names = ["worker0", "worker1"]
@@ -167,13 +170,17 @@ def test_two_translator_workers_train_in_step(tmp_path):
                               {"cluster": cluster, "task": {"type": "worker", "index": index}},
                               TRANSLATOR_WORKER)
                  for index, name in enumerate(names)]
-    run_to_the_end(tmp_path, processes, names)
+    # The one-process reference runs meanwhile, with the default strategy.
+    reference = start_worker(tmp_path, "single", "default", None, TRANSLATOR_WORKER)
+    run_to_the_end(tmp_path, [*processes, reference], [*names, "single"])
 
-    chief, other = (np.load(tmp_path / f"{name}.npz") for name in names)
+    chief, other, single = (np.load(tmp_path / f"{name}.npz") for name in [*names, "single"])
     assert bool(chief["chief"]) and not bool(other["chief"])
-    for a, b in zip(weights(chief), weights(other), strict=True):
+    for a, b, c in zip(weights(chief), weights(other), weights(single), strict=True):
         np.testing.assert_array_equal(a, b)
+        np.testing.assert_allclose(a, c, rtol=1e-4, atol=1e-6)
     np.testing.assert_array_equal(chief["loss"], other["loss"])
+    np.testing.assert_allclose(chief["loss"], single["loss"], rtol=1e-5)
     assert chief["loss"][-1] < chief["loss"][0]
     assert (tmp_path / "worker0" / "out" / "model.weights.h5").is_file()
     other_out = tmp_path / "worker1" / "out"
