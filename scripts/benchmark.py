@@ -3,6 +3,7 @@
     python scripts/benchmark.py layers [--rounds 5] [--steps 10]
     python scripts/benchmark.py generate [--rounds 5] [--tokens 100] [--model DIR ... [--litert]]
     python scripts/benchmark.py generate-command [--rounds 5] [--tokens 500] [--model DIR]
+    python scripts/benchmark.py translate [--batch 64] [--beam 5] [--rounds 5] [--model DIR]
     python scripts/benchmark.py startup [--rounds 3]
 
 `layers`: training tokens/s (forward + backward + Adam update) of nlpapps's LSTM and GRU against
@@ -31,6 +32,14 @@ string) against the TensorFlow text-generation tutorial's loop on the same model
 ratio. The tutorial's loop is given token ids rather than strings at each step, which only
 makes it faster.
 
+`translate`: sentences/s of the translator in `--model` at `--batch` sentences per call, greedy
+and beam search, against the same network built from Keras's built-in layers (the TensorFlow
+NMT tutorial's encoder-decoder: `Bidirectional(GRU)`, `AdditiveAttention`, `GRUCell`, `Dense`)
+holding the same weights and decoded the tutorial's way, one compiled step per Python call;
+measured alternately, median ratio. Its greedy translations are compared with ours (the same
+weights, so the same words up to float rounding); its beam runs as many steps as our search
+took, without the bookkeeping of finished hypotheses, which only makes it faster.
+
 `startup`: seconds from starting `nlpapps translate "Hello."` and `nlpapps generate ROMEO:` to
 their first byte of output, with `--runtime auto` (the LiteRT file) and `--runtime tf`,
 alternately, and what part of that is importing Python packages alone.
@@ -46,6 +55,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+import numpy as np
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -277,6 +288,180 @@ def benchmark_generate_command(model_dir: Path, rounds: int, tokens: int) -> Non
     print(f"ratio (median of rounds): {ratio:.2f}x", flush=True)
 
 
+def keras_builtin_translator(model):
+    """The TensorFlow NMT tutorial's encoder-decoder built from Keras's built-in layers
+    (`Embedding`, `Bidirectional(GRU)`, `Dense`, `AdditiveAttention`, `GRUCell`) in the
+    shape of our translator `model` (one bidirectional GRU layer, one GRU decoder cell,
+    Bahdanau attention from the previous state, the output tied to the embedding), holding
+    `model`'s weights: `(encode, step)` compiled functions, the tutorial's way of decoding one
+    token per Python call."""
+    import keras
+    import tensorflow as tf
+
+    if (model.cell, model.encoder_layers, model.decoder_layers, model.attention_type) != \
+            ("gru", 1, 1, "bahdanau"):
+        raise SystemExit("the built-in counterpart is written for one GRU layer on each side "
+                         "with Bahdanau attention (the shipped translator)")
+    units, vocab = model.units, model.vocab_size
+    embedding = keras.layers.Embedding(vocab, model.embedding_dim)
+    encoder = keras.layers.Bidirectional(keras.layers.GRU(units // 2, return_sequences=True))
+    bridge = keras.layers.Dense(units, activation="tanh")
+    query = keras.layers.Dense(model.attention.units, use_bias=False)
+    key = keras.layers.Dense(model.attention.units, use_bias=False)
+    attention = keras.layers.AdditiveAttention(use_scale=True)
+    cell = keras.layers.GRUCell(units)
+    readout = keras.layers.Dense(model.embedding_dim, activation="tanh")
+    source = tf.zeros([1, 3], tf.int32)
+    embedding(source)
+    encoder(tf.zeros([1, 3, model.embedding_dim]))
+    bridge.build((None, units))
+    query.build((None, units))
+    key.build((None, None, units))
+    attention([tf.zeros([1, 1, model.attention.units]), tf.zeros([1, 3, units]),
+               tf.zeros([1, 3, model.attention.units])])
+    cell.build((None, model.embedding_dim + units))
+    readout.build((None, 2 * units))
+    encoder_layer = model.encoder.layers[0]
+    forward, backward = encoder_layer.forward_layer, encoder_layer.backward_layer
+    decoder = model.decoder_cells[0]
+    embedding.set_weights([model.embedding.embeddings.numpy()])
+    encoder.set_weights([w.numpy() for layer in (forward, backward) for w in layer.weights])
+    bridge.set_weights(model.bridge.get_weights())
+    query.set_weights([model.attention.query_kernel.numpy()])
+    key.set_weights([model.attention.key_kernel.numpy()])
+    attention.set_weights([model.attention.score_kernel.numpy()])
+    cell.set_weights([np.concatenate([decoder.kernel.numpy(),
+                                      model.context_projection.kernel.numpy()]),
+                      decoder.recurrent_kernel.numpy(), decoder.bias.numpy()])
+    readout.set_weights(model.readout.get_weights())
+    output_kernel = tf.transpose(embedding.embeddings)
+    output_bias = model.output_bias
+
+    @tf.function(reduce_retracing=True)
+    def encode(source_ids):
+        mask = tf.not_equal(source_ids, 0)
+        values = encoder(embedding(source_ids), mask=mask)
+        weights = tf.cast(mask, values.dtype)[..., None]
+        mean = tf.reduce_sum(values * weights, 1) / tf.maximum(tf.reduce_sum(weights, 1), 1.0)
+        return values, key(values), mask, bridge(mean)
+
+    @tf.function(reduce_retracing=True)
+    def step(tokens, state, values, keys, mask):
+        context = attention([query(state)[:, None], values, keys], mask=[None, mask])[:, 0]
+        output, [state] = cell(tf.concat([embedding(tokens), context], -1), [state])
+        logits = tf.matmul(readout(tf.concat([output, context], -1)), output_kernel)
+        return logits + output_bias, state
+
+    return encode, step
+
+
+def benchmark_translate(model_dir: Path, text: Path, batch: int, beam: int,
+                        rounds: int) -> None:
+    """Sentences/s of our translator at `batch` sentences per call, greedy and beam, against
+    the same network built from Keras's built-in layers decoded one token per Python call
+    (`keras_builtin_translator`), measured alternately."""
+    import numpy as np
+    import tensorflow as tf
+
+    from nlpapps import decoding, folder_weights
+    from nlpapps.apps.translator import Translator, TranslatorConfig
+    from nlpapps.models.seq2seq import output_length_limit
+    from nlpapps.tokenizer import BOS_ID, EOS_ID, Tokenizer
+
+    translator = Translator.create(TranslatorConfig.load(model_dir),
+                                   Tokenizer.load(model_dir / "tokenizer.model"))
+    folder_weights.load_weights(translator.model, model_dir)
+    model = translator.model
+    lines = [line.split("\t")[0] for line in text.read_text(encoding="utf-8").splitlines()
+             if line.strip()][:batch]
+    if len(lines) < batch:
+        raise SystemExit(f"{text} has {len(lines)} lines, fewer than --batch {batch}")
+    source_ids = tf.constant(translator.encode_sources(lines))
+    limits = output_length_limit(source_ids)
+
+    @tf.function
+    def our_beam(source_ids):
+        memory, states = model.encode(source_ids)
+        memory, states = decoding.tile_beams(memory, beam), decoding.tile_beams(states, beam)
+        ids, _, _ = decoding.beam_search(
+            lambda tokens, s: model.decode_step(tokens, s, memory),
+            tf.fill([tf.shape(source_ids)[0]], BOS_ID), states, beam, limits, alpha=1.0,
+            min_length=decoding.MIN_DECODING_LENGTH)
+        return ids
+
+    encode, step = keras_builtin_translator(model)
+    eos_column = tf.one_hot([EOS_ID], model.vocab_size) * -1e9
+
+    def builtin_greedy():
+        values, keys, mask, state = encode(source_ids)
+        tokens, ids = tf.fill([batch], BOS_ID), []
+        done = np.zeros(batch, bool)
+        for t in range(int(tf.reduce_max(limits))):
+            logits, state = step(tokens, state, values, keys, mask)
+            if t < decoding.MIN_DECODING_LENGTH:
+                logits += eos_column
+            tokens = tf.argmax(logits, -1, output_type=tf.int32)
+            ids.append(tokens.numpy())
+            done |= (ids[-1] == EOS_ID) | (t + 1 >= limits.numpy())
+            if done.all():
+                break
+        return np.stack(ids, 1)
+
+    steps_of_our_beam = int(our_beam(source_ids).shape[-1])
+
+    @tf.function(reduce_retracing=True)
+    def beam_step(tokens, state, scores, values, keys, mask):
+        logits, state = step(tokens, state, values, keys, mask)
+        total = scores[..., None] + tf.reshape(tf.nn.log_softmax(logits),
+                                               [batch, beam, model.vocab_size])
+        scores, index = tf.math.top_k(tf.reshape(total, [batch, -1]), beam)
+        rows = tf.reshape(tf.range(batch)[:, None] * beam + index // model.vocab_size, [-1])
+        return tf.reshape(index % model.vocab_size, [-1]), tf.gather(state, rows), scores
+
+    def builtin_beam():  # as many steps as our search took, no bookkeeping of finished ones
+        values, keys, mask, state = encode(source_ids)
+        values, keys, mask, state = (tf.repeat(x, beam, axis=0)
+                                     for x in (values, keys, mask, state))
+        scores = tf.tile(tf.constant([[0.0] + [-1e9] * (beam - 1)]), [batch, 1])
+        tokens = tf.fill([batch * beam], BOS_ID)
+        for _ in range(steps_of_our_beam):
+            tokens, state, scores = beam_step(tokens, state, scores, values, keys, mask)
+        return tokens
+
+    def seconds(run) -> float:
+        start = time.perf_counter()
+        run()
+        return time.perf_counter() - start
+
+    ours_ids = translator._greedy(source_ids)[0].numpy()
+    builtin_ids = builtin_greedy()
+    same = sum(np.array_equal(a[:len(b)], b) or np.array_equal(a, b[:len(a)])
+               for a, b in zip(_until_eos(ours_ids), _until_eos(builtin_ids)))
+    print(f"{model_dir}: batch {batch}, beam {beam}, {rounds} rounds; the built-in network "
+          f"holds the same weights: {same} of {batch} greedy translations identical")
+    print(f"{'decoding':8} {'ours sent/s':>12} {'built-in sent/s':>16} {'ratio':>6}")
+    for name, ours, builtin in (
+            ("greedy", lambda: translator._greedy(source_ids)[0].numpy(), builtin_greedy),
+            (f"beam {beam}", lambda: our_beam(source_ids).numpy(), builtin_beam)):
+        ours(), builtin()  # traced outside the timing
+        ours_s, builtin_s = [], []
+        for _ in range(rounds):
+            ours_s.append(seconds(ours))
+            builtin_s.append(seconds(builtin))
+        ratio = statistics.median(b / o for o, b in zip(ours_s, builtin_s))
+        print(f"{name:8} {batch / statistics.median(ours_s):12.1f} "
+              f"{batch / statistics.median(builtin_s):16.1f} {ratio:6.2f}", flush=True)
+
+
+def _until_eos(ids):
+    from nlpapps.tokenizer import EOS_ID
+
+    rows = []
+    for row in ids.tolist():
+        rows.append(row[:row.index(EOS_ID) + 1] if EOS_ID in row else row)
+    return [np.asarray(row) for row in rows]
+
+
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_TRANSLATOR = ROOT / "saved_models" / "translator-en-de"
 DEFAULT_GENERATOR = ROOT / "saved_models" / "shakespeare"
@@ -358,6 +543,15 @@ def main(argv: list[str] | None = None) -> int:
     command_parser.add_argument("--tokens", type=int, default=500, help="new tokens per call")
     command_parser.add_argument("--model", type=Path, default=DEFAULT_GENERATOR,
                                 help="a language-model folder with its LiteRT file")
+    translate_parser = sub.add_parser("translate", help="our translator vs the same network "
+                                      "of Keras built-in layers, sentences/s")
+    translate_parser.add_argument("--model", type=Path, default=DEFAULT_TRANSLATOR)
+    translate_parser.add_argument("--text", type=Path, default=ROOT / "tests" / "fixtures" /
+                                  "pairs.en-de.tsv", help="English sentences, one per line "
+                                  "(a TSV's first column)")
+    translate_parser.add_argument("--batch", type=int, default=64)
+    translate_parser.add_argument("--beam", type=int, default=5)
+    translate_parser.add_argument("--rounds", type=int, default=5)
     startup_parser = sub.add_parser("startup", help="seconds to the first output of "
                                     "`nlpapps translate` and `nlpapps generate`")
     startup_parser.add_argument("--rounds", type=int, default=3)
@@ -373,6 +567,8 @@ def main(argv: list[str] | None = None) -> int:
             benchmark_generate(args.rounds, args.tokens, model_dir, args.litert)
     elif args.what == "generate-command":
         benchmark_generate_command(args.model, args.rounds, args.tokens)
+    elif args.what == "translate":
+        benchmark_translate(args.model, args.text, args.batch, args.beam, args.rounds)
     elif args.what == "startup":
         benchmark_startup(args.rounds, args.before)
     return 0
