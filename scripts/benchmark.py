@@ -383,6 +383,7 @@ def benchmark_translate(model_dir: Path, text: Path, batch: int, beam: int,
     def our_beam(source_ids):
         memory, states = model.encode(source_ids)
         memory, states = decoding.tile_beams(memory, beam), decoding.tile_beams(states, beam)
+        memory = model.with_output_kernel(memory)  # as the SavedModel's `translate` does
         ids, _, _ = decoding.beam_search(
             lambda tokens, s: model.decode_step(tokens, s, memory),
             tf.fill([tf.shape(source_ids)[0]], BOS_ID), states, beam, limits, alpha=1.0,

@@ -86,6 +86,7 @@ class Translator:
 
     def _greedy_ids(self, source_ids):
         memory, states = self.model.encode(source_ids)
+        memory = self.model.with_output_kernel(memory)
         batch = tf.shape(source_ids)[0]
         ids, scores, _ = decoding.decode(
             lambda tokens, states: self.model.decode_step(tokens, states, memory),

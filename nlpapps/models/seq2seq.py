@@ -159,9 +159,21 @@ class Seq2Seq(keras.Model):
                 x, memory["values"], keys=memory["keys"], mask=memory["mask"])
         return ops.concatenate([x, context], axis=-1), weights, new_states + [context]
 
-    def _logits(self, features, training=False):
+    def _logits(self, features, training=False, output_kernel=None):
         readout = self.readout(self.dropout_layer(features, training=training))
+        if output_kernel is not None:
+            return ops.matmul(readout, output_kernel) + self.output_bias
         return tied_logits(readout, self.embedding.embeddings, self.output_bias)
+
+    def with_output_kernel(self, memory):
+        """`memory` (from `encode`, tiled or not) with the output layer's matrix transposed
+        once, `E^T (embedding_dim, vocab)`, which `decode_step` then multiplies as it is.
+
+        For batched decoding in TensorFlow: on CPU a matmul that transposes its operand costs
+        more per step than the transposed copy costs once (3.7 against 2.3 ms for 32 rows and
+        8,000 words). Not for a LiteRT graph, whose FULLY_CONNECTED takes the matrix as
+        stored, and which would hold it twice."""
+        return {**memory, "output_kernel": ops.transpose(self.embedding.embeddings)}
 
     def decode_step(self, token_ids, states, memory):
         """Inference step: `(batch,)` previous tokens -> `(logits (batch, vocab),
@@ -169,7 +181,8 @@ class Seq2Seq(keras.Model):
         embedded = self.embedding(token_ids)
         features, weights, states = self._decoder_step(
             self.decoder_cells[0].project_inputs(embedded), states, memory)
-        return self._logits(features), states, weights
+        return self._logits(features, output_kernel=memory.get("output_kernel")), states, \
+            weights
 
     def call(self, inputs, training=False):
         source_ids, target_ids = inputs

@@ -107,18 +107,22 @@ class TranslatorModule(tf.Module):
         ids, truncated = self._sources(inputs)
         return ids.flat_values[tf.newaxis], truncated  # (1, src_len), (1,)
 
-    def _greedy(self, source_ids, first_tokens):
+    def _greedy(self, source_ids, first_tokens, batched=False):
         memory, states = self.model.encode(source_ids)
+        if batched:  # TensorFlow only: the batch-1 signatures are converted to LiteRT
+            memory = self.model.with_output_kernel(memory)
         ids, scores, _ = decoding.decode(
             lambda tokens, s: self.model.decode_step(tokens, s, memory),
             first_tokens, states, output_length_limit(source_ids),
             min_length=decoding.MIN_DECODING_LENGTH)
         return ids, scores
 
-    def _beam(self, source_ids, first_tokens, beam_size, alpha, attention=True):
+    def _beam(self, source_ids, first_tokens, beam_size, alpha, attention=True, batched=False):
         memory, states = self.model.encode(source_ids)
         memory = decoding.tile_beams(memory, beam_size)
         states = decoding.tile_beams(states, beam_size)
+        if batched:  # TensorFlow only: the batch-1 signatures are converted to LiteRT
+            memory = self.model.with_output_kernel(memory)
         return decoding.beam_search(
             lambda tokens, s: self.model.decode_step(tokens, s, memory),
             first_tokens, states, beam_size, output_length_limit(source_ids), alpha=alpha,
@@ -136,7 +140,8 @@ class TranslatorModule(tf.Module):
     def serving_default(self, inputs):
         def greedy():
             source_ids, truncated = self._source_ids(inputs)
-            ids, scores = self._greedy(source_ids, tf.fill([tf.shape(source_ids)[0]], BOS_ID))
+            ids, scores = self._greedy(source_ids, tf.fill([tf.shape(source_ids)[0]], BOS_ID),
+                                       batched=True)
             return {"outputs": self._detokenize(ids, source_ids), "scores": scores,
                     "truncated": truncated}
 
@@ -160,7 +165,8 @@ class TranslatorModule(tf.Module):
         def search():
             source_ids, truncated = self._source_ids(inputs)
             ids, scores, attention = self._beam(
-                source_ids, tf.fill([tf.shape(source_ids)[0]], BOS_ID), beam_size, alpha)
+                source_ids, tf.fill([tf.shape(source_ids)[0]], BOS_ID), beam_size, alpha,
+                batched=True)
             batch = tf.shape(ids)[0]
             flat = tf.reshape(ids, [batch * beam_size, -1])
             texts = self._detokenize(flat, tf.repeat(source_ids, beam_size, axis=0))
