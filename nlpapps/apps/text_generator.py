@@ -6,7 +6,9 @@ memory or loaded from a SavedModel folder. Both ways run the same two compiled f
 `prefill` reads the prompts, `extend` draws tokens in one `tf.while_loop`. `generate` calls
 `extend` once for all the tokens; `stream` calls it once per chunk, going on from the states,
 last tokens and step count of the chunk before, so that with the same seed it yields exactly
-the text `generate` returns.
+the text `generate` returns. Many prompts go through in batches of at most `BATCH_ROWS` rows
+(prompts times beams), so that memory stays bounded however many prompts a file holds (the
+attentive model carries 3 MB of states per row).
 """
 
 from __future__ import annotations
@@ -26,6 +28,14 @@ if TYPE_CHECKING:
     import tensorflow as tf
 
 STREAM_CHUNK_TOKENS = 8  # tokens per compiled call when streaming
+BATCH_ROWS = 64  # rows (prompts times beams) of one compiled call
+
+
+def prompt_batches(count: int, beam: int) -> list[range]:
+    """The ranges of prompt indices run together: `BATCH_ROWS // beam` prompts (at least
+    one) at a time."""
+    size = max(1, BATCH_ROWS // max(1, beam))
+    return [range(start, min(start + size, count)) for start in range(0, count, size)]
 
 
 class TextGenerator:
@@ -75,6 +85,10 @@ class TextGenerator:
 
         if not prompts:
             return []
+        batches = prompt_batches(len(prompts), options.beam)
+        if len(batches) > 1:
+            return [text for batch in batches
+                    for text in self.generate([prompts[i] for i in batch], options)]
         state, rows = self._prefill(prompts, options)
         if options.beam > 1:
             ids = self.module.beam_search(
@@ -91,6 +105,15 @@ class TextGenerator:
         of a prompt join into its `generate` text. Beam search cannot stream: with
         `options.beam > 1` the whole texts come in one piece."""
         if not prompts:
+            return
+        batches = prompt_batches(len(prompts), options.beam)
+        if len(batches) > 1:  # the first batch streamed, each later one when done
+            first, count = batches[0], len(prompts)
+            for pieces in self.stream([prompts[i] for i in first], options, chunk_tokens):
+                yield pieces + [""] * (count - len(first))
+            for batch in batches[1:]:
+                texts = self.generate([prompts[i] for i in batch], options)
+                yield [""] * batch.start + texts + [""] * (count - batch.stop)
             return
         if options.beam > 1:
             yield self.generate(prompts, options)

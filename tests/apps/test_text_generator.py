@@ -14,6 +14,7 @@ import tensorflow as tf
 
 from nlpapps import decoding
 from nlpapps.apps.language_model import LanguageModelConfig, line_start_ids
+from nlpapps.apps import text_generator
 from nlpapps.apps.text_generator import TextGenerator
 from nlpapps.export.saved_model_writer import write_savedmodel_into
 from nlpapps.models.language_model_network import LanguageModel
@@ -160,6 +161,22 @@ def test_a_batch_gives_each_prompt_what_it_gets_alone(generator):
     greedy = options(temperature=0.0)
     assert generator.generate(PROMPTS, greedy) == \
         [generator.generate([prompt], greedy)[0] for prompt in PROMPTS]
+
+
+@pytest.mark.parametrize("beam", [1, 2])
+def test_many_prompts_run_in_bounded_batches_with_the_same_texts(generator, monkeypatch, beam):
+    """A file of many prompts goes through `BATCH_ROWS` rows at a time (memory bounded by
+    the batch, not the file): greedy and beam texts are each prompt's own, and a stream of
+    them joins into the same texts."""
+    config = options(temperature=0.0, beam=beam, max_new_tokens=9)
+    alone = [generator.generate([prompt], config)[0] for prompt in PROMPTS]
+    monkeypatch.setattr(text_generator, "BATCH_ROWS", 2)
+    batches = text_generator.prompt_batches(len(PROMPTS), beam)
+    assert len(batches) > 1 and all(len(batch) * beam <= 2 for batch in batches)
+    assert generator.generate(PROMPTS, config) == alone
+    pieces = list(generator.stream(PROMPTS, config, chunk_tokens=3))
+    assert all(len(p) == len(PROMPTS) for p in pieces)
+    assert ["".join(p[i] for p in pieces) for i in range(len(PROMPTS))] == alone
 
 
 def test_top_k_one_is_greedy(generator):
