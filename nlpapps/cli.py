@@ -68,6 +68,14 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except Exception as error:
+        # TensorFlow's ResourceExhaustedError (an allocation refused), without importing it
+        if not isinstance(error, MemoryError) and type(error).__name__ != \
+                "ResourceExhaustedError":
+            raise
+        print("error: out of memory; give fewer or shorter inputs at a time (or a smaller "
+              "--batch-size or --beam)", file=sys.stderr)
+        return EXIT_STATUS
 
 
 if __name__ == "__main__":

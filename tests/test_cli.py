@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import sacrebleu
+import tensorflow as tf
 
 from nlpapps import cli
 from nlpapps.decoding_limits import MAX_SOURCE_TOKENS
@@ -288,3 +289,30 @@ def test_a_line_typed_at_a_terminal_is_translated_when_entered(exported_translat
     answer = answer_at_terminal(["translate", "--model", str(exported_translator), "--beam",
                                  "1"], "Ctrl-D", sentence, lambda text: expected in text)
     assert expected in answer
+
+
+@pytest.mark.parametrize("error", [MemoryError(), tf.errors.ResourceExhaustedError(
+    None, None, "OOM when allocating tensor with shape[30000,1024,768]")])
+def test_running_out_of_memory_is_one_line_of_error(error, monkeypatch, capsys):
+    """An allocation refused (Python's or TensorFlow's) ends the command with one line saying
+    what to do, and exit status 2, not a traceback; any other exception still propagates."""
+    raised = [error]
+
+    def fail(args):
+        raise raised[0]
+
+    real = cli.build_parser
+
+    def parser_failing_in_generate():
+        parser = real()
+        sub = next(a for a in parser._actions if a.dest == "command")
+        sub.choices["generate"].set_defaults(func=fail)
+        return parser
+
+    monkeypatch.setattr(cli, "build_parser", parser_failing_in_generate)
+    assert cli.main(["-v", "generate", "ROMEO:"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: out of memory;") and err.count("\n") == 1
+    raised[0] = ValueError("a defect")
+    with pytest.raises(ValueError, match="a defect"):
+        cli.main(["-v", "generate", "ROMEO:"])
