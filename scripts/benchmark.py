@@ -264,19 +264,10 @@ def benchmark_generate_command(model_dir: Path, rounds: int, tokens: int) -> Non
             drawn.append(token)
         return prompt + tokenizer.decode(tf.concat(drawn, 0).numpy().tolist())
 
-    def seconds(run) -> float:
-        start = time.perf_counter()
-        run()
-        return time.perf_counter() - start
-
     def command_text() -> str:
         return litert_texts(file_model, [prompt], options)[0]
 
-    seconds(command_text), seconds(tutorial_text)  # trace and warm up outside the timing
-    command_s, tutorial_s = [], []
-    for _ in range(rounds):
-        command_s.append(seconds(command_text))
-        tutorial_s.append(seconds(tutorial_text))
+    command_s, tutorial_s = alternate_seconds(command_text, tutorial_text, rounds)
     ratio = statistics.median(t / c for c, t in zip(command_s, tutorial_s))
     print(f"nlpapps generate {prompt} --max-new-tokens {tokens}, batch 1, {rounds} rounds; "
           f"default runtime: {runtime.path.name} ({runtime.path.stat().st_size / 1e6:.2f} MB)")
@@ -286,6 +277,22 @@ def benchmark_generate_command(model_dir: Path, rounds: int, tokens: int) -> Non
         median = statistics.median(times)
         print(f"{name:34} {tokens / median:8.0f} {1000 * median:12.1f}")
     print(f"ratio (median of rounds): {ratio:.2f}x", flush=True)
+
+
+def alternate_seconds(first, second, rounds: int) -> tuple[list[float], list[float]]:
+    """Seconds of each of `rounds` calls of `first` and of `second`, alternately, after one
+    untimed call of each (tracing and warming up outside the timing)."""
+    def seconds(run) -> float:
+        start = time.perf_counter()
+        run()
+        return time.perf_counter() - start
+
+    seconds(first), seconds(second)
+    times: tuple[list[float], list[float]] = ([], [])
+    for _ in range(rounds):
+        times[0].append(seconds(first))
+        times[1].append(seconds(second))
+    return times
 
 
 def keras_builtin_translator(model):
@@ -429,11 +436,6 @@ def benchmark_translate(model_dir: Path, text: Path, batch: int, beam: int,
             tokens, state, scores = beam_step(tokens, state, scores, values, keys, mask)
         return tokens
 
-    def seconds(run) -> float:
-        start = time.perf_counter()
-        run()
-        return time.perf_counter() - start
-
     ours_ids = translator._greedy(source_ids)[0].numpy()
     builtin_ids = builtin_greedy()
     same = sum(np.array_equal(a[:len(b)], b) or np.array_equal(a, b[:len(a)])
@@ -444,11 +446,7 @@ def benchmark_translate(model_dir: Path, text: Path, batch: int, beam: int,
     for name, ours, builtin in (
             ("greedy", lambda: translator._greedy(source_ids)[0].numpy(), builtin_greedy),
             (f"beam {beam}", lambda: our_beam(source_ids).numpy(), builtin_beam)):
-        ours(), builtin()  # traced outside the timing
-        ours_s, builtin_s = [], []
-        for _ in range(rounds):
-            ours_s.append(seconds(ours))
-            builtin_s.append(seconds(builtin))
+        ours_s, builtin_s = alternate_seconds(ours, builtin, rounds)
         ratio = statistics.median(b / o for o, b in zip(ours_s, builtin_s))
         print(f"{name:8} {batch / statistics.median(ours_s):12.1f} "
               f"{batch / statistics.median(builtin_s):16.1f} {ratio:6.2f}", flush=True)
