@@ -314,21 +314,26 @@ def language_model_signatures(folder: Path):
 
     from nlpapps.apps.model_folder_reader import load_saved_model
 
+    from nlpapps.apps.text_generator import prompt_batches
+
     module = load_saved_model(folder, "language_model")
 
-    def generate(lines):
-        return module.signatures["generate"](
-            inputs=tf.constant(lines, tf.string), max_new_tokens=tf.constant(8),
-            temperature=tf.constant(0.8), top_k=tf.constant(0), top_p=tf.constant(0.95),
-            seed=tf.constant(7))["outputs"].numpy() if len(lines) <= 2048 else \
-            [row for start in range(0, len(lines), 2048)
-             for row in generate(lines[start:start + 2048])]
+    # In the batches `nlpapps generate` uses: a row of the attentive model carries 3 MB of
+    # states, so a batch of thousands of prompts needs more memory than a machine may have.
+    def generate(lines):  # an empty batch too, as one call
+        return [row for batch in prompt_batches(max(1, len(lines)), 1)
+                for row in module.signatures["generate"](
+                    inputs=tf.constant(lines[batch.start:batch.stop], tf.string),
+                    max_new_tokens=tf.constant(8), temperature=tf.constant(0.8),
+                    top_k=tf.constant(0), top_p=tf.constant(0.95),
+                    seed=tf.constant(7))["outputs"].numpy()]
 
     def beam(lines):
-        return module.signatures["beam_search"](
-            inputs=tf.constant(lines[:256], tf.string), max_new_tokens=tf.constant(4),
-            beam_size=tf.constant(3))["outputs"].numpy().tolist() + \
-            (beam(lines[256:]) if len(lines) > 256 else [])
+        return [row for batch in prompt_batches(max(1, len(lines)), 3)
+                for row in module.signatures["beam_search"](
+                    inputs=tf.constant(lines[batch.start:batch.stop], tf.string),
+                    max_new_tokens=tf.constant(4),
+                    beam_size=tf.constant(3))["outputs"].numpy().tolist()]
 
     def bad_arguments():
         signature = module.signatures["generate"]
