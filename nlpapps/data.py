@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import itertools
+import random
+import threading
 from collections.abc import Sequence
 
 import numpy as np
@@ -23,6 +24,10 @@ def encode_pairs(pairs: Sequence[tuple[str, str]], tokenizer: Tokenizer, max_len
                                max_length=max_length + 1, alpha=alpha)
     return sources, targets
 
+# Held while a pass is drawn: two iterators drawing at once (Keras's `fit` under a strategy
+# leaves one prefetching) would interleave their draws from SentencePiece's one generator.
+_SAMPLING = threading.Lock()
+
 
 def translation_dataset(pairs: Sequence[tuple[str, str]], tokenizer: Tokenizer,
                         batch_size: int, max_length: int = 64, shuffle: bool = True,
@@ -36,33 +41,46 @@ def translation_dataset(pairs: Sequence[tuple[str, str]], tokenizer: Tokenizer,
     `skip_batches=n` starts at the batch that an uninterrupted run's step n reads, so a resumed
     run sees the data it would have seen.
     With `subword_alpha` > 0 every pass over the pairs draws new segmentations of them
-    (subword regularization), seeded by `seed` and the pass (a resumed run counts its passes
-    from its own start).
+    (subword regularization), seeded by `seed` and the pass's index within the iterator (so
+    that every iterator over the dataset reads the same data, as every worker of a
+    multi-worker run must; a resumed run skips through the passes it had read).
     """
     spec = tf.TensorSpec([None], tf.int32)
     if subword_alpha:
         import sentencepiece
 
         tokenizer.encode("", alpha=subword_alpha)  # a bad alpha or model fails here, not later
-        passes = itertools.count()
 
-        def generate():
-            # A seed of its own for every pass: the draws differ from pass to pass and are
-            # the same in every run.
-            sentencepiece.set_random_generator_seed(seed * 1_000_003 + next(passes))
-            return zip(*encode_pairs(pairs, tokenizer, max_length, subword_alpha))
+        def generate(pass_index):
+            # A seed of its own for every pass, of its order and of its draws: they differ
+            # from pass to pass and are the same in every run and every iterator.
+            pass_seed = seed * 1_000_003 + int(pass_index)
+            order = list(pairs)
+            if shuffle:
+                random.Random(pass_seed).shuffle(order)
+            with _SAMPLING:  # SentencePiece's generator is one per process
+                sentencepiece.set_random_generator_seed(pass_seed)
+                encoded = encode_pairs(order, tokenizer, max_length, subword_alpha)
+            return zip(*encoded)
     else:
         sources, targets = encode_pairs(pairs, tokenizer, max_length)
 
         def generate():
             return zip(sources, targets)
 
+    def one_pass(index):  # subword sampling: each pass knows its index in the iterator
+        return tf.data.Dataset.from_generator(generate, args=(index,),
+                                              output_signature=(spec, spec))
+
     def batches(_):
-        dataset = tf.data.Dataset.from_generator(generate, output_signature=(spec, spec))
-        if shuffle:
-            dataset = dataset.shuffle(len(pairs), seed=seed, reshuffle_each_iteration=True)
-        if repeat:
-            dataset = dataset.repeat()
+        if subword_alpha:
+            dataset = tf.data.Dataset.range(2 ** 62 if repeat else 1).flat_map(one_pass)
+        else:
+            dataset = tf.data.Dataset.from_generator(generate, output_signature=(spec, spec))
+            if shuffle:
+                dataset = dataset.shuffle(len(pairs), seed=seed, reshuffle_each_iteration=True)
+            if repeat:
+                dataset = dataset.repeat()
         dataset = dataset.bucket_by_sequence_length(
             lambda source, target: tf.maximum(tf.shape(source)[0], tf.shape(target)[0]),
             bucket_boundaries=[b for b in BUCKET_BOUNDARIES if b < max_length + 2],

@@ -45,30 +45,47 @@ def test_batches_are_bucketed_padded_and_shifted(pairs_and_tokenizer):
         assert source.shape[1] <= 25 and target_out.shape[1] <= 25
 
 
-def test_subword_sampling_draws_new_segmentations_each_pass(pairs_and_tokenizer):
+@pytest.mark.parametrize("shuffle", [False, True])
+def test_subword_sampling_draws_new_segmentations_each_pass(pairs_and_tokenizer, shuffle):
+    """Each pass over the pairs draws new segmentations; every iterator over the dataset (a
+    new one, or a second over the same dataset, as Keras's `fit` opens under a distribution
+    strategy) reads the same batches, and a resumed run skips to where it was."""
     pairs, tokenizer = pairs_and_tokenizer
     pairs = list(dict.fromkeys(pairs[:40]))  # 200 tokens: no pair is cut
-    dataset = translation_dataset(pairs, tokenizer, 8, 200, shuffle=False, subword_alpha=0.2)
 
-    def one_pass(dataset):
-        """{(english, german): (source ids, target ids)} of one pass over the pairs."""
-        rows = {}
-        for (source, target_in), target_out in dataset:
-            assert (np.asarray(target_in)[:, 0] == BOS_ID).all()
-            for s, t in zip(np.asarray(source), np.asarray(target_out)):
-                s, t = [int(i) for i in s if i], [int(i) for i in t if i]
+    def dataset(**changes):
+        return translation_dataset(pairs, tokenizer, 8, 200, shuffle=shuffle, repeat=True,
+                                   subword_alpha=0.2, **changes)
+
+    def segmentations(read):
+        """{(english, german): {(source ids, target ids)}} of the rows in batches `read`."""
+        rows: dict = {}
+        for source, target_in, target_out in read:
+            assert (target_in[:, 0] == BOS_ID).all()
+            for s, t in zip(source, target_out):
+                s, t = tuple(int(i) for i in s if i), tuple(int(i) for i in t if i)
                 assert s[-1] == EOS_ID and t[-1] == EOS_ID
-                rows[tokenizer.decode(s[:-1]), tokenizer.decode(t[:-1])] = (s, t)
+                rows.setdefault((tokenizer.decode(s[:-1]), tokenizer.decode(t[:-1])),
+                                set()).add((s, t))
         return rows
 
-    first, second = one_pass(dataset), one_pass(dataset)
-    assert set(first) == set(second) == set(pairs)  # every pair, as text, once a pass
-    assert sum(first[pair] != second[pair] for pair in pairs) > len(pairs) // 2
-    best = encode_pairs(pairs, tokenizer, 200)
-    assert sum(first[pair] != (s, t) for pair, s, t in zip(pairs, *best)) > len(pairs) // 2
-    # The draws follow the seed: a new pipeline's first pass is this one's.
-    assert one_pass(translation_dataset(pairs, tokenizer, 8, 200, shuffle=False,
-                                        subword_alpha=0.2)) == first
+    data = dataset()
+    read = batches(data, 15)  # 120 rows: three passes over the 40 pairs
+    drawn = segmentations(read)
+    assert set(drawn) == set(pairs)
+    assert sum(len(seen) > 1 for seen in drawn.values()) > len(pairs) // 2  # new each pass
+    best = dict(zip(pairs, zip(*(map(tuple, ids) for ids in encode_pairs(pairs, tokenizer, 200)))))
+    assert sum(best[pair] not in seen for pair, seen in drawn.items()) > len(pairs) // 2
+
+    def same(a, b):
+        return len(a) == len(b) and all(np.array_equal(x, y) for p, q in zip(a, b)
+                                        for x, y in zip(p, q))
+
+    # Another iterator over the same dataset, and a new pipeline, read the same batches.
+    assert same(batches(data, 15), read) and same(batches(dataset(), 15), read)
+    assert not same(batches(dataset(seed=1), 15), read)
+    # A run resumed after 7 batches (a pass and then some) reads what the whole run read.
+    assert same(batches(dataset(skip_batches=7), 8), read[7:])
 
 
 def test_a_bad_subword_alpha_fails_at_once(pairs_and_tokenizer):
