@@ -201,7 +201,68 @@ class CausalSelfAttention(keras.layers.Layer):
         else:  # the window is all real, and the memory's empty slots already hold zeros
             memory = sources[:, ops.shape(sources)[1] - m:]
             valid = source_valid[:, ops.shape(source_valid)[1] - m:]
+        # M rows whatever the window's length: a static shape, so that a decoding loop that
+        # starts from this memory carries a tensor of static shape (LiteRT runs a loop
+        # variable of unknown shape as a dynamic tensor, reallocated at every step).
+        batch, _, d = ops.shape(sources)
+        memory, valid = ops.reshape(memory, (batch, m, d)), ops.reshape(valid, (batch, m))
         return [ops.stop_gradient(memory), ops.stop_gradient(valid)]
+
+    def step(self, inputs, initial_state=None):
+        """One position per row, for decoding loops: `inputs` `(batch, d)` and the memory
+        `[memory (batch, M, d), validity (batch, M)]` -> `(outputs (batch, output_dim),
+        [memory, validity])`, the memory after the position.
+
+        The same function as `call` on a window of one unmasked position (without dropout),
+        computed without building the sources `[m_1 .. m_M, x]`: the memory is scored and
+        read in place, the input beside it, so that a step copies the memory once (into the
+        memory after it) instead of three times (the sources, the memory sliced out of them).
+        With `previous_keys`, `m_i` keys `m_{i+1}` and `m_M` keys `x`: the scores `q . m_i`
+        are those of the values after each slot, and the oldest slot is a key only.
+        """
+        if initial_state is None:
+            initial_state = self.states if self.states is not None \
+                else self.get_initial_state(ops.shape(inputs)[0])
+        m = self.memory_length
+        if m == 0:  # nothing to read but the input itself: the window's path
+            result = self.call(inputs[:, None], initial_state=initial_state)
+            outputs = result[0] if self.return_state else result
+            return outputs[:, 0], [ops.cast(state, self.compute_dtype)
+                                   for state in initial_state]
+        batch, d = ops.shape(inputs)[0], self.units
+        memory, valid = (ops.cast(state, self.compute_dtype) for state in initial_state)
+        memory = ops.stop_gradient(ops.reshape(memory, (batch, m, d)))
+        valid = ops.reshape(valid, (batch, m))
+        ones = ops.ones((batch, 1), self.compute_dtype)
+        scale = ops.sqrt(ops.cast(self.units, self.compute_dtype))
+
+        queries = ops.matmul(inputs, self.query_kernel) + self.query_bias  # (batch, d)
+        # q . m_i, the memory as the transposed operand of a matmul (read, not copied)
+        memory_scores = ops.einsum("btd,bsd->bts", queries[:, None], memory)[:, 0] / scale
+        if self.previous_keys:
+            # Score i belongs to the value after m_i: m_{i+1}, or x for i = M.
+            scores = memory_scores
+            allowed = valid * ops.concatenate([valid[:, 1:], ones], axis=1)  # (batch, M)
+        else:
+            input_scores = ops.sum(queries * inputs, axis=-1, keepdims=True) / scale
+            scores = ops.concatenate([memory_scores, input_scores], axis=1)  # (batch, M + 1)
+            allowed = ops.concatenate([valid, ones], axis=1)
+        weights = ops.softmax(ops.where(ops.cast(allowed, "bool"), scores, NEG_INF), axis=-1)
+        weights = weights * allowed
+        if self.previous_keys:  # the weight of each memory slot as a value: none for m_1
+            memory_weights = ops.concatenate([ops.zeros_like(ones), weights[:, :-1]], axis=1)
+        else:
+            memory_weights = weights[:, :-1]
+        context = ops.einsum("bts,bsd->btd", memory_weights[:, None], memory)[:, 0] \
+            + weights[:, -1:] * inputs  # (batch, d)
+        outputs = ops.matmul(context, self.output_kernel) + self.output_bias
+
+        new_state = [ops.stop_gradient(ops.concatenate([memory[:, 1:], inputs[:, None]], 1)),
+                     ops.concatenate([valid[:, 1:], ones], axis=1)]
+        if self.states is not None:
+            for variable, state in zip(self.states, new_state):
+                variable.assign(state)
+        return outputs, new_state
 
     def compute_output_shape(self, inputs_shape, initial_state_shape=None):
         batch, time, d = inputs_shape

@@ -213,9 +213,9 @@ class LanguageModel(keras.Model):
         embedded = self.embedding(token_ids)  # (batch, embedding_dim)
         x, new_states = self.rnn.step(embedded, states[:self.num_layers])
         if self.attention is not None:
-            attended, *memory = self.attention(self.attention_inputs(x, embedded)[:, None],
-                                               initial_state=states[self.num_layers])
-            x = x + self.attention_gate * attended[:, 0]
+            attended, memory = self.attention.step(self.attention_inputs(x, embedded),
+                                                   states[self.num_layers])
+            x = x + self.attention_gate * attended
             new_states.append(memory)
         return self.readout(x), new_states
 

@@ -217,3 +217,60 @@ def test_tflite_builtins_give_the_same_window_and_memory(masked):
     got = tflite_outputs(lambda x, memory, valid, mask=None: layer(
         x, initial_state=[memory, valid], mask=mask), inputs, layer)
     assert_all_close(got, expected, atol=1e-5)
+
+
+@pytest.mark.parametrize("previous_keys", [False, True])
+@pytest.mark.parametrize("memory_length", [0, 1, M])
+def test_a_step_equals_a_window_of_one_over_a_memory_that_fills_and_wraps(previous_keys,
+                                                                        memory_length):
+    """`step`, which reads the memory without building the sources, against `call` on a window
+    of one position: from an empty memory, one half full and one full, for more steps than the
+    memory holds, so that it fills and its oldest states are dropped; and against the NumPy
+    transcription."""
+    layer = make_layer(memory_length=memory_length, previous_keys=previous_keys)
+    rng = np.random.default_rng(11)
+    x = rng.normal(size=(3, 3 * memory_length + 4, D)).astype("float32")
+    memory = rng.normal(size=(3, memory_length, D)).astype("float32")
+    valid = np.zeros((3, memory_length), "float32")
+    valid[1, memory_length // 2:] = 1
+    valid[2] = 1
+    memory *= valid[..., None]
+    weights = [w.numpy() for w in layer.weights]
+    window_state = step_state = [memory, valid]
+    for t in range(x.shape[1]):
+        before = [np.asarray(state) for state in step_state]
+        expected, *window_state = layer(x[:, t:t + 1], initial_state=window_state)
+        out, step_state = layer.step(x[:, t], step_state)
+        np.testing.assert_allclose(out, expected[:, 0], atol=1e-5)
+        for got, want in zip(step_state, window_state):
+            assert tuple(got.shape) == tuple(want.shape)
+            np.testing.assert_allclose(got, want, atol=1e-6)
+        transcribed, *_ = numpy_attention(x[:, t:t + 1], *before, np.ones((3, 1)), *weights,
+                                          previous_keys=previous_keys)
+        np.testing.assert_allclose(out, transcribed[:, 0], atol=1e-5)
+    assert window_state[1].shape == (3, memory_length)
+
+
+def test_a_step_keeps_a_stateful_layer_s_memory():
+    layer = make_layer(memory_length=4, previous_keys=True)  # all the steps but the last
+    stateful = CausalSelfAttention(4, return_state=True, stateful=True, previous_keys=True)
+    stateful.build((2, None, D))
+    stateful.set_weights(layer.get_weights())
+    x = np.random.default_rng(12).normal(size=(2, 5, D)).astype("float32")
+    expected, _, _ = layer(x)
+    for t in range(5):
+        out, _ = stateful.step(x[:, t])
+        np.testing.assert_allclose(out, expected[:, t], atol=1e-5)
+    stateful.reset_state()
+    np.testing.assert_allclose(stateful.step(x[:, 0])[0], expected[:, 0], atol=1e-5)
+
+
+def test_tflite_builtins_give_the_same_step():
+    layer = make_layer(previous_keys=True)
+    x = np.random.default_rng(13).normal(size=(1, D)).astype("float32")
+    memory = np.random.default_rng(14).normal(size=(1, M, D)).astype("float32")
+    valid = np.array([[0, 1, 1, 1]], "float32")
+    expected = layer.step(x, [memory, valid])
+    got = tflite_outputs(lambda x, memory, valid: layer.step(x, [memory, valid]),
+                         dict(x=x, memory=memory, valid=valid), layer)
+    assert_all_close(got, expected, atol=1e-5)
