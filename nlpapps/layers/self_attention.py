@@ -208,17 +208,23 @@ class CausalSelfAttention(keras.layers.Layer):
         memory, valid = ops.reshape(memory, (batch, m, d)), ops.reshape(valid, (batch, m))
         return [ops.stop_gradient(memory), ops.stop_gradient(valid)]
 
-    def step(self, inputs, initial_state=None):
+    def step(self, inputs, initial_state=None, sum_context=False):
         """One position per row, for decoding loops: `inputs` `(batch, d)` and the memory
         `[memory (batch, M, d), validity (batch, M)]` -> `(outputs (batch, output_dim),
         [memory, validity])`, the memory after the position.
 
         The same function as `call` on a window of one unmasked position (without dropout),
-        computed without building the sources `[m_1 .. m_M, x]`: the memory is scored and
-        read in place, the input beside it, so that a step copies the memory once (into the
-        memory after it) instead of three times (the sources, the memory sliced out of them).
-        With `previous_keys`, `m_i` keys `m_{i+1}` and `m_M` keys `x`: the scores `q . m_i`
-        are those of the values after each slot, and the oldest slot is a key only.
+        computed without the `M + 1` sources `[m_1 .. m_M, x]` and their scores: the memory
+        is scored where it is, and the memory after the step (`M` rows, of static shape, as
+        a decoding loop carries it) is built once. With `previous_keys`, `m_i` keys
+        `m_{i+1}` and `m_M` keys `x`: the score `q . m_i` is that of the value after slot i,
+        so the values are the memory after the step, `[m_2 .. m_M, x]`, read by one product;
+        the oldest slot is a key only.
+
+        `sum_context` computes the context `sum_j a_j s_j` as a broadcast multiply and a sum
+        over the memory's rows instead of a matmul: faster in LiteRT, whose BATCH_MATMUL
+        copies a non-constant right operand it does not take transposed (here the memory,
+        `M x d`) into a transposed buffer at every call; slower in TensorFlow.
         """
         if initial_state is None:
             initial_state = self.states if self.states is not None \
@@ -249,16 +255,20 @@ class CausalSelfAttention(keras.layers.Layer):
             allowed = ops.concatenate([valid, ones], axis=1)
         weights = ops.softmax(ops.where(ops.cast(allowed, "bool"), scores, NEG_INF), axis=-1)
         weights = weights * allowed
-        if self.previous_keys:  # the weight of each memory slot as a value: none for m_1
-            memory_weights = ops.concatenate([ops.zeros_like(ones), weights[:, :-1]], axis=1)
-        else:
-            memory_weights = weights[:, :-1]
-        context = ops.einsum("bts,bsd->btd", memory_weights[:, None], memory)[:, 0] \
-            + weights[:, -1:] * inputs  # (batch, d)
-        outputs = ops.matmul(context, self.output_kernel) + self.output_bias
-
         new_state = [ops.stop_gradient(ops.concatenate([memory[:, 1:], inputs[:, None]], 1)),
                      ops.concatenate([valid[:, 1:], ones], axis=1)]
+        if self.previous_keys:
+            # The values after m_1 .. m_M, m_2 .. m_M and x, are the memory after the step.
+            values, value_weights, input_term = new_state[0], weights, 0.0
+        else:
+            values, value_weights = memory, weights[:, :-1]
+            input_term = weights[:, -1:] * inputs
+        if sum_context:
+            context = ops.sum(value_weights[..., None] * values, axis=1)
+        else:
+            context = ops.einsum("bts,bsd->btd", value_weights[:, None], values)[:, 0]
+        context = context + input_term  # (batch, d)
+        outputs = ops.matmul(context, self.output_kernel) + self.output_bias
         if self.states is not None:
             for variable, state in zip(self.states, new_state):
                 variable.assign(state)

@@ -134,6 +134,12 @@ class LanguageModelModule(tf.Module):
         logits, states = self.model.step(tokens, states)
         return logits + self.special_penalty, states, None
 
+    def litert_step(self, tokens, states):
+        """`step` as the batch-1 signatures, which LiteRT runs, compute it: an attention
+        block's context by a sum (see `CausalSelfAttention.step`), the same up to rounding."""
+        logits, states = self.model.step(tokens, states, sum_context=True)
+        return logits + self.special_penalty, states, None
+
     def sample(self, first, states, max_new_tokens, start_step, temperature, top_k, top_p,
                seed):
         """`(ids, scores, states)` of `max_new_tokens` drawn by one `decoding.decode` loop."""
@@ -247,7 +253,7 @@ class LanguageModelModule(tf.Module):
         sampler = decoding.make_sampler(temperature, top_k, top_p, uniforms=uniforms)
         # A constant-size loop buffer of at least one step (a TensorArray of size 0 cannot
         # be stacked), cut to `count` after.
-        ids, _, _ = decoding.decode(self.step, first, states, tf.maximum(count, 1),
+        ids, _, _ = decoding.decode(self.litert_step, first, states, tf.maximum(count, 1),
                                     sampler=sampler, eos_id=NO_EOS)
         # LiteRT cannot return an empty tensor: for 0 tokens, one pad stands for none.
         ids = tf.where(tf.range(tf.shape(ids)[1])[None, :] < count, ids, PAD_ID)
@@ -260,7 +266,7 @@ class LanguageModelModule(tf.Module):
         return {"token": first, "states": self.flatten(states)}
 
     def _step_one(self, token, states):
-        logits, states = self.model.step(token, self.unflatten(states))
+        logits, states = self.model.step(token, self.unflatten(states), sum_context=True)
         return {"logits": logits, "states": self.flatten(states)}
 
     def _score(self, tokens, states):

@@ -240,8 +240,10 @@ def test_a_step_equals_a_window_of_one_over_a_memory_that_fills_and_wraps(previo
     for t in range(x.shape[1]):
         before = [np.asarray(state) for state in step_state]
         expected, *window_state = layer(x[:, t:t + 1], initial_state=window_state)
+        summed, _ = layer.step(x[:, t], step_state, sum_context=True)
         out, step_state = layer.step(x[:, t], step_state)
         np.testing.assert_allclose(out, expected[:, 0], atol=1e-5)
+        np.testing.assert_allclose(summed, expected[:, 0], atol=1e-5)
         for got, want in zip(step_state, window_state):
             assert tuple(got.shape) == tuple(want.shape)
             np.testing.assert_allclose(got, want, atol=1e-6)
@@ -265,12 +267,15 @@ def test_a_step_keeps_a_stateful_layer_s_memory():
     np.testing.assert_allclose(stateful.step(x[:, 0])[0], expected[:, 0], atol=1e-5)
 
 
-def test_tflite_builtins_give_the_same_step():
-    layer = make_layer(previous_keys=True)
+@pytest.mark.parametrize("sum_context", [False, True])
+@pytest.mark.parametrize("previous_keys", [False, True])
+def test_tflite_builtins_give_the_same_step(previous_keys, sum_context):
+    layer = make_layer(previous_keys=previous_keys)
     x = np.random.default_rng(13).normal(size=(1, D)).astype("float32")
     memory = np.random.default_rng(14).normal(size=(1, M, D)).astype("float32")
     valid = np.array([[0, 1, 1, 1]], "float32")
     expected = layer.step(x, [memory, valid])
-    got = tflite_outputs(lambda x, memory, valid: layer.step(x, [memory, valid]),
+    got = tflite_outputs(lambda x, memory, valid: layer.step(x, [memory, valid],
+                                                             sum_context=sum_context),
                          dict(x=x, memory=memory, valid=valid), layer)
     assert_all_close(got, expected, atol=1e-5)
