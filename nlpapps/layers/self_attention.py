@@ -143,10 +143,28 @@ class CausalSelfAttention(keras.layers.Layer):
 
     def call(self, inputs, initial_state=None, mask=None, training=False,
              return_attention=False):
+        outputs, new_state, weights = self._window(inputs, initial_state, mask, training)
+        self._keep(new_state)
+        result = [outputs, *new_state] if self.return_state else [outputs]
+        if return_attention:
+            result.append(weights)
+        return result[0] if len(result) == 1 else result
+
+    def _initial(self, initial_state, batch):
+        if initial_state is not None:
+            return initial_state
+        return self.states if self.states is not None else self.get_initial_state(batch)
+
+    def _keep(self, new_state):
+        """A stateful layer's memory := `new_state`."""
+        if self.states is not None:
+            for variable, state in zip(self.states, new_state):
+                variable.assign(state)
+
+    def _window(self, inputs, initial_state, mask=None, training=False):
+        """`(outputs, new memory, attention weights)` of a window."""
         batch, time = ops.shape(inputs)[0], ops.shape(inputs)[1]
-        if initial_state is None:
-            initial_state = self.states if self.states is not None \
-                else self.get_initial_state(batch)
+        initial_state = self._initial(initial_state, batch)
         memory, valid = (ops.cast(state, self.compute_dtype) for state in initial_state)
         real = ops.ones((batch, time), self.compute_dtype) if mask is None \
             else ops.cast(mask, self.compute_dtype)  # (batch, T)
@@ -175,14 +193,7 @@ class CausalSelfAttention(keras.layers.Layer):
         context = ops.einsum("bts,bsd->btd", dropped, sources)  # (batch, T, d)
         outputs = (ops.matmul(context, self.output_kernel) + self.output_bias) * real[..., None]
 
-        new_state = self._next_memory(sources, source_valid, mask is not None)
-        if self.states is not None:
-            for variable, state in zip(self.states, new_state):
-                variable.assign(state)
-        result = [outputs, *new_state] if self.return_state else [outputs]
-        if return_attention:
-            result.append(weights)
-        return result[0] if len(result) == 1 else result
+        return outputs, self._next_memory(sources, source_valid, mask is not None), weights
 
     def _next_memory(self, sources, source_valid, masked):
         """The last M real entries of `sources` (oldest first) and their validity."""
@@ -208,70 +219,55 @@ class CausalSelfAttention(keras.layers.Layer):
         memory, valid = ops.reshape(memory, (batch, m, d)), ops.reshape(valid, (batch, m))
         return [ops.stop_gradient(memory), ops.stop_gradient(valid)]
 
-    def step(self, inputs, initial_state=None, sum_context=False):
+    def step(self, inputs, initial_state=None, litert=False):
         """One position per row, for decoding loops: `inputs` `(batch, d)` and the memory
         `[memory (batch, M, d), validity (batch, M)]` -> `(outputs (batch, output_dim),
-        [memory, validity])`, the memory after the position.
+        [memory, validity])`, the memory after the position: `call` on a window of one
+        unmasked position (without dropout), whatever `return_state`.
 
-        The same function as `call` on a window of one unmasked position (without dropout),
-        computed without the `M + 1` sources `[m_1 .. m_M, x]` and their scores: the memory
-        is scored where it is, and the memory after the step (`M` rows, of static shape, as
-        a decoding loop carries it) is built once. With `previous_keys`, `m_i` keys
-        `m_{i+1}` and `m_M` keys `x`: the score `q . m_i` is that of the value after slot i,
-        so the values are the memory after the step, `[m_2 .. m_M, x]`, read by one product;
-        the oldest slot is a key only.
-
-        `sum_context` computes the context `sum_j a_j s_j` as a broadcast multiply and a sum
-        over the memory's rows instead of a matmul: faster in LiteRT, whose BATCH_MATMUL
-        copies a non-constant right operand it does not take transposed (here the memory,
-        `M x d`) into a transposed buffer at every call; slower in TensorFlow.
+        Two computations of it, each the faster where it runs (measured at the language
+        model's M = 1024, d = 768, batch 1; docs/benchmarks.md): by default the window's,
+        which TensorFlow runs faster; with `litert`, one for a graph converted to LiteRT. It
+        builds neither the `M + 1` sources `[m_1 .. m_M, x]` nor their scores: the memory is
+        scored where it is, the context is a broadcast multiply and a sum over rows (LiteRT's
+        BATCH_MATMUL would copy the memory, a right operand it does not take transposed, into
+        a transposed buffer at every call), and the memory after the step is built once.
+        With `previous_keys`, `m_i` keys `m_{i+1}` and `m_M` keys `x`: the score `q . m_i` is
+        that of the value after slot i, so the values are the memory after the step,
+        `[m_2 .. m_M, x]`; the oldest slot is a key only.
         """
-        if initial_state is None:
-            initial_state = self.states if self.states is not None \
-                else self.get_initial_state(ops.shape(inputs)[0])
-        m = self.memory_length
-        if m == 0:  # nothing to read but the input itself: the window's path
-            result = self.call(inputs[:, None], initial_state=initial_state)
-            outputs = result[0] if self.return_state else result
-            return outputs[:, 0], [ops.cast(state, self.compute_dtype)
-                                   for state in initial_state]
-        batch, d = ops.shape(inputs)[0], self.units
-        memory, valid = (ops.cast(state, self.compute_dtype) for state in initial_state)
+        batch, m, d = ops.shape(inputs)[0], self.memory_length, self.units
+        if not litert or m == 0:
+            outputs, new_state, _ = self._window(inputs[:, None], initial_state)
+            self._keep(new_state)
+            return outputs[:, 0], new_state
+        memory, valid = (ops.cast(state, self.compute_dtype)
+                         for state in self._initial(initial_state, batch))
         memory = ops.stop_gradient(ops.reshape(memory, (batch, m, d)))
         valid = ops.reshape(valid, (batch, m))
         ones = ops.ones((batch, 1), self.compute_dtype)
         scale = ops.sqrt(ops.cast(self.units, self.compute_dtype))
 
         queries = ops.matmul(inputs, self.query_kernel) + self.query_bias  # (batch, d)
-        # q . m_i, the memory as the transposed operand of a matmul (read, not copied)
+        # q . m_i: the memory is the transposed operand of the matmul, read where it is
         memory_scores = ops.einsum("btd,bsd->bts", queries[:, None], memory)[:, 0] / scale
+        new_state = [ops.stop_gradient(ops.concatenate([memory[:, 1:], inputs[:, None]], 1)),
+                     ops.concatenate([valid[:, 1:], ones], axis=1)]
         if self.previous_keys:
-            # Score i belongs to the value after m_i: m_{i+1}, or x for i = M.
-            scores = memory_scores
-            allowed = valid * ops.concatenate([valid[:, 1:], ones], axis=1)  # (batch, M)
+            # Score i belongs to the value after m_i: row i of the memory after the step.
+            scores, allowed = memory_scores, valid * new_state[1]  # (batch, M)
         else:
             input_scores = ops.sum(queries * inputs, axis=-1, keepdims=True) / scale
             scores = ops.concatenate([memory_scores, input_scores], axis=1)  # (batch, M + 1)
             allowed = ops.concatenate([valid, ones], axis=1)
         weights = ops.softmax(ops.where(ops.cast(allowed, "bool"), scores, NEG_INF), axis=-1)
         weights = weights * allowed
-        new_state = [ops.stop_gradient(ops.concatenate([memory[:, 1:], inputs[:, None]], 1)),
-                     ops.concatenate([valid[:, 1:], ones], axis=1)]
         if self.previous_keys:
-            # The values after m_1 .. m_M, m_2 .. m_M and x, are the memory after the step.
-            values, value_weights, input_term = new_state[0], weights, 0.0
+            context = ops.sum(weights[..., None] * new_state[0], axis=1)  # (batch, d)
         else:
-            values, value_weights = memory, weights[:, :-1]
-            input_term = weights[:, -1:] * inputs
-        if sum_context:
-            context = ops.sum(value_weights[..., None] * values, axis=1)
-        else:
-            context = ops.einsum("bts,bsd->btd", value_weights[:, None], values)[:, 0]
-        context = context + input_term  # (batch, d)
+            context = ops.sum(weights[:, :-1, None] * memory, axis=1) + weights[:, -1:] * inputs
         outputs = ops.matmul(context, self.output_kernel) + self.output_bias
-        if self.states is not None:
-            for variable, state in zip(self.states, new_state):
-                variable.assign(state)
+        self._keep(new_state)
         return outputs, new_state
 
     def compute_output_shape(self, inputs_shape, initial_state_shape=None):

@@ -207,16 +207,16 @@ class LanguageModel(keras.Model):
         _, states = self._recurrent(self.embedding(token_ids), initial_state, mask=mask)
         return states
 
-    def step(self, token_ids, states, sum_context=False):
+    def step(self, token_ids, states, litert=False):
         """Reads one token per row: `(batch,)` ids and states -> `(logits (batch, vocab),
         new states)`. The same function as `call` on a window of length one.
-        `sum_context`: see `CausalSelfAttention.step` (for a graph that LiteRT runs)."""
+        `litert`: computed as LiteRT runs it faster (see `CausalSelfAttention.step`)."""
         embedded = self.embedding(token_ids)  # (batch, embedding_dim)
         x, new_states = self.rnn.step(embedded, states[:self.num_layers])
         if self.attention is not None:
             attended, memory = self.attention.step(self.attention_inputs(x, embedded),
                                                    states[self.num_layers],
-                                                   sum_context=sum_context)
+                                                   litert=litert)
             x = x + self.attention_gate * attended
             new_states.append(memory)
         return self.readout(x), new_states

@@ -136,8 +136,9 @@ class LanguageModelModule(tf.Module):
 
     def litert_step(self, tokens, states):
         """`step` as the batch-1 signatures, which LiteRT runs, compute it: an attention
-        block's context by a sum (see `CausalSelfAttention.step`), the same up to rounding."""
-        logits, states = self.model.step(tokens, states, sum_context=True)
+        block's step as LiteRT runs it faster (`CausalSelfAttention.step`), the same
+        function up to rounding."""
+        logits, states = self.model.step(tokens, states, litert=True)
         return logits + self.special_penalty, states, None
 
     def sample(self, first, states, max_new_tokens, start_step, temperature, top_k, top_p,
@@ -266,7 +267,7 @@ class LanguageModelModule(tf.Module):
         return {"token": first, "states": self.flatten(states)}
 
     def _step_one(self, token, states):
-        logits, states = self.model.step(token, self.unflatten(states), sum_context=True)
+        logits, states = self.model.step(token, self.unflatten(states), litert=True)
         return {"logits": logits, "states": self.flatten(states)}
 
     def _score(self, tokens, states):

@@ -52,8 +52,8 @@ def read_in_windows(model, tokens, window):
     return np.concatenate(pieces, axis=1), states
 
 
-@pytest.mark.parametrize("sum_context", [False, True])
-def test_windows_with_the_memory_carried_equal_one_pass_and_decoding_steps(sum_context):
+@pytest.mark.parametrize("litert", [False, True])
+def test_windows_with_the_memory_carried_equal_one_pass_and_decoding_steps(litert):
     model = make_model(memory=11)  # every position before the last of 12
     tokens = ids(12)
     whole = np.asarray(model(tokens))
@@ -61,7 +61,7 @@ def test_windows_with_the_memory_carried_equal_one_pass_and_decoding_steps(sum_c
         np.testing.assert_allclose(read_in_windows(model, tokens, window)[0], whole, atol=1e-5)
     states, steps = model.initial_states(2), []
     for t in range(12):
-        logits, states = model.step(tokens[:, t], states, sum_context=sum_context)
+        logits, states = model.step(tokens[:, t], states, litert=litert)
         steps.append(np.asarray(logits))
     np.testing.assert_allclose(np.stack(steps, 1), whole, atol=1e-5)
     assert [tuple(s.shape) for s in states[-1]] == [(2, 11, 8 + 8), (2, 11)]  # [h; E y]

@@ -223,10 +223,10 @@ def test_tflite_builtins_give_the_same_window_and_memory(masked):
 @pytest.mark.parametrize("memory_length", [0, 1, M])
 def test_a_step_equals_a_window_of_one_over_a_memory_that_fills_and_wraps(previous_keys,
                                                                         memory_length):
-    """`step`, which reads the memory without building the sources, against `call` on a window
-    of one position: from an empty memory, one half full and one full, for more steps than the
-    memory holds, so that it fills and its oldest states are dropped; and against the NumPy
-    transcription."""
+    """`step`, also as LiteRT runs it (without building the sources), against `call` on a
+    window of one position: from an empty memory, one half full and one full, for more steps
+    than the memory holds, so that it fills and its oldest states are dropped; and against
+    the NumPy transcription."""
     layer = make_layer(memory_length=memory_length, previous_keys=previous_keys)
     rng = np.random.default_rng(11)
     x = rng.normal(size=(3, 3 * memory_length + 4, D)).astype("float32")
@@ -240,10 +240,10 @@ def test_a_step_equals_a_window_of_one_over_a_memory_that_fills_and_wraps(previo
     for t in range(x.shape[1]):
         before = [np.asarray(state) for state in step_state]
         expected, *window_state = layer(x[:, t:t + 1], initial_state=window_state)
-        summed, _ = layer.step(x[:, t], step_state, sum_context=True)
-        out, step_state = layer.step(x[:, t], step_state)
+        default, _ = layer.step(x[:, t], step_state)
+        out, step_state = layer.step(x[:, t], step_state, litert=True)
         np.testing.assert_allclose(out, expected[:, 0], atol=1e-5)
-        np.testing.assert_allclose(summed, expected[:, 0], atol=1e-5)
+        np.testing.assert_allclose(default, expected[:, 0], atol=1e-5)
         for got, want in zip(step_state, window_state):
             assert tuple(got.shape) == tuple(want.shape)
             np.testing.assert_allclose(got, want, atol=1e-6)
@@ -261,21 +261,22 @@ def test_a_step_keeps_a_stateful_layer_s_memory():
     x = np.random.default_rng(12).normal(size=(2, 5, D)).astype("float32")
     expected, _, _ = layer(x)
     for t in range(5):
-        out, _ = stateful.step(x[:, t])
+        out, _ = stateful.step(x[:, t], litert=t % 2 == 0)
         np.testing.assert_allclose(out, expected[:, t], atol=1e-5)
     stateful.reset_state()
-    np.testing.assert_allclose(stateful.step(x[:, 0])[0], expected[:, 0], atol=1e-5)
+    np.testing.assert_allclose(stateful.step(x[:, 0], litert=True)[0], expected[:, 0],
+                               atol=1e-5)
 
 
-@pytest.mark.parametrize("sum_context", [False, True])
+@pytest.mark.parametrize("litert", [False, True])
 @pytest.mark.parametrize("previous_keys", [False, True])
-def test_tflite_builtins_give_the_same_step(previous_keys, sum_context):
+def test_tflite_builtins_give_the_same_step(previous_keys, litert):
     layer = make_layer(previous_keys=previous_keys)
     x = np.random.default_rng(13).normal(size=(1, D)).astype("float32")
     memory = np.random.default_rng(14).normal(size=(1, M, D)).astype("float32")
     valid = np.array([[0, 1, 1, 1]], "float32")
     expected = layer.step(x, [memory, valid])
     got = tflite_outputs(lambda x, memory, valid: layer.step(x, [memory, valid],
-                                                             sum_context=sum_context),
+                                                             litert=litert),
                          dict(x=x, memory=memory, valid=valid), layer)
     assert_all_close(got, expected, atol=1e-5)
