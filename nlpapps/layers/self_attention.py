@@ -266,7 +266,8 @@ class CausalSelfAttention(keras.layers.Layer):
             context = ops.sum(weights[..., None] * new_state[0], axis=1)  # (batch, d)
         else:
             context = ops.sum(weights[:, :-1, None] * memory, axis=1) + weights[:, -1:] * inputs
-        outputs = ops.matmul(context, self.output_kernel) + self.output_bias
+        # As the window's product (batch, 1, d) x (d, out): LiteRT then keeps one copy of W_o.
+        outputs = ops.matmul(context[:, None], self.output_kernel)[:, 0] + self.output_bias
         self._keep(new_state)
         return outputs, new_state
 
