@@ -1,14 +1,16 @@
 """Benchmarks that compare ratios measured inside one run.
 
-    python scripts/benchmark.py layers [--rounds 5] [--steps 10]
+    python scripts/benchmark.py layers [--rounds 5] [--steps 10] [--units 128 256 512 1024]
     python scripts/benchmark.py generate [--rounds 5] [--tokens 100] [--model DIR ... [--litert]]
     python scripts/benchmark.py generate-command [--rounds 5] [--tokens 500] [--model DIR]
     python scripts/benchmark.py translate [--batch 64] [--beam 5] [--rounds 5] [--model DIR]
     python scripts/benchmark.py startup [--rounds 3]
 
-`layers`: training tokens/s (forward + backward + Adam update) of nlpapps's LSTM and GRU against
-`keras.layers.LSTM` / `keras.layers.GRU` with the same weights, measured alternately (ours,
-built-in, ours, ...) so that machine noise hits both alike; prints the median ratio.
+`layers`: tokens/s of nlpapps's LSTM and both GRU forms against `keras.layers.LSTM` /
+`keras.layers.GRU` with the same weights, at widths 128 to 1024: training (forward + backward +
+Adam update) at batch 32 and inference at batch 1, over 64 steps, measured alternately (ours,
+built-in, ours, ...) so that machine noise hits both alike; prints each row's median ratio and
+the quartiles of its rounds' ratios.
 
 `generate`: new tokens/s of text generation at batch 1 and 32 on the language model in `--model`
 (default: a model of the default `LanguageModelConfig` size, randomly initialized: speed does
@@ -60,10 +62,12 @@ import numpy as np
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-LAYER_SHAPES = ((32, 64, 256, 512), (64, 100, 128, 256))  # (batch, steps, input, units)
+LAYER_UNITS = (128, 256, 512, 1024)  # H of every layer row
+TRAIN_SHAPE = (32, 64)  # (batch, steps) of a training row; the input is H wide
+INFER_SHAPE = (1, 64)  # (batch, steps) of an inference row
 
 
-def _training_model(layer, steps, features):
+def _layer_model(layer, steps, features):
     import keras
 
     inputs = keras.Input((steps, features))
@@ -72,42 +76,69 @@ def _training_model(layer, steps, features):
     return model
 
 
-def _tokens_per_second(model, x, y, repeats):
-    model.train_on_batch(x, y)  # compile outside the timing
+def _training_seconds(model, x, y, repeats):
     start = time.perf_counter()
     for _ in range(repeats):
         model.train_on_batch(x, y)
-    return x.shape[0] * x.shape[1] * repeats / (time.perf_counter() - start)
+    return (time.perf_counter() - start) / repeats
 
 
-def benchmark_layers(rounds: int, repeats: int) -> None:
+def _inference_seconds(model, x, repeats):
+    start = time.perf_counter()
+    for _ in range(repeats):
+        model.predict_on_batch(x)
+    return (time.perf_counter() - start) / repeats
+
+
+def benchmark_layers(rounds: int, repeats: int, units: tuple[int, ...] = LAYER_UNITS) -> None:
+    """Ours against the Keras built-in with the same weights, for LSTM, GRU (reset after the
+    recurrent product, cuDNN's form and Keras's default) and GRU (reset before it, the
+    textbook's), at each width in `units`: training (forward, backward, Adam) at batch 32 and
+    inference at batch 1, each over 64 steps. Each round times `repeats` calls of ours, then
+    of the built-in; the row gives the median ratio of the rounds and its spread (the
+    quartiles), so that a reader sees whether the median is stable."""
     import keras
     import numpy as np
 
     from nlpapps import layers
     from nlpapps.layers import cudnn
 
-    pairs = (("LSTM", layers.LSTM, keras.layers.LSTM), ("GRU", layers.GRU, keras.layers.GRU))
+    forms = (("LSTM", layers.LSTM, keras.layers.LSTM, {}),
+             ("GRU", layers.GRU, keras.layers.GRU, {}),
+             ("GRU r-b", layers.GRU, keras.layers.GRU, {"reset_after": False}))
     print("GPU: both run cuDNN's fused kernel" if cudnn.gpu_available()
           else "CPU: our step loop against Keras's")
-    print(f"{'layer':5} {'batch':>5} {'steps':>5} {'input':>5} {'units':>5} "
-          f"{'ours tok/s':>11} {'keras tok/s':>11} {'ratio':>6}")
-    for name, ours_cls, keras_cls in pairs:
-        for batch, steps, features, units in LAYER_SHAPES:
+    print(f"{'layer':7} {'units':>5} {'mode':>9} {'ours tok/s':>11} {'keras tok/s':>11} "
+          f"{'ratio':>6} {'quartiles':>11}")
+    for name, ours_cls, keras_cls, options in forms:
+        for width in units:
             rng = np.random.default_rng(0)
-            x = rng.normal(size=(batch, steps, features)).astype("float32")
-            y = rng.normal(size=(batch, steps, units)).astype("float32")
-            builtin = _training_model(keras_cls(units, return_sequences=True), steps, features)
-            ours = _training_model(ours_cls(units, return_sequences=True), steps, features)
-            ours.set_weights(builtin.get_weights())
-            ours_tps, keras_tps = [], []
-            for _ in range(rounds):
-                ours_tps.append(_tokens_per_second(ours, x, y, repeats))
-                keras_tps.append(_tokens_per_second(builtin, x, y, repeats))
-            ratio = statistics.median(o / k for o, k in zip(ours_tps, keras_tps))
-            print(f"{name:5} {batch:5d} {steps:5d} {features:5d} {units:5d} "
-                  f"{statistics.median(ours_tps):11.0f} {statistics.median(keras_tps):11.0f} "
-                  f"{ratio:6.2f}", flush=True)
+            for mode, (batch, steps) in (("train b32", TRAIN_SHAPE), ("infer b1", INFER_SHAPE)):
+                x = rng.normal(size=(batch, steps, width)).astype("float32")
+                y = rng.normal(size=(batch, steps, width)).astype("float32")
+                builtin = _layer_model(keras_cls(width, return_sequences=True, **options),
+                                       steps, width)
+                ours = _layer_model(ours_cls(width, return_sequences=True, **options),
+                                    steps, width)
+                ours.set_weights(builtin.get_weights())
+                train = mode.startswith("train")
+
+                def run(model, x=x, y=y, train=train):
+                    return _training_seconds(model, x, y, repeats) if train else \
+                        _inference_seconds(model, x, repeats)
+
+                run(ours), run(builtin)  # traced outside the timing
+                ours_s, keras_s = [], []
+                for _ in range(rounds):
+                    ours_s.append(run(ours))
+                    keras_s.append(run(builtin))
+                ratios = sorted(k / o for o, k in zip(ours_s, keras_s))
+                low, high = np.percentile(ratios, [25, 75])
+                tokens = batch * steps
+                print(f"{name:7} {width:5d} {mode:>9} "
+                      f"{tokens / statistics.median(ours_s):11.0f} "
+                      f"{tokens / statistics.median(keras_s):11.0f} "
+                      f"{statistics.median(ratios):6.2f} {low:5.2f}-{high:<5.2f}", flush=True)
 
 
 def benchmark_generate(rounds: int, tokens: int, model_dir: Path | None = None,
@@ -525,7 +556,10 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="what", required=True)
     layers_parser = sub.add_parser("layers", help="our LSTM/GRU vs the Keras built-ins")
     layers_parser.add_argument("--rounds", type=int, default=5)
-    layers_parser.add_argument("--steps", type=int, default=10, help="training steps per round")
+    layers_parser.add_argument("--steps", type=int, default=10,
+                               help="calls (training steps or predictions) per round")
+    layers_parser.add_argument("--units", type=int, nargs="+", default=list(LAYER_UNITS),
+                               help="the layer widths to run")
     generate_parser = sub.add_parser("generate", help="compiled generation loop vs one step "
                                                       "per Python call")
     generate_parser.add_argument("--rounds", type=int, default=5)
@@ -560,7 +594,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.what == "generate" and args.litert and not args.model:
         parser.error("--litert needs --model")
     if args.what == "layers":
-        benchmark_layers(args.rounds, args.steps)
+        benchmark_layers(args.rounds, args.steps, tuple(args.units))
     elif args.what == "generate":
         for model_dir in args.model or [None]:
             benchmark_generate(args.rounds, args.tokens, model_dir, args.litert)
