@@ -45,13 +45,13 @@ def load_weights(model, folder: Path, grow: bool = False) -> None:
     With `grow`, `model` may have weights that the folder lacks (a deeper stack): those keep
     their fresh initialization, and every other weight is loaded."""
     folder = Path(folder)
-    if (folder / WEIGHTS_FILE).is_file():
-        _load_weights_file(model, folder, grow)
-    elif (folder / f"{VARIABLES}.index").is_file():
-        _load_variables(model, folder, grow)
-    else:
+    if not has_weights(folder):
         raise ModelError(f"{folder} has no weights (neither {WEIGHTS_FILE} nor a SavedModel's "
                          "variables); train the model to the end or pick another folder")
+    if (folder / WEIGHTS_FILE).is_file():
+        _load_weights_file(model, folder, grow)
+    else:
+        _load_variables(model, folder, grow)
 
 
 def _load_weights_file(model, folder: Path, grow: bool) -> None:

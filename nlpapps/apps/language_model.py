@@ -405,9 +405,8 @@ def load(folder: Path) -> tuple[LanguageModel, Tokenizer, LanguageModelConfig]:
     of a training folder, else from the SavedModel's variables); ModelError if it is not one."""
     folder = Path(folder)
     data = expect_kind(folder, KIND)
-    if not (folder / TOKENIZER_FILE).exists() or not folder_weights.has_weights(folder):
-        missing = TOKENIZER_FILE if not (folder / TOKENIZER_FILE).exists() else "weights"
-        raise ModelError(f"{folder} has no {missing}; train the model to the end "
+    if not (folder / TOKENIZER_FILE).exists():
+        raise ModelError(f"{folder} has no {TOKENIZER_FILE}; train the model to the end "
                          "(nlpapps lm train) or pick another folder")
     try:
         config = LanguageModelConfig.from_dict(data)

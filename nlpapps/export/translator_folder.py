@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from nlpapps.errors import ModelError
 from nlpapps.export.saved_model_writer import check_output_folder, write_savedmodel
 from nlpapps.serving.translator_module import TranslatorModule
 from nlpapps.tokenizer import Tokenizer
@@ -26,10 +25,6 @@ def export_translator_folder(train_dir: Path, out_dir: Path) -> None:
 
     train_dir, out_dir = Path(train_dir), Path(out_dir)
     expect_kind(train_dir, KIND)
-    if not folder_weights.has_weights(train_dir):
-        raise ModelError(f"{train_dir} has no weights to export from (neither "
-                         f"{folder_weights.WEIGHTS_FILE} nor a SavedModel's variables); pass "
-                         "the training folder")
     check_output_folder(train_dir, out_dir)
     tokenizer = Tokenizer.load(train_dir / TOKENIZER_FILE)
     translator = Translator.create(TranslatorConfig.load(train_dir), tokenizer)
