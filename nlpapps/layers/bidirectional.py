@@ -70,11 +70,11 @@ class Bidirectional(keras.layers.Layer):
         # the layers handed in are left as they were (as keras.layers.Bidirectional does).
         if backward_layer is None:
             backward_layer = own_copy(layer, go_backwards=not layer.go_backwards,
-                                      name="backward_" + _removeprefix(layer.name, "backward_"))
+                                      name="backward_" + layer.name.removeprefix("backward_"))
         else:
             backward_layer = own_copy(
-                backward_layer, name="backward_" + _removeprefix(backward_layer.name, "backward_"))
-        layer = own_copy(layer, name="forward_" + _removeprefix(layer.name, "forward_"))
+                backward_layer, name="backward_" + backward_layer.name.removeprefix("backward_"))
+        layer = own_copy(layer, name="forward_" + layer.name.removeprefix("forward_"))
         if backward_layer.go_backwards == layer.go_backwards:
             raise ValueError("`backward_layer` must read in the other direction than `layer` "
                              f"(go_backwards={layer.go_backwards} for both).")
@@ -196,7 +196,3 @@ def own_copy(layer, **config):
     serialized = keras.saving.serialize_keras_object(layer)
     serialized["config"].update(config)
     return keras.saving.deserialize_keras_object(serialized)
-
-
-def _removeprefix(name: str, prefix: str) -> str:
-    return name[len(prefix):] if name.startswith(prefix) else name
