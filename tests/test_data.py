@@ -53,8 +53,12 @@ def test_subword_sampling_draws_new_segmentations_each_pass(pairs_and_tokenizer,
     pairs, tokenizer = pairs_and_tokenizer
     pairs = list(dict.fromkeys(pairs[:40]))  # 200 tokens: no pair is cut
 
+    n = len(pairs)
+
+    # Batches of one pair: each comes out as it is drawn, so pass k is batches k n .. k n + n
+    # (larger batches wait in their length's bucket, across passes).
     def dataset(**changes):
-        return translation_dataset(pairs, tokenizer, 8, 200, shuffle=shuffle, repeat=True,
+        return translation_dataset(pairs, tokenizer, 1, 200, shuffle=shuffle, repeat=True,
                                    subword_alpha=0.2, **changes)
 
     def segmentations(read):
@@ -70,10 +74,10 @@ def test_subword_sampling_draws_new_segmentations_each_pass(pairs_and_tokenizer,
         return rows
 
     data = dataset()
-    read = batches(data, 15)  # 120 rows: three passes over the 40 pairs
-    # Six passes, so that a pair whose bucket fills slowly (its length is rare) has come too.
-    drawn = segmentations(read + batches(data.skip(15), 15))
+    read = batches(data, 3 * n)  # three passes
+    drawn = segmentations(read)
     assert set(drawn) == set(pairs)
+    assert set(segmentations(read[:n])) == set(pairs)  # every pair, once a pass
     assert sum(len(seen) > 1 for seen in drawn.values()) > len(pairs) // 2  # new each pass
     best = dict(zip(pairs, zip(*(map(tuple, ids) for ids in encode_pairs(pairs, tokenizer, 200)))))
     assert sum(best[pair] not in seen for pair, seen in drawn.items()) > len(pairs) // 2
@@ -83,10 +87,10 @@ def test_subword_sampling_draws_new_segmentations_each_pass(pairs_and_tokenizer,
                                         for x, y in zip(p, q))
 
     # Another iterator over the same dataset, and a new pipeline, read the same batches.
-    assert same(batches(data, 15), read) and same(batches(dataset(), 15), read)
-    assert not same(batches(dataset(seed=1), 15), read)
-    # A run resumed after 7 batches (a pass and then some) reads what the whole run read.
-    assert same(batches(dataset(skip_batches=7), 8), read[7:])
+    assert same(batches(data, 3 * n), read) and same(batches(dataset(), 3 * n), read)
+    assert not same(batches(dataset(seed=1), 3 * n), read)
+    # A run resumed a pass and then some in reads what the whole run read.
+    assert same(batches(dataset(skip_batches=n + 7), n), read[n + 7:2 * n + 7])
 
 
 def test_a_bad_subword_alpha_fails_at_once(pairs_and_tokenizer):
