@@ -55,6 +55,8 @@ class GRUCell(RecurrentCell):
     """
 
     gates = 3
+    # Its gradient through time is written out in `bptt.py` (tanh and sigmoid only).
+    written_gradient = "gru"
 
     def __init__(self, units, activation="tanh", recurrent_activation="sigmoid",
                  reset_after=True, implementation=2, **kwargs):

@@ -45,6 +45,8 @@ class LSTMCell(RecurrentCell):
 
     gates = 4
     fused_kernel = "lstm"
+    # Its gradient through time is written out in `bptt.py` (tanh and sigmoid only).
+    written_gradient = "lstm"
 
     def __init__(self, units, activation="tanh", recurrent_activation="sigmoid",
                  unit_forget_bias=True, implementation=2, **kwargs):

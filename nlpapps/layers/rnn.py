@@ -9,8 +9,10 @@ A cell of nlpapps splits its work in two:
 
 `RNN` runs `step` in one compiled `tf.while_loop`, so a training step does no per-step Python
 and no per-step input matmul. The loop writes into a `TensorArray` of fixed element shape,
-which TFLite lowers to its built-in ops. On a GPU the LSTM and GRU layers run cuDNN's fused
-kernel instead where their configuration allows it, with the same results (`cudnn.py`).
+which TFLite lowers to its built-in ops. In training, the LSTM and GRU cells run the loop of
+`bptt.py` instead, whose gradient through time is written out (the same values, fewer and
+cheaper ops per step). On a GPU the LSTM and GRU layers run cuDNN's fused kernel instead where
+their configuration allows it, with the same results (`cudnn.py`).
 """
 
 import keras
@@ -18,7 +20,7 @@ import tensorflow as tf
 from keras import ops, regularizers
 from keras.src.utils.tracking import no_automatic_dependency_tracking
 
-from nlpapps.layers import cudnn
+from nlpapps.layers import bptt, cudnn
 from nlpapps.layers.cell import check_dropout
 
 
@@ -306,9 +308,15 @@ class RNN(keras.layers.Layer):
             projected = ops.flip(projected, axis=0)
             mask = None if mask is None else ops.flip(mask, axis=0)
 
-        last_output, outputs, states = recurrence(
-            step, projected, states, mask=mask, return_sequences=self.return_sequences,
-            zero_output_for_mask=self.zero_output_for_mask)
+        if training and bptt.applies(self.cell):  # the same values, a faster gradient
+            last_output, outputs, states = bptt.sequence(
+                self.cell, projected, states, mask=mask, recurrent_mask=recurrent_mask,
+                zero_output_for_mask=self.zero_output_for_mask)
+            outputs = outputs if self.return_sequences else None
+        else:
+            last_output, outputs, states = recurrence(
+                step, projected, states, mask=mask, return_sequences=self.return_sequences,
+                zero_output_for_mask=self.zero_output_for_mask)
         if outputs is not None:
             outputs = ops.transpose(outputs, (1, 0, 2))  # (batch, time, units)
         return last_output, outputs, states
