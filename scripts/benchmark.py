@@ -4,6 +4,7 @@
     python scripts/benchmark.py generate [--rounds 5] [--tokens 100] [--model DIR ... [--litert]]
     python scripts/benchmark.py generate-command [--rounds 5] [--tokens 500] [--model DIR]
     python scripts/benchmark.py translate [--batch 64] [--beam 5] [--rounds 5] [--model DIR]
+    python scripts/benchmark.py train-step [--rounds 5] [--steps 3]
     python scripts/benchmark.py startup [--rounds 3]
 
 `layers`: tokens/s of nlpapps's LSTM and both GRU forms against `keras.layers.LSTM` /
@@ -42,6 +43,11 @@ measured alternately, median ratio. Its greedy translations are compared with ou
 weights, so the same words up to float rounding); its beam runs as many steps as our search
 took, without the bookkeeping of finished hypotheses, which only makes it faster.
 
+`train-step`: training steps per second of the shipped language model's recurrent stage and of
+the shipped translator's network, with the LSTM's and GRU's gradient through time written out
+(`nlpapps.layers.bptt`, what training runs) against the same networks with TensorFlow
+differentiating the step loop, from the same weights, alternately; median ratio.
+
 `startup`: seconds from starting `nlpapps translate "Hello."` and `nlpapps generate ROMEO:` to
 their first byte of output, with `--runtime auto` (the LiteRT file) and `--runtime tf`,
 alternately, and what part of that is importing Python packages alone.
@@ -50,6 +56,7 @@ alternately, and what part of that is importing Python packages alone.
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import statistics
 import subprocess
@@ -308,6 +315,75 @@ def benchmark_generate_command(model_dir: Path, rounds: int, tokens: int) -> Non
         median = statistics.median(times)
         print(f"{name:34} {tokens / median:8.0f} {1000 * median:12.1f}")
     print(f"ratio (median of rounds): {ratio:.2f}x", flush=True)
+
+
+def benchmark_train_step(rounds: int, repeats: int) -> None:
+    """Training steps per second of the shipped models' networks with the LSTM's and GRU's
+    gradient through time written out (`nlpapps.layers.bptt`, what training runs) against
+    the same networks with TensorFlow differentiating their step loop (what ran before), from
+    the same weights, alternately: the language model's recurrent stage (its recipe's LSTM
+    2 x 512 without the attention block, recurrent dropout on) and the translator (a
+    bidirectional GRU encoder; its attention decoder's loop is differentiated by TensorFlow
+    in both)."""
+    import dataclasses
+    from unittest import mock
+
+    import keras
+    import numpy as np
+
+    from nlpapps import training
+    from nlpapps.apps import language_model as lm
+    from nlpapps.apps.language_model import LanguageModelConfig
+    from nlpapps.apps.translator import TOKENIZER_FILE, Translator, TranslatorConfig
+    from nlpapps.layers import bptt
+    from nlpapps.tokenizer import Tokenizer
+
+    rng = np.random.default_rng(0)
+
+    def language_model():
+        config = dataclasses.replace(LanguageModelConfig.load(DEFAULT_GENERATOR),
+                                     attention=False, freeze_recurrent=False)
+        ids = rng.integers(3, 4000, size=(config.batch_size, config.seq_len + 1))
+        model = lm.create_model(config, 4000)
+        return (f"language model: {config.layers} x {config.units} {config.cell}, batch "
+                f"{config.batch_size} x {config.seq_len} tokens", config, model,
+                ids[:, :-1], ids[:, 1:])
+
+    def translator():
+        config = TranslatorConfig.load(DEFAULT_TRANSLATOR)
+        tokenizer = Tokenizer.load(DEFAULT_TRANSLATOR / TOKENIZER_FILE)
+        model = Translator.create(config, tokenizer).model
+        source = rng.integers(3, config.vocab_size, size=(config.batch_size, 24))
+        target = rng.integers(3, config.vocab_size, size=(config.batch_size, 25))
+        return (f"translator: {config.cell} {config.units}, batch {config.batch_size}, 24 "
+                "source and 24 target tokens", config, model, (source, target[:, :-1]),
+                target[:, 1:])
+
+    print(f"{'network':70} {'written':>9} {'differentiated':>14} {'ratio':>6} {'quartiles':>11}")
+    for make in (language_model, translator):
+        name, config, written, x, y = make()
+        _, _, differentiated, _, _ = make()
+        differentiated.set_weights(written.get_weights())
+        for model in (written, differentiated):
+            model.compile(optimizer=training.adam(config.learning_rate, config.clipnorm,
+                                                  config.decay_steps),
+                          loss=training.masked_cross_entropy())
+        written.train_on_batch(x, y)  # traced with the written gradient
+        with mock.patch.object(bptt, "applies", lambda cell: False):
+            differentiated.train_on_batch(x, y)  # traced with the step loop differentiated
+
+        def run(model, x=x, y=y):
+            for _ in range(repeats):
+                model.train_on_batch(x, y)
+
+        ours, theirs = alternate_seconds(functools.partial(run, written),
+                                         functools.partial(run, differentiated), rounds)
+        ratios = sorted(t / o for o, t in zip(ours, theirs))
+        low, high = np.percentile(ratios, [25, 75])
+        print(f"{name:70} {repeats / statistics.median(ours):7.2f}/s "
+              f"{repeats / statistics.median(theirs):12.2f}/s {statistics.median(ratios):6.2f} "
+              f"{low:5.2f}-{high:<5.2f}", flush=True)
+        keras.backend.clear_session()
 
 
 def alternate_seconds(first, second, rounds: int) -> tuple[list[float], list[float]]:
@@ -585,6 +661,10 @@ def main(argv: list[str] | None = None) -> int:
     translate_parser.add_argument("--batch", type=int, default=64)
     translate_parser.add_argument("--beam", type=int, default=5)
     translate_parser.add_argument("--rounds", type=int, default=5)
+    train_parser = sub.add_parser("train-step", help="the shipped networks' training steps, "
+                                  "gradient through time written out vs differentiated")
+    train_parser.add_argument("--rounds", type=int, default=5)
+    train_parser.add_argument("--steps", type=int, default=3, help="training steps per round")
     startup_parser = sub.add_parser("startup", help="seconds to the first output of "
                                     "`nlpapps translate` and `nlpapps generate`")
     startup_parser.add_argument("--rounds", type=int, default=3)
@@ -602,6 +682,8 @@ def main(argv: list[str] | None = None) -> int:
         benchmark_generate_command(args.model, args.rounds, args.tokens)
     elif args.what == "translate":
         benchmark_translate(args.model, args.text, args.batch, args.beam, args.rounds)
+    elif args.what == "train-step":
+        benchmark_train_step(args.rounds, args.steps)
     elif args.what == "startup":
         benchmark_startup(args.rounds, args.before)
     return 0
