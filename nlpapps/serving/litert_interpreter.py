@@ -11,10 +11,23 @@ import numpy as np
 from nlpapps.errors import ModelError
 
 
+# Threads LiteRT's kernels use by default. On a 2-core machine the attentive language model
+# generates 1.23x faster with 2 than with LiteRT's default, which runs as one (1,457 against
+# 1,187 tokens/s, medians of 9 alternate calls of 500 tokens; the same tokens); the translator
+# runs as fast with either. More threads were not measured.
+DEFAULT_THREADS = 2
+
+
 def open_interpreter(path: Path, num_threads: int | None = None):
-    """A LiteRT interpreter of the file at `path` with the TF Text tokenizer ops registered;
-    ModelError for a missing or unusable file."""
+    """A LiteRT interpreter of the file at `path` with the TF Text tokenizer ops registered,
+    running its kernels on `num_threads` threads (by default `DEFAULT_THREADS`, or fewer on a
+    machine with fewer cores); ModelError for a missing or unusable file."""
+    import os
+
     from ai_edge_litert.interpreter import InterpreterWithCustomOps
+
+    if num_threads is None:
+        num_threads = min(DEFAULT_THREADS, os.cpu_count() or 1)
 
     if not Path(path).is_file():
         raise ModelError(f"TFLite file {path} does not exist")

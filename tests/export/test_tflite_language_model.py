@@ -133,6 +133,17 @@ def test_litert_samples_as_the_savedmodel_with_the_same_seed(loaded, float_file)
     assert model.generate("ROMEO:\n", 10, temperature=-1.0, top_k=-3, top_p=7.0)[1] == greedy
 
 
+def test_one_thread_and_the_default_threads_draw_the_same_tokens(float_file, dynamic_file):
+    """Files open on `DEFAULT_THREADS` kernel threads; the tokens are those of one thread."""
+    for path in (float_file, dynamic_file):
+        one, default = LiteRTLanguageModel(path, num_threads=1), LiteRTLanguageModel(path)
+        for temperature in (0.0, 5.0):
+            assert one.generate("ROMEO:\n", 30, temperature=temperature, seed=4) == \
+                default.generate("ROMEO:\n", 30, temperature=temperature, seed=4)
+        ids = [3, 4, 5, 6, 7, 8]
+        assert one.log_prob(ids) == pytest.approx(default.log_prob(ids), abs=1e-4)
+
+
 def test_token_counts_zero_negative_and_past_the_buffer(float_file):
     model = LiteRTLanguageModel(float_file)
     assert model.generate("ROMEO:", 0) == ("ROMEO:", [])
