@@ -5,6 +5,7 @@
     python scripts/benchmark.py generate-command [--rounds 5] [--tokens 500] [--model DIR]
     python scripts/benchmark.py translate [--batch 64] [--beam 5] [--rounds 5] [--model DIR]
     python scripts/benchmark.py train-step [--rounds 5] [--steps 3]
+    python scripts/benchmark.py memory-step [--rounds 7] [--tokens 128]
     python scripts/benchmark.py startup [--rounds 3]
 
 `layers`: tokens/s of nlpapps's LSTM and both GRU forms against `keras.layers.LSTM` /
@@ -47,6 +48,11 @@ took, without the bookkeeping of finished hypotheses, which only makes it faster
 the shipped translator's network, with the LSTM's and GRU's gradient through time written out
 (`nlpapps.layers.bptt`, what training runs) against the same networks with TensorFlow
 differentiating the step loop, from the same weights, alternately; median ratio.
+
+`memory-step`: milliseconds per step, in LiteRT at batch 1, of a loop that reads an attention
+memory of the attentive language model's size (1,024 x 768) at every step, with the memory
+rewritten at every step (as the shipped file does), moved under a `tf.cond`, or kept in blocks
+by two nested loops; see `benchmark_memory_step`.
 
 `startup`: seconds from starting `nlpapps translate "Hello."` and `nlpapps generate ROMEO:` to
 their first byte of output, with `--runtime auto` (the LiteRT file) and `--runtime tf`,
@@ -386,6 +392,114 @@ def benchmark_train_step(rounds: int, repeats: int) -> None:
         keras.backend.clear_session()
 
 
+def benchmark_memory_step(rounds: int, tokens: int, memory: int = 1024, width: int = 768,
+                          block: int = 32) -> None:
+    """Milliseconds per step, in LiteRT at batch 1, of a loop that reads an attention memory of
+    the shipped language model's size at every step (a query, scores over every slot, a softmax,
+    the context) and keeps it as the last `memory` states, three ways, each converted alone:
+
+    - shift: the memory is a loop variable rewritten at every step, `concat(m[1:], x)` (what
+      the shipped file does);
+    - cond: new states go to a small block that is moved into the memory under a `tf.cond`
+      every `block` steps (LiteRT's IF still copies the memory it passes through);
+    - blocks: the same block, with an inner loop of `block` steps inside an outer loop that
+      moves the block into the memory once per `block` steps; the memory is an explicit loop
+      variable of both loops, and inside the inner one it is only read (its oldest slots masked
+      as the block fills).
+
+    The three compute the same states (the largest difference of the outputs is printed)."""
+    import numpy as np
+    import tensorflow as tf
+    from ai_edge_litert.interpreter import Interpreter
+
+    m, d, k = memory, width, block
+    tokens -= tokens % k
+    kernel = tf.constant(np.random.default_rng(0).normal(size=(d, d)).astype("float32") * 0.01)
+
+    def attend(mem, buf, n, x):  # the next state from the memory without its n oldest slots
+        q = tf.matmul(x, kernel)
+        valid = tf.concat([tf.cast(tf.range(m) >= n, tf.float32),
+                           tf.cast(tf.range(k) < n, tf.float32)], 0)[None]
+        scores = tf.concat([tf.reduce_sum(mem * q[:, None], -1),
+                            tf.reduce_sum(buf * q[:, None], -1)], 1)
+        weights = tf.nn.softmax(tf.where(valid > 0, scores, -1e9)) * valid
+        context = tf.reduce_sum(weights[:, :m, None] * mem, 1) \
+            + tf.reduce_sum(weights[:, m:, None] * buf, 1)
+        return tf.tanh(context + x)
+
+    def written(buf, n, x):
+        return buf + tf.one_hot(n, k)[None, :, None] * x[:, None]
+
+    spec = [tf.TensorSpec((1, m, d)), tf.TensorSpec((1, d))]
+
+    @tf.function(input_signature=spec)
+    def shift(mem, x):
+        empty = tf.zeros((1, k, d))
+
+        def body(t, mem, x):
+            x = attend(mem, empty, 0, x)
+            return t + 1, tf.concat([mem[:, 1:], x[:, None]], 1), x
+
+        return tf.while_loop(lambda t, *_: t < tokens, body, (0, mem, x))[2]
+
+    @tf.function(input_signature=spec)
+    def cond(mem, x):
+        def body(t, mem, buf, x):
+            n = t % k
+            x = attend(mem, buf, n, x)
+            buf = written(buf, n, x)
+            full = tf.equal(n, k - 1)
+            mem = tf.cond(full, lambda: tf.concat([mem[:, k:], buf], 1), lambda: mem)
+            buf = tf.cond(full, lambda: tf.zeros_like(buf), lambda: buf)
+            return t + 1, mem, buf, x
+
+        return tf.while_loop(lambda t, *_: t < tokens, body,
+                             (0, mem, tf.zeros((1, k, d)), x))[3]
+
+    @tf.function(input_signature=spec)
+    def blocks(mem, x):
+        def outer(c, mem, x):
+            def inner(n, mem, buf, x):
+                x = attend(mem, buf, n, x)
+                return n + 1, mem, written(buf, n, x), x
+
+            _, mem, buf, x = tf.while_loop(lambda n, *_: n < k, inner,
+                                           (0, mem, tf.zeros((1, k, d)), x))
+            return c + 1, tf.concat([mem[:, k:], buf], 1), x
+
+        return tf.while_loop(lambda c, *_: c < tokens // k, outer, (0, mem, x))[2]
+
+    rng = np.random.default_rng(1)
+    mem, x = rng.normal(size=(1, m, d)).astype("float32"), np.ones((1, d), "float32")
+    runs, outputs = {}, {}
+    for name, function in (("shift", shift), ("cond", cond), ("blocks", blocks)):
+        converter = tf.lite.TFLiteConverter.from_concrete_functions(
+            [function.get_concrete_function()], function)
+        interpreter = Interpreter(model_content=converter.convert(), num_threads=2)
+        interpreter.allocate_tensors()
+
+        def run(interpreter=interpreter):
+            for detail in interpreter.get_input_details():
+                interpreter.set_tensor(detail["index"], mem if len(detail["shape"]) == 3 else x)
+            interpreter.invoke()
+            return interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
+
+        runs[name], outputs[name] = run, run()
+    seconds = {name: [] for name in runs}
+    for _ in range(rounds):
+        for name, run in runs.items():
+            start = time.perf_counter()
+            run()
+            seconds[name].append(time.perf_counter() - start)
+    print(f"LiteRT, batch 1, memory {m} x {d}, block {k}, {tokens} steps per call, {rounds} "
+          "rounds")
+    print(f"{'loop':8} {'ms per step':>12}")
+    for name, times in seconds.items():
+        print(f"{name:8} {1000 * statistics.median(times) / tokens:12.3f}")
+    difference = max(float(np.abs(outputs[name] - outputs["shift"]).max()) for name in runs)
+    print(f"largest difference of the outputs: {difference:.2g}", flush=True)
+
+
 def alternate_seconds(first, second, rounds: int) -> tuple[list[float], list[float]]:
     """Seconds of each of `rounds` calls of `first` and of `second`, alternately, after one
     untimed call of each (tracing and warming up outside the timing)."""
@@ -665,6 +779,10 @@ def main(argv: list[str] | None = None) -> int:
                                   "gradient through time written out vs differentiated")
     train_parser.add_argument("--rounds", type=int, default=5)
     train_parser.add_argument("--steps", type=int, default=3, help="training steps per round")
+    memory_parser = sub.add_parser("memory-step", help="an attention memory's step in LiteRT: "
+                                   "rewritten each step, under a cond, or in blocks")
+    memory_parser.add_argument("--rounds", type=int, default=7)
+    memory_parser.add_argument("--tokens", type=int, default=128, help="steps per call")
     startup_parser = sub.add_parser("startup", help="seconds to the first output of "
                                     "`nlpapps translate` and `nlpapps generate`")
     startup_parser.add_argument("--rounds", type=int, default=3)
@@ -684,6 +802,8 @@ def main(argv: list[str] | None = None) -> int:
         benchmark_translate(args.model, args.text, args.batch, args.beam, args.rounds)
     elif args.what == "train-step":
         benchmark_train_step(args.rounds, args.steps)
+    elif args.what == "memory-step":
+        benchmark_memory_step(args.rounds, args.tokens)
     elif args.what == "startup":
         benchmark_startup(args.rounds, args.before)
     return 0
