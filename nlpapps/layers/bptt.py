@@ -211,8 +211,7 @@ class _LSTM:
     def weights(self):
         return [tf.convert_to_tensor(self.cell.recurrent_kernel)]
 
-    @staticmethod
-    def saved_width(units):
+    def saved_width(self, units):
         return 5 * units
 
     def forward_kernels(self, kernel):

@@ -4,6 +4,7 @@ TensorFlow, and reading the metadata a file carries beside its graph (written by
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -22,8 +23,6 @@ def open_interpreter(path: Path, num_threads: int | None = None):
     """A LiteRT interpreter of the file at `path` with the TF Text tokenizer ops registered,
     running its kernels on `num_threads` threads (by default `DEFAULT_THREADS`, or fewer on a
     machine with fewer cores); ModelError for a missing or unusable file."""
-    import os
-
     from ai_edge_litert.interpreter import InterpreterWithCustomOps
 
     if num_threads is None:
