@@ -164,35 +164,42 @@ class CausalSelfAttention(keras.layers.Layer):
     def _window(self, inputs, initial_state, mask=None, training=False):
         """`(outputs, new memory, attention weights)` of a window."""
         batch, time = ops.shape(inputs)[0], ops.shape(inputs)[1]
+        # Without a memory given or kept, it is empty: only the window is read (the same
+        # weights, those of the empty slots being 0), as a prompt's first window is.
+        empty = initial_state is None and self.states is None
         initial_state = self._initial(initial_state, batch)
         memory, valid = (ops.cast(state, self.compute_dtype) for state in initial_state)
         real = ops.ones((batch, time), self.compute_dtype) if mask is None \
             else ops.cast(mask, self.compute_dtype)  # (batch, T)
         sources = ops.concatenate([ops.stop_gradient(memory), inputs], axis=1)  # (b, M + T, d)
         source_valid = ops.concatenate([valid, real], axis=1)  # (batch, M + T)
+        read, read_valid, slots = (inputs, real, 0) if empty \
+            else (sources, source_valid, self.memory_length)
 
         queries = ops.matmul(inputs, self.query_kernel) + self.query_bias  # (batch, T, d)
-        scores = ops.einsum("btd,bsd->bts", queries, sources) \
-            / ops.sqrt(ops.cast(self.units, self.compute_dtype))  # (batch, T, M + T)
-        key_valid = source_valid
+        scores = ops.einsum("btd,bsd->bts", queries, read) \
+            / ops.sqrt(ops.cast(self.units, self.compute_dtype))  # (batch, T, slots + T)
+        key_valid = read_valid
         if self.previous_keys:
             # Each position keyed by the one before it: q_t . s_{j-1} is the score of j - 1
             # moved one place on, so the shifted keys are never built (M + T rows of d).
             scores = ops.concatenate([ops.zeros_like(scores[..., :1]), scores[..., :-1]], -1)
-            key_valid = source_valid * ops.concatenate(
-                [ops.zeros_like(source_valid[:, :1]), source_valid[:, :-1]], axis=1)
+            key_valid = read_valid * ops.concatenate(
+                [ops.zeros_like(read_valid[:, :1]), read_valid[:, :-1]], axis=1)
         # Window position j is visible from t when j <= t; memory slots always are.
         causal = ops.arange(time)[:, None] >= ops.arange(time)[None, :]  # (T, T)
-        causal = ops.concatenate([ops.ones((time, self.memory_length), "bool"), causal], 1)
+        causal = ops.concatenate([ops.ones((time, slots), "bool"), causal], 1)
         allowed = ops.logical_and(causal[None], ops.cast(key_valid[:, None, :], "bool"))
         weights = ops.softmax(ops.where(allowed, scores, NEG_INF), axis=-1)
         weights = weights * ops.cast(allowed, weights.dtype)
         dropped = weights
         if training and self.dropout > 0:
             dropped = keras.random.dropout(weights, self.dropout, seed=self.seed_generator)
-        context = ops.einsum("bts,bsd->btd", dropped, sources)  # (batch, T, d)
+        context = ops.einsum("bts,bsd->btd", dropped, read)  # (batch, T, d)
         outputs = (ops.matmul(context, self.output_kernel) + self.output_bias) * real[..., None]
-
+        if empty:  # the weights of the memory's slots, all 0
+            weights = ops.concatenate(
+                [ops.zeros((batch, time, self.memory_length), weights.dtype), weights], -1)
         return outputs, self._next_memory(sources, source_valid, mask is not None), weights
 
     def _next_memory(self, sources, source_valid, masked):
@@ -210,8 +217,10 @@ class CausalSelfAttention(keras.layers.Layer):
             memory, valid = sources, source_valid
             memory = memory * valid[..., None]  # empty slots hold zeros, not padding
         else:  # the window is all real, and the memory's empty slots already hold zeros
-            memory = sources[:, ops.shape(sources)[1] - m:]
-            valid = source_valid[:, ops.shape(source_valid)[1] - m:]
+            # Counted from the end: LiteRT copies a slice whose start is known only when it
+            # runs twenty times slower than one with a constant start.
+            memory = sources[:, -m:] if m else sources[:, :0]
+            valid = source_valid[:, -m:] if m else source_valid[:, :0]
         # M rows whatever the window's length: a static shape, so that a decoding loop that
         # starts from this memory carries a tensor of static shape (LiteRT runs a loop
         # variable of unknown shape as a dynamic tensor, reallocated at every step).
@@ -270,6 +279,90 @@ class CausalSelfAttention(keras.layers.Layer):
         outputs = ops.matmul(context[:, None], self.output_kernel)[:, 0] + self.output_bias
         self._keep(new_state)
         return outputs, new_state
+
+    def block_step(self, inputs, memory_state, block, filled):
+        """`step` for a decoding loop that keeps the memory in blocks, which LiteRT runs
+        faster than one that rewrites the memory at every step: the memory is only read, and
+        the positions read since it was last rewritten are kept in a small block, written into
+        the memory once per block (`merge_block`).
+
+        With the memory `m_1 .. m_M`, the block `b_1 .. b_K` of which the first `n = filled`
+        rows are positions already read, and `x` written at row `n + 1`, the entries
+        `s = [m_1 .. m_M, b_1 .. b_K]` hold the memory before the step in `s_{n+1} .. s_{M+n}`
+        (validity: `m`'s own, then 1) and `x` in `s_{M+n+1}`. The step attends over those
+        entries as `step` does over `[m_1 .. m_M, x]` (`previous_keys`: key `s_j`, value
+        `s_{j+1}`): the same outputs, without building `s`; the scores and the context are
+        taken from `m` and `b` apart.
+
+        The memory may be given as its last `V <= M` slots when the slots before them are
+        empty (`filled_part`): empty slots get no weight, so they need not be read.
+
+        Args:
+            inputs: `(batch, d)`.
+            memory_state: `[memory (batch, V, d), validity (batch, V)]`, only read.
+            block: `(batch, K, d)`; its rows from `filled` on are unused.
+            filled: scalar int32 in `[0, K)`, the positions read since the memory was
+                written.
+
+        Returns:
+            `(outputs (batch, output_dim), block)` with `inputs` at row `filled`.
+        """
+        batch, d = ops.shape(inputs)[0], self.units
+        k = ops.shape(block)[1]
+        memory, valid = (ops.cast(state, self.compute_dtype) for state in memory_state)
+        memory = ops.stop_gradient(memory)
+        v = ops.shape(memory)[1]
+        here = ops.equal(ops.arange(k), filled)  # (K,)
+        block = ops.where(here[None, :, None], inputs[:, None], block)
+        scale = ops.sqrt(ops.cast(d, self.compute_dtype))
+
+        queries = ops.matmul(inputs, self.query_kernel) + self.query_bias  # (batch, d)
+        # q . s_j as a broadcast multiply and a sum over features, which LiteRT runs faster
+        # than a matmul over the memory (docs/benchmarks.md).
+        scores = ops.concatenate([ops.sum(memory * queries[:, None], axis=-1),
+                                  ops.sum(block * queries[:, None], axis=-1)], axis=1) / scale
+        # s_j's validity: the memory's own from slot n + 1 on (slot M - V + 1 is the view's
+        # first), then the block's rows up to x.
+        index = ops.arange(v + k)
+        window = (index >= filled - (self.memory_length - v)) & (index <= v + filled)
+        entries = ops.concatenate([valid, ops.ones((batch, k), self.compute_dtype)], axis=1)
+        entries = entries * ops.cast(window, self.compute_dtype)[None]
+        if self.previous_keys:  # s_j is a key where s_{j + 1} is a value too
+            allowed = entries * ops.concatenate([entries[:, 1:], entries[:, :1] * 0], 1)
+        else:
+            allowed = entries
+        weights = ops.softmax(ops.where(ops.cast(allowed, "bool"), scores, NEG_INF), axis=-1)
+        weights = weights * allowed
+        if self.previous_keys:  # the weight of key s_j goes to the value s_{j + 1}
+            weights = ops.concatenate([weights[:, :1] * 0, weights[:, :-1]], axis=1)
+        context = ops.sum(weights[:, :v, None] * memory, axis=1) \
+            + ops.sum(weights[:, v:, None] * block, axis=1)  # (batch, d)
+        outputs = ops.matmul(context[:, None], self.output_kernel)[:, 0] + self.output_bias
+        return outputs, block
+
+    def filled_part(self, memory_state, granule):
+        """The memory's last slots from its first filled one, that position rounded down to a
+        multiple of `granule` (so that the length changes seldom), for `block_step`: a memory
+        fills from its end (the slots before its states are empty)."""
+        memory, valid = memory_state
+        empty = self.memory_length - ops.cast(ops.max(ops.sum(valid, axis=1)), "int32")
+        # A gather: LiteRT copies a slice whose start is known only when it runs twenty times
+        # slower.
+        rows = ops.arange(empty // granule * granule, self.memory_length)
+        return [ops.take(memory, rows, axis=1), ops.take(valid, rows, axis=1)]
+
+    def merge_block(self, memory_state, block, filled):
+        """The memory after the `filled` positions of `block` (`block_step`): the last M of
+        `[m_1 .. m_M, b_1 .. b_filled]` and their validity, as `[memory, validity]`."""
+        memory, valid = memory_state
+        batch, k = ops.shape(block)[0], ops.shape(block)[1]
+        written = ops.cast(ops.arange(k) < filled, valid.dtype)[None]  # (1, K)
+        rows = filled + ops.arange(self.memory_length)  # the M entries kept
+        memory = ops.take(ops.concatenate([memory, ops.cast(block, memory.dtype)], 1), rows,
+                          axis=1)
+        valid = ops.take(ops.concatenate([valid, ops.tile(written, (batch, 1))], 1), rows,
+                         axis=1)
+        return [memory, valid]
 
     def compute_output_shape(self, inputs_shape, initial_state_shape=None):
         batch, time, d = inputs_shape

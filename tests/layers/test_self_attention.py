@@ -280,3 +280,103 @@ def test_tflite_builtins_give_the_same_step(previous_keys, litert):
                                                              litert=litert),
                          dict(x=x, memory=memory, valid=valid), layer)
     assert_all_close(got, expected, atol=1e-5)
+
+
+def run_in_blocks(layer, x, memory_state, block, granule=None):
+    """The outputs of `x` `(batch, T, d)` read with `block_step`, the memory merged every
+    `block` steps (and after the last), each block reading `filled_part(granule)` of it."""
+    memory_state = [np.asarray(state) for state in memory_state]
+    outputs, filled = [], 0
+    rows = np.zeros((x.shape[0], block, x.shape[2]), "float32")
+    read = memory_state if granule is None else layer.filled_part(memory_state, granule)
+    for t in range(x.shape[1]):
+        out, rows = layer.block_step(x[:, t], read, rows, filled)
+        outputs.append(np.asarray(out))
+        filled += 1
+        if filled == block or t == x.shape[1] - 1:
+            memory_state = layer.merge_block(memory_state, rows, filled)
+            read = memory_state if granule is None else layer.filled_part(memory_state,
+                                                                          granule)
+            filled = 0
+    return np.stack(outputs, axis=1), memory_state
+
+
+@pytest.mark.parametrize("granule", [None, 2, 4])
+@pytest.mark.parametrize("previous_keys", [False, True])
+def test_steps_in_blocks_equal_steps_over_a_memory_that_fills_and_wraps(previous_keys,
+                                                                       granule):
+    """`block_step` with `merge_block` every 3 steps (the last block partial), reading the
+    whole memory or only its filled part, against `step`: rows with an empty, a half-full and
+    a full memory, for more steps than the memory holds."""
+    memory_length = 6
+    layer = make_layer(memory_length=memory_length, previous_keys=previous_keys)
+    rng = np.random.default_rng(21)
+    x = rng.normal(size=(3, 2 * memory_length + 2, D)).astype("float32")
+    memory = rng.normal(size=(3, memory_length, D)).astype("float32")
+    valid = np.zeros((3, memory_length), "float32")
+    valid[1, memory_length // 2:] = 1
+    valid[2] = 1
+    memory *= valid[..., None]
+    state = [memory, valid]
+    expected = []
+    for t in range(x.shape[1]):
+        out, state = layer.step(x[:, t], state)
+        expected.append(np.asarray(out))
+    got, merged = run_in_blocks(layer, x, [memory, valid], block=3, granule=granule)
+    np.testing.assert_allclose(got, np.stack(expected, axis=1), atol=1e-5)
+    for got_state, want in zip(merged, state):
+        np.testing.assert_allclose(got_state, want, atol=1e-6)
+    # A batch whose memories are all empty: the first block reads no slot of it.
+    got, _ = run_in_blocks(layer, x[:1], [memory[:1], valid[:1]], block=3, granule=granule)
+    np.testing.assert_allclose(got, np.stack(expected, axis=1)[:1], atol=1e-5)
+
+
+def test_filled_part_is_every_filled_slot_from_a_granule_boundary():
+    layer = make_layer(memory_length=8)
+    memory = np.arange(2 * 8 * D, dtype="float32").reshape(2, 8, D)
+    valid = np.zeros((2, 8), "float32")
+    valid[0, 5:] = 1  # 3 filled
+    valid[1, 6:] = 1  # 2 filled
+    part, part_valid = layer.filled_part([memory, valid], 2)
+    np.testing.assert_array_equal(part, memory[:, 4:])  # slot 5 rounded down to 4
+    np.testing.assert_array_equal(part_valid, valid[:, 4:])
+    part, _ = layer.filled_part([memory, np.ones((2, 8), "float32")], 4)
+    np.testing.assert_array_equal(part, memory)
+    part, _ = layer.filled_part([memory, np.zeros((2, 8), "float32")], 4)
+    assert part.shape == (2, 0, D)  # an empty memory: nothing to read
+
+
+@pytest.mark.parametrize("masked", [False, True])
+@pytest.mark.parametrize("previous_keys", [False, True])
+def test_a_window_without_a_memory_reads_as_over_an_empty_one(previous_keys, masked):
+    """Without an initial state only the window is read: the outputs, the memory after it
+    and the attention weights (zeros over the memory's slots) are those of a window over an
+    explicitly empty memory, which reads every slot."""
+    layer = make_layer(previous_keys=previous_keys)
+    x = np.random.default_rng(31).normal(size=(2, 6, D)).astype("float32")
+    mask = np.array([[1] * 6, [1] * 4 + [0] * 2], bool) if masked else None
+    got = layer(x, mask=mask, return_attention=True)
+    want = layer(x, initial_state=layer.get_initial_state(2), mask=mask,
+                 return_attention=True)
+    for a, b in zip(got, want):
+        assert tuple(a.shape) == tuple(b.shape)
+        np.testing.assert_allclose(a, b, atol=1e-6)
+    assert np.all(np.asarray(got[-1])[..., :M] == 0)
+
+
+@pytest.mark.parametrize("previous_keys", [False, True])
+def test_tflite_builtins_give_the_same_block_step(previous_keys):
+    layer = make_layer(previous_keys=previous_keys)
+    rng = np.random.default_rng(32)
+    x = rng.normal(size=(1, D)).astype("float32")
+    memory = rng.normal(size=(1, M, D)).astype("float32")
+    valid = np.array([[0, 1, 1, 1]], "float32")
+    rows = rng.normal(size=(1, 3, D)).astype("float32")
+    for filled in (0, 2):
+        expected = layer.block_step(x, [memory, valid], rows, filled)
+        got = tflite_outputs(
+            lambda x, memory, valid, rows, filled: layer.block_step(x, [memory, valid], rows,
+                                                                    filled),
+            dict(x=x, memory=memory, valid=valid, rows=rows, filled=np.int32(filled)), layer)
+        for a, b in zip(got, expected):
+            np.testing.assert_allclose(a, b, atol=1e-5)
