@@ -187,7 +187,7 @@ def _early(step, min_length) -> tf.Tensor:
 
 def decode(step_fn: StepFn, first_tokens: tf.Tensor, states, max_length,
            sampler: Sampler = greedy_sampler, eos_id: int = EOS_ID, extra_shape=None,
-           start_step=0, return_state: bool = False, min_length=0):
+           start_step=0, return_state: bool = False, min_length=0, with_scores: bool = True):
     """Runs `step_fn` from `first_tokens` until every row has produced eos or `max_length`.
 
     Args:
@@ -206,10 +206,12 @@ def decode(step_fn: StepFn, first_tokens: tf.Tensor, states, max_length,
         return_state: also return the states after the last step, to go on from there.
         min_length: the fewest tokens before eos may be drawn (counted from step 0, as
             `start_step` counts); a row's limit still ends it sooner.
+        with_scores: sum the chosen tokens' log-probabilities (a log-softmax per step).
 
     Returns:
         `(ids, scores, extras)`: ids `(batch, steps)` int32 with eos included and 0 after it;
-        scores `(batch,)`, the sum of the chosen tokens' log-probabilities; extras
+        scores `(batch,)`, the sum of the chosen tokens' log-probabilities (None without
+        `with_scores`); extras
         `(batch, steps, *extra_shape)` or None. With `return_state`, the final states nest
         follows.
     """
@@ -219,24 +221,14 @@ def decode(step_fn: StepFn, first_tokens: tf.Tensor, states, max_length,
     extras_ta = tf.TensorArray(tf.float32, size=max_length,
                                element_shape=first_tokens.shape + tuple(extra_shape or ()))
 
-    draws_by_step = _takes_step(sampler)
-    start_step = tf.convert_to_tensor(start_step, tf.int32)
+    choose = _chooser(sampler, eos_id, min_length, row_limits, start_step, with_scores)
 
     def body(t, tokens, states, finished, scores, ids_ta, extras_ta):
         logits, states, extra = step_fn(tokens, states)
-        log_probs = tf.nn.log_softmax(logits)  # (batch, vocab)
-        allowed = forbid_early_eos(logits, start_step + t, min_length, eos_id)
-        drawn = sampler(allowed, step=start_step + t) if draws_by_step else sampler(allowed)
-        if eos_id >= 0:  # a random draw may still reach eos's small probability
-            early_eos = _early(start_step + t, min_length) & tf.equal(drawn, eos_id)
-            drawn = tf.where(early_eos, greedy_sampler(allowed), drawn)
-        next_tokens = tf.where(finished, PAD_ID, drawn)
-        chosen = tf.gather(log_probs, next_tokens, batch_dims=1)  # (batch,)
-        scores += tf.where(finished, 0.0, chosen)
+        next_tokens, finished, scores = choose(logits, t, finished, scores)
         ids_ta = ids_ta.write(t, next_tokens)
         if extra_shape is not None:
             extras_ta = extras_ta.write(t, tf.cast(extra, tf.float32))
-        finished = finished | tf.equal(next_tokens, eos_id) | (t + 1 >= row_limits)
         return t + 1, next_tokens, states, finished, scores, ids_ta, extras_ta
 
     steps, _, states, _, scores, ids_ta, extras_ta = tf.while_loop(
@@ -247,6 +239,7 @@ def decode(step_fn: StepFn, first_tokens: tf.Tensor, states, max_length,
          tf.zeros([batch], tf.float32), ids_ta, extras_ta),
         maximum_iterations=max_length)
     ids = tf.transpose(ids_ta.stack()[:steps], (1, 0))  # (batch, steps)
+    scores = scores if with_scores else None
     extras = None
     if extra_shape is not None:
         extras = extras_ta.stack()[:steps]  # (steps, batch, *extra_shape)
@@ -254,6 +247,96 @@ def decode(step_fn: StepFn, first_tokens: tf.Tensor, states, max_length,
     if return_state:
         return ids, scores, extras, states
     return ids, scores, extras
+
+
+def _chooser(sampler: Sampler, eos_id: int, min_length, row_limits, start_step,
+             with_scores: bool = True):
+    """The choice of `decode`'s loops at step `t`: `(logits, t, finished, scores) ->
+    (next_tokens, finished, scores)`, pad for a finished row; the scores are left as they are
+    without `with_scores`."""
+    draws_by_step = _takes_step(sampler)
+    start_step = tf.convert_to_tensor(start_step, tf.int32)
+
+    def choose(logits, t, finished, scores):
+        allowed = forbid_early_eos(logits, start_step + t, min_length, eos_id)
+        drawn = sampler(allowed, step=start_step + t) if draws_by_step else sampler(allowed)
+        if eos_id >= 0:  # a random draw may still reach eos's small probability
+            early_eos = _early(start_step + t, min_length) & tf.equal(drawn, eos_id)
+            drawn = tf.where(early_eos, greedy_sampler(allowed), drawn)
+        next_tokens = tf.where(finished, PAD_ID, drawn)
+        if with_scores:
+            log_probs = tf.nn.log_softmax(logits)  # (batch, vocab)
+            chosen = tf.gather(log_probs, next_tokens, batch_dims=1)  # (batch,)
+            scores += tf.where(finished, 0.0, chosen)
+        finished = finished | tf.equal(next_tokens, eos_id) | (t + 1 >= row_limits)
+        return next_tokens, finished, scores
+
+    return choose
+
+
+def decode_in_blocks(step_fn, merge_fn, first_tokens: tf.Tensor, states, memory, block: int,
+                     max_length, sampler: Sampler = greedy_sampler, eos_id: int = EOS_ID,
+                     start_step=0, return_state: bool = False, min_length=0, read_fn=None,
+                     with_scores: bool = True):
+    """`decode` for a model with a large state that changes in blocks (an attention memory,
+    `CausalSelfAttention.block_step`): `memory` is read by every step and rewritten once
+    every `block` steps, by two nested loops. An inner loop of at most `block` steps only
+    reads it, so LiteRT neither copies nor rewrites it at every step; the outer loop merges
+    the block into it.
+
+    Args:
+        step_fn: `(tokens (batch,), states, read, filled) -> (logits, states, extra)`,
+            `read` what `read_fn` gives of the memory, `filled` (a scalar) the steps taken
+            since `memory` was last merged; `extra` is not recorded.
+        merge_fn: `(memory, states, filled) -> memory`, the memory after those steps.
+        block: the most steps between two merges.
+        read_fn: `memory -> ` what the steps of the next block read (the memory itself by
+            default), computed once per block.
+        with_scores: sum the chosen tokens' log-probabilities (a log-softmax per step);
+            without, the scores are None.
+        the rest: as `decode`.
+
+    Returns:
+        `(ids, scores)` as `decode`'s; with `return_state`, the final `states` and `memory`
+        (merged) follow. The tokens are those `decode` draws with the equivalent one-step
+        function.
+    """
+    batch = tf.shape(first_tokens)[0]
+    row_limits, max_length = _limits(max_length, batch)
+    ids_ta = tf.TensorArray(tf.int32, size=max_length, element_shape=first_tokens.shape)
+    choose = _chooser(sampler, eos_id, min_length, row_limits, start_step, with_scores)
+
+    def going_on(t, finished):
+        return (t < max_length) & tf.logical_not(tf.reduce_all(finished))
+
+    def inner(filled, t, tokens, states, finished, scores, ids_ta, read):
+        logits, states, _ = step_fn(tokens, states, read, filled)
+        next_tokens, finished, scores = choose(logits, t, finished, scores)
+        return (filled + 1, t + 1, next_tokens, states, finished, scores,
+                ids_ta.write(t, next_tokens), read)
+
+    def outer(t, tokens, states, finished, scores, ids_ta, memory):
+        # What the steps read is a variable of the inner loop: LiteRT's converter fails on an
+        # inner loop that captures a tensor of the outer one.
+        read = memory if read_fn is None else read_fn(memory)
+        filled, t, tokens, states, finished, scores, ids_ta, _ = tf.while_loop(
+            lambda filled, t, tokens, states, finished, *_: (filled < block)
+            & going_on(t, finished),
+            inner, (tf.constant(0), t, tokens, states, finished, scores, ids_ta, read),
+            maximum_iterations=block)
+        memory = merge_fn(memory, states, filled)
+        return t, tokens, states, finished, scores, ids_ta, memory
+
+    steps, _, states, _, scores, ids_ta, memory = tf.while_loop(
+        lambda t, tokens, states, finished, *_: going_on(t, finished),
+        outer,
+        (tf.constant(0), first_tokens, states, tf.zeros([batch], tf.bool),
+         tf.zeros([batch], tf.float32), ids_ta, memory))
+    ids = tf.transpose(ids_ta.stack()[:steps], (1, 0))  # (batch, steps)
+    scores = scores if with_scores else None
+    if return_state:
+        return ids, scores, states, memory
+    return ids, scores
 
 
 def tile_beams(nest, beam_size: int):

@@ -457,3 +457,89 @@ def test_min_length_changes_nothing_when_eos_comes_later():
                                            12, alpha=0.6, min_length=1))
     np.testing.assert_array_equal(beam[0], beam_min[0].numpy())
     np.testing.assert_allclose(beam[1], beam_min[1].numpy(), rtol=1e-6)
+
+
+@pytest.fixture(scope="module")
+def attentive_model():
+    from nlpapps.models.language_model_network import LanguageModel
+
+    keras.utils.set_random_seed(3)
+    model = LanguageModel(VOCAB * 4, embedding_dim=6, units=8, num_layers=2,
+                          attention_memory=10)
+    model(np.zeros((1, 2), "int32"))
+    # A gate and query far from their initial values, so that the attention matters.
+    rng = np.random.default_rng(4)
+    model.attention_gate.assign(2.0)
+    for weight in model.attention.weights:
+        weight.assign(rng.normal(size=weight.shape).astype("float32"))
+    return model
+
+
+@pytest.mark.parametrize("sampled", [False, True])
+@pytest.mark.parametrize("block", [1, 4, 7])
+def test_decoding_in_blocks_draws_what_step_by_step_decoding_draws(attentive_model, block,
+                                                                   sampled):
+    """`decode_in_blocks` over the language model's `block_step` (its memory merged every
+    `block` steps, each block reading only the memory's filled part) against `decode` over
+    its `step`: the same tokens, the same final states and memory, for rows of different
+    prompts and row limits, over more steps than the memory holds; and the scores."""
+    model = attentive_model
+    prompts = np.array([[5, 9, 3, 12, 7, 2], [0, 0, 0, 0, 11, 4]], "int32")
+    mask = prompts > 0
+    mask[0, :] = True
+    *layers, memory = model.advance(tf.constant(prompts), mask=tf.constant(mask))
+    first = tf.constant([6, 13], tf.int32)
+    limits = tf.constant([25, 17], tf.int32)
+    uniforms = decoding.portable_uniforms(5, 25)
+    sampler = decoding.make_sampler(temperature=1.0, uniforms=uniforms) if sampled \
+        else decoding.greedy_sampler
+
+    def step(tokens, states):
+        logits, states = model.step(tokens, states)
+        return logits, states, None
+
+    def block_step(tokens, states, read, filled):
+        logits, states = model.block_step(tokens, states, read, filled)
+        return logits, states, None
+
+    ids, scores, _, states = decoding.decode(step, first, [*layers, memory], limits,
+                                             sampler=sampler, eos_id=-1, return_state=True)
+    rows = tf.zeros([2, block, memory[0].shape[-1]])
+    got_ids, got_scores, got_states, got_memory = decoding.decode_in_blocks(
+        block_step, model.merge_block, first, [*layers, rows], memory, block, limits,
+        sampler=sampler, eos_id=-1, return_state=True,
+        read_fn=lambda memory: model.filled_memory(memory, 2))
+    np.testing.assert_array_equal(got_ids, ids)
+    np.testing.assert_allclose(got_scores, scores, atol=1e-4)
+    for got, want in zip(tf.nest.flatten([*got_states[:-1], got_memory]),
+                         tf.nest.flatten(states)):
+        np.testing.assert_allclose(got, want, atol=1e-5)
+    assert ids.shape == (2, 25) and np.all(ids.numpy()[1, 17:] == PAD_ID)
+    _, no_scores = decoding.decode_in_blocks(
+        block_step, model.merge_block, first, [*layers, rows], memory, block, limits,
+        sampler=sampler, eos_id=-1, with_scores=False)
+    assert no_scores is None
+
+
+def test_decoding_in_blocks_stops_a_row_at_eos(attentive_model):
+    model = attentive_model
+    *layers, memory = model.initial_states(2)
+    first = tf.constant([BOS_ID, 9], tf.int32)
+
+    def step(tokens, states):
+        logits, states = model.step(tokens, states)
+        return logits, states, None
+
+    ids, _, _ = decoding.decode(step, first, [*layers, memory], 12)
+    eos = int(ids[0, 3])  # the fourth token of the first row ends it
+    ids, _, _ = decoding.decode(step, first, [*layers, memory], 12, eos_id=eos)
+    rows = tf.zeros([2, 4, memory[0].shape[-1]])
+    got, _ = decoding.decode_in_blocks(
+        lambda tokens, states, read, filled: (*model.block_step(tokens, states, read, filled),
+                                              None),
+        model.merge_block, first, [*layers, rows], memory, 4, 12, eos_id=eos)
+    np.testing.assert_array_equal(got, ids)
+    row = list(got.numpy()[0])
+    end = row.index(eos)
+    assert end <= 3 and row[end + 1:] == [PAD_ID] * (len(row) - end - 1)
+    assert PAD_ID not in got.numpy()[1]  # the other row goes on to the limit

@@ -221,6 +221,27 @@ class LanguageModel(keras.Model):
             new_states.append(memory)
         return self.readout(x), new_states
 
+    def block_step(self, token_ids, states, memory, filled):
+        """`step(litert=True)` with the attention memory kept in blocks, for
+        `decoding.decode_in_blocks`: `states` ends with the attention block `(batch, K,
+        features)` in place of the memory, and `memory` (`[memory, validity]`) is only read
+        (`CausalSelfAttention.block_step`). The same logits as `step` up to rounding."""
+        embedded = self.embedding(token_ids)  # (batch, embedding_dim)
+        x, new_states = self.rnn.step(embedded, states[:self.num_layers])
+        attended, block = self.attention.block_step(self.attention_inputs(x, embedded), memory,
+                                                    states[self.num_layers], filled)
+        return self.readout(x + self.attention_gate * attended), [*new_states, block]
+
+    def filled_memory(self, memory, granule):
+        """The part of the attention memory `block_step` needs to read: its filled slots
+        (`CausalSelfAttention.filled_part`)."""
+        return self.attention.filled_part(memory, granule)
+
+    def merge_block(self, memory, states, filled):
+        """The attention memory after the `filled` positions of the block that ends
+        `states` (see `block_step`)."""
+        return self.attention.merge_block(memory, states[self.num_layers], filled)
+
     def get_config(self):
         return {
             **super().get_config(),
