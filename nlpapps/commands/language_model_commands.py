@@ -230,10 +230,8 @@ def litert_texts(model, prompts: list[str], options) -> list[str]:
     before the first stop string: what `generate` prints once the file is open."""
     texts = []
     for prompt in prompts:
-        text, _ = model.generate(prompt, options.max_new_tokens, options.temperature,
-                                 options.top_k, options.top_p, options.seed)
-        if not model.stepwise:  # the text starts with the prompt as the file read it
-            text = text[len(model.generate(prompt, 0)[0]):]
+        text = model.continuation(prompt, options.max_new_tokens, options.temperature,
+                                  options.top_k, options.top_p, options.seed)
         cuts = [index for index in (text.find(stop) for stop in options.stop) if index >= 0]
         texts.append(prompt + (text[:min(cuts)] if cuts else text))
     return texts

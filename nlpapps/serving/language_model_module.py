@@ -29,6 +29,8 @@ from nlpapps.serving.generation_config import GenerationConfig
 from nlpapps.tokenizer import BOS_ID, EOS_ID, PAD_ID, UNK_ID, Tokenizer
 
 NO_EOS = -1  # the decoding loops' eos id for text that nothing ends
+ATTENTION_BLOCK = 64  # steps between two writes of an attention memory in `generate_one`
+MEMORY_GRANULE = 64  # the granule of the part of the memory read (see `filled_part`)
 _SCALAR_INT, _SCALAR_FLOAT = tf.TensorSpec([], tf.int32), tf.TensorSpec([], tf.float32)
 
 
@@ -61,12 +63,12 @@ class LanguageModelModule(tf.Module):
 
         generate_one(inputs: string[1], max_new_tokens: int32, temperature: float32,
                      top_k: int32, top_p: float32, seed: int32) ->
-                     {text: string[1], ids: int32[1, steps]}
-            the prompt as read (its last `context_tokens` tokens) followed by what is drawn,
-            at most MAX_NEW_TOKENS_ONE tokens (`ids` is [[0]], one pad, for none); draws
-            come from `decoding.portable_uniforms(seed, ...)`, the same in TensorFlow and
-            LiteRT (not those of `generate`, whose random ops LiteRT lacks). Temperature <= 0
-            is greedy, top_k <= 0 and top_p >= 1 are off.
+                     {text: string[1], ids: int32[1, steps], prompt: string[1]}
+            `text` is the prompt as read (`prompt`: its last `context_tokens` tokens)
+            followed by what is drawn, at most MAX_NEW_TOKENS_ONE tokens (`ids` is [[0]], one
+            pad, for none); draws come from `decoding.portable_uniforms(seed, ...)`, the same
+            in TensorFlow and LiteRT (not those of `generate`, whose random ops LiteRT
+            lacks). Temperature <= 0 is greedy, top_k <= 0 and top_p >= 1 are off.
         score(tokens: int32[1, n], states: float[1, S]) -> {log_probs: float[1, n - 1], states}
             log p(tokens[i] | what came before) for i >= 1, reading from `states` (zeros and
             tokens[0] = bos at the start of a text); a text is scored in windows, each
@@ -254,12 +256,30 @@ class LanguageModelModule(tf.Module):
         sampler = decoding.make_sampler(temperature, top_k, top_p, uniforms=uniforms)
         # A constant-size loop buffer of at least one step (a TensorArray of size 0 cannot
         # be stacked), cut to `count` after.
-        ids, _, _ = decoding.decode(self.litert_step, first, states, tf.maximum(count, 1),
-                                    sampler=sampler, eos_id=NO_EOS)
+        ids = self.draw_one(first, states, tf.maximum(count, 1), sampler)
         # LiteRT cannot return an empty tensor: for 0 tokens, one pad stands for none.
         ids = tf.where(tf.range(tf.shape(ids)[1])[None, :] < count, ids, PAD_ID)
         return {"text": self.tokenizer.detokenize(tf.concat([context, ids], axis=1)),
-                "ids": ids}
+                "ids": ids, "prompt": self.tokenizer.detokenize(context)}
+
+    def draw_one(self, first, states, count, sampler):
+        """The `(1, count)` ids `generate_one` draws. With an attention memory, its memory is
+        kept in blocks of `ATTENTION_BLOCK` steps (`decoding.decode_in_blocks`), which LiteRT
+        runs faster than rewriting it at every step: the same tokens up to rounding."""
+        if self.model.attention is None or not self.model.attention_memory:
+            return decoding.decode(self.litert_step, first, states, count, sampler=sampler,
+                                   eos_id=NO_EOS, with_scores=False)[0]
+        *layers, memory = states
+        block = tf.zeros([1, ATTENTION_BLOCK, memory[0].shape[-1]], memory[0].dtype)
+
+        def step(tokens, states, memory, filled):
+            logits, states = self.model.block_step(tokens, states, memory, filled)
+            return logits + self.special_penalty, states, None
+
+        return decoding.decode_in_blocks(
+            step, self.model.merge_block, first, [*layers, block], memory, ATTENTION_BLOCK,
+            count, sampler=sampler, eos_id=NO_EOS, with_scores=False,
+            read_fn=lambda memory: self.model.filled_memory(memory, MEMORY_GRANULE))[0]
 
     @tf.function(input_signature=[tf.TensorSpec([1], tf.string)])
     def prefill_one(self, inputs):

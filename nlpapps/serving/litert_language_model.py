@@ -151,6 +151,22 @@ class LiteRTLanguageModel:
         ids = [i for i in outputs["ids"][0].tolist() if i != PAD_ID]  # [0] stands for none
         return outputs["text"][0].decode("utf-8", "replace"), ids
 
+    def continuation(self, prompt: str | bytes, max_new_tokens: int, temperature: float = 0.0,
+                     top_k: int = 0, top_p: float = 1.0, seed: int = 0) -> str:
+        """The text drawn after `prompt`, alone: `generate`'s text past the prompt as the
+        file read it (a one-call file says how it read it; one exported before it did is
+        asked again with no token to draw)."""
+        if self.stepwise:
+            return self.generate(prompt, max_new_tokens, temperature, top_k, top_p, seed)[0]
+        outputs = self._runners["serving_default"](
+            inputs=np.array([to_utf8(prompt)], dtype=object),
+            **sampling_inputs(max_new_tokens, temperature, top_k, top_p, seed))
+        text = outputs["text"][0]
+        read = outputs["prompt"][0] if "prompt" in outputs else \
+            self._runners["serving_default"](inputs=np.array([to_utf8(prompt)], dtype=object),
+                                             **sampling_inputs(0))["text"][0]
+        return text[len(read):].decode("utf-8", "replace")
+
     def log_prob(self, ids: Sequence[int]) -> float:
         """log p(ids) read after bos, in natural log units."""
         if self.stepwise:

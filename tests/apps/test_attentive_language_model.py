@@ -285,6 +285,38 @@ def test_the_litert_file_carries_the_memory_as_a_buffer_and_agrees(exported, ste
     assert -lite.log_prob(ids) == pytest.approx(keras_nats.sum(), rel=1e-5)
 
 
+def test_the_litert_file_keeps_the_memory_in_blocks_and_draws_as_step_by_step(
+        exported, tmp_path, monkeypatch):
+    """The one-call file writes the memory every `ATTENTION_BLOCK` steps and reads its filled
+    part from a multiple of `MEMORY_GRANULE` (here 8 and 16, below this model's memory of
+    48): over 150 tokens the memory fills, wraps and its read part grows, and the greedy
+    tokens are those of the SavedModel's `generate`, which steps one token at a time over
+    the whole memory; sampled, LiteRT draws what TensorFlow draws with the same signature."""
+    import nlpapps.serving.language_model_module as module
+    from nlpapps.export.language_model_folder import export_language_model_folder
+    from nlpapps.export.tflite import default_output, export_tflite
+    from nlpapps.serving.litert_language_model import LiteRTLanguageModel, sampling_inputs
+
+    monkeypatch.setattr(module, "ATTENTION_BLOCK", 8)
+    monkeypatch.setattr(module, "MEMORY_GRANULE", 16)
+    _, _, folder = exported
+    blocks = tmp_path / "blocks"
+    export_language_model_folder(folder, blocks)
+    lite = LiteRTLanguageModel(export_tflite(blocks, default_output(blocks, "none"), "none"))
+    step_by_step = tf.saved_model.load(str(folder))
+    in_blocks = tf.saved_model.load(str(blocks)).signatures["generate_one"]
+    for prompt in ("ROMEO:\n", "", text("dev")[:400]):
+        assert lite.generate(prompt, 150)[1] == greedy_ids(step_by_step, prompt, 150), prompt
+        options = sampling_inputs(150, temperature=1.0, seed=3)
+        expected = in_blocks(inputs=tf.constant([prompt]),
+                             **{name: tf.constant(value) for name, value in options.items()})
+        text_out, drawn = lite.generate(prompt, 150, temperature=1.0, seed=3)
+        assert drawn == expected["ids"].numpy()[0].tolist(), prompt
+        assert text_out.encode() == expected["text"].numpy()[0]
+        assert lite.continuation(prompt, 150, temperature=1.0, seed=3) == \
+            text_out[len(expected["prompt"].numpy()[0].decode()):]
+
+
 def test_the_attention_figure_reads_a_passage_causally(attentive_folder, tmp_path):
     from nlpapps.apps.language_model_attention_figure import (line_positions,
                                                               passage_attention,

@@ -144,6 +144,23 @@ def test_one_thread_and_the_default_threads_draw_the_same_tokens(float_file, dyn
         assert one.log_prob(ids) == pytest.approx(default.log_prob(ids), abs=1e-4)
 
 
+def test_the_continuation_is_the_text_after_the_prompt_as_read(float_file):
+    """`continuation` cuts the text at the prompt the file says it read; for a file written
+    before it said so, at the text of a call that draws nothing."""
+    model = LiteRTLanguageModel(float_file)
+    for prompt in PROMPTS:
+        text_out, _ = model.generate(prompt, NEW_TOKENS, 1.0, seed=5)
+        read, _ = model.generate(prompt, 0)
+        assert text_out.startswith(read)
+        assert model.continuation(prompt, NEW_TOKENS, 1.0, seed=5) == text_out[len(read):]
+    expected = [model.continuation(prompt, NEW_TOKENS, 1.0, seed=5) for prompt in PROMPTS]
+    run = model._runners["serving_default"]
+    model._runners["serving_default"] = lambda **inputs: {
+        name: value for name, value in run(**inputs).items() if name != "prompt"}
+    assert [model.continuation(prompt, NEW_TOKENS, 1.0, seed=5) for prompt in PROMPTS] == \
+        expected
+
+
 def test_token_counts_zero_negative_and_past_the_buffer(float_file):
     model = LiteRTLanguageModel(float_file)
     assert model.generate("ROMEO:", 0) == ("ROMEO:", [])
