@@ -3,6 +3,7 @@
     python scripts/benchmark.py layers [--rounds 5] [--steps 10] [--units 128 256 512 1024]
     python scripts/benchmark.py generate [--rounds 5] [--tokens 100] [--model DIR ... [--litert]]
     python scripts/benchmark.py generate-command [--rounds 5] [--tokens 500] [--model DIR]
+        [--prompt TEXT]
     python scripts/benchmark.py translate [--batch 64] [--beam 5] [--rounds 5] [--model DIR]
     python scripts/benchmark.py train-step [--rounds 5] [--steps 3]
     python scripts/benchmark.py memory-step [--rounds 7] [--tokens 128]
@@ -34,7 +35,8 @@ string) against the TensorFlow text-generation tutorial's loop on the same model
 `tf.function` per token calling the model's step with its states and drawing with
 `tf.random.categorical`, the text decoded at the end), measured alternately; prints the median
 ratio. The tutorial's loop is given token ids rather than strings at each step, which only
-makes it faster.
+makes it faster; it reads the prompt one token per call (the file in one window), so a long
+`--prompt` costs it more.
 
 `translate`: sentences/s of the translator in `--model` at `--batch` sentences per call, greedy
 and beam search, against the same network built from Keras's built-in layers (the TensorFlow
@@ -51,8 +53,9 @@ differentiating the step loop, from the same weights, alternately; median ratio.
 
 `memory-step`: milliseconds per step, in LiteRT at batch 1, of a loop that reads an attention
 memory of the attentive language model's size (1,024 x 768) at every step, with the memory
-rewritten at every step (as the shipped file does), moved under a `tf.cond`, or kept in blocks
-by two nested loops; see `benchmark_memory_step`.
+rewritten at every step, moved under a `tf.cond`, or kept in blocks by two nested loops (the
+shape of the files' generation loop, `decoding.decode_in_blocks`); see
+`benchmark_memory_step`.
 
 `startup`: seconds from starting `nlpapps translate "Hello."` and `nlpapps generate ROMEO:` to
 their first byte of output, with `--runtime auto` (the LiteRT file) and `--runtime tf`,
@@ -267,7 +270,8 @@ def benchmark_litert(model_dir: Path, rounds: int, tokens: int, one_step_tps) ->
                   f"{statistics.median(step_tps):15.0f} {ratio:6.2f}", flush=True)
 
 
-def benchmark_generate_command(model_dir: Path, rounds: int, tokens: int) -> None:
+def benchmark_generate_command(model_dir: Path, rounds: int, tokens: int,
+                               prompt: str = "ROMEO:") -> None:
     """Batch-1 tokens/s of `nlpapps generate`'s default path against the tutorial's OneStep
     loop on the same model, alternately, start-up (imports, loading, tracing) outside the
     timing."""
@@ -280,7 +284,6 @@ def benchmark_generate_command(model_dir: Path, rounds: int, tokens: int) -> Non
     from nlpapps.runtime import choose
     from nlpapps.tokenizer import BOS_ID
 
-    prompt = "ROMEO:"
     options = GenerationConfig(max_new_tokens=tokens)  # the command's defaults otherwise
     runtime = choose(model_dir, "auto", [])
     if runtime.name != "litert":
@@ -313,7 +316,8 @@ def benchmark_generate_command(model_dir: Path, rounds: int, tokens: int) -> Non
 
     command_s, tutorial_s = alternate_seconds(command_text, tutorial_text, rounds)
     ratio = statistics.median(t / c for c, t in zip(command_s, tutorial_s))
-    print(f"nlpapps generate {prompt} --max-new-tokens {tokens}, batch 1, {rounds} rounds; "
+    shown = prompt if len(prompt) <= 30 else f"{prompt[:30]!r}... ({len(prompt_ids)} tokens)"
+    print(f"nlpapps generate {shown} --max-new-tokens {tokens}, batch 1, {rounds} rounds; "
           f"default runtime: {runtime.path.name} ({runtime.path.stat().st_size / 1e6:.2f} MB)")
     print(f"{'path':34} {'tok/s':>8} {'ms per call':>12}")
     for name, times in (("nlpapps generate (LiteRT file)", command_s),
@@ -399,7 +403,7 @@ def benchmark_memory_step(rounds: int, tokens: int, memory: int = 1024, width: i
     the context) and keeps it as the last `memory` states, three ways, each converted alone:
 
     - shift: the memory is a loop variable rewritten at every step, `concat(m[1:], x)` (what
-      the shipped file does);
+      the files did before `decoding.decode_in_blocks`);
     - cond: new states go to a small block that is moved into the memory under a `tf.cond`
       every `block` steps (LiteRT's IF still copies the memory it passes through);
     - blocks: the same block, with an inner loop of `block` steps inside an outer loop that
@@ -766,6 +770,8 @@ def main(argv: list[str] | None = None) -> int:
     command_parser.add_argument("--tokens", type=int, default=500, help="new tokens per call")
     command_parser.add_argument("--model", type=Path, default=DEFAULT_GENERATOR,
                                 help="a language-model folder with its LiteRT file")
+    command_parser.add_argument("--prompt", default="ROMEO:",
+                                help="the prompt (a long one starts with a fuller memory)")
     translate_parser = sub.add_parser("translate", help="our translator vs the same network "
                                       "of Keras built-in layers, sentences/s")
     translate_parser.add_argument("--model", type=Path, default=DEFAULT_TRANSLATOR)
@@ -797,7 +803,7 @@ def main(argv: list[str] | None = None) -> int:
         for model_dir in args.model or [None]:
             benchmark_generate(args.rounds, args.tokens, model_dir, args.litert)
     elif args.what == "generate-command":
-        benchmark_generate_command(args.model, args.rounds, args.tokens)
+        benchmark_generate_command(args.model, args.rounds, args.tokens, args.prompt)
     elif args.what == "translate":
         benchmark_translate(args.model, args.text, args.batch, args.beam, args.rounds)
     elif args.what == "train-step":
