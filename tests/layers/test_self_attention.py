@@ -24,6 +24,17 @@ def make_layer(memory_length=M, **kwargs):
     return layer
 
 
+def steps_and_memories(memory_length, steps, seed):
+    """Inputs `(3, steps, D)` and the memories of three rows: empty, half full and full."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(3, steps, D)).astype("float32")
+    memory = rng.normal(size=(3, memory_length, D)).astype("float32")
+    valid = np.zeros((3, memory_length), "float32")
+    valid[1, memory_length // 2:] = 1
+    valid[2] = 1
+    return x, memory * valid[..., None], valid
+
+
 def numpy_attention(x, memory, valid, real, Wq, bq, Wo, bo, previous_keys=False):
     """The docstring's equations, one row and one query at a time."""
     outputs = np.zeros((*x.shape[:2], Wo.shape[1]))
@@ -228,13 +239,7 @@ def test_a_step_equals_a_window_of_one_over_a_memory_that_fills_and_wraps(previo
     than the memory holds, so that it fills and its oldest states are dropped; and against
     the NumPy transcription."""
     layer = make_layer(memory_length=memory_length, previous_keys=previous_keys)
-    rng = np.random.default_rng(11)
-    x = rng.normal(size=(3, 3 * memory_length + 4, D)).astype("float32")
-    memory = rng.normal(size=(3, memory_length, D)).astype("float32")
-    valid = np.zeros((3, memory_length), "float32")
-    valid[1, memory_length // 2:] = 1
-    valid[2] = 1
-    memory *= valid[..., None]
+    x, memory, valid = steps_and_memories(memory_length, 3 * memory_length + 4, seed=11)
     weights = [w.numpy() for w in layer.weights]
     window_state = step_state = [memory, valid]
     for t in range(x.shape[1]):
@@ -310,13 +315,7 @@ def test_steps_in_blocks_equal_steps_over_a_memory_that_fills_and_wraps(previous
     a full memory, for more steps than the memory holds."""
     memory_length = 6
     layer = make_layer(memory_length=memory_length, previous_keys=previous_keys)
-    rng = np.random.default_rng(21)
-    x = rng.normal(size=(3, 2 * memory_length + 2, D)).astype("float32")
-    memory = rng.normal(size=(3, memory_length, D)).astype("float32")
-    valid = np.zeros((3, memory_length), "float32")
-    valid[1, memory_length // 2:] = 1
-    valid[2] = 1
-    memory *= valid[..., None]
+    x, memory, valid = steps_and_memories(memory_length, 2 * memory_length + 2, seed=21)
     state = [memory, valid]
     expected = []
     for t in range(x.shape[1]):
