@@ -145,11 +145,16 @@ class LiteRTLanguageModel:
                                max_new_tokens)
             text = self._runners["detokenize"](ids=np.array([ids], np.int32))["outputs"][0]
             return text.decode("utf-8", "replace"), ids
-        outputs = self._runners["serving_default"](
-            inputs=np.array([data], dtype=object),
-            **sampling_inputs(max_new_tokens, temperature, top_k, top_p, seed))
+        outputs = self._one_call(data, max_new_tokens, temperature, top_k, top_p, seed)
         ids = [i for i in outputs["ids"][0].tolist() if i != PAD_ID]  # [0] stands for none
         return outputs["text"][0].decode("utf-8", "replace"), ids
+
+    def _one_call(self, prompt: bytes, max_new_tokens: int, temperature: float = 0.0,
+                  top_k: int = 0, top_p: float = 1.0, seed: int = 0) -> dict[str, np.ndarray]:
+        """The outputs of a one-call file's generation signature."""
+        return self._runners["serving_default"](
+            inputs=np.array([prompt], dtype=object),
+            **sampling_inputs(max_new_tokens, temperature, top_k, top_p, seed))
 
     def continuation(self, prompt: str | bytes, max_new_tokens: int, temperature: float = 0.0,
                      top_k: int = 0, top_p: float = 1.0, seed: int = 0) -> str:
@@ -158,14 +163,10 @@ class LiteRTLanguageModel:
         asked again with no token to draw)."""
         if self.stepwise:
             return self.generate(prompt, max_new_tokens, temperature, top_k, top_p, seed)[0]
-        outputs = self._runners["serving_default"](
-            inputs=np.array([to_utf8(prompt)], dtype=object),
-            **sampling_inputs(max_new_tokens, temperature, top_k, top_p, seed))
-        text = outputs["text"][0]
-        read = outputs["prompt"][0] if "prompt" in outputs else \
-            self._runners["serving_default"](inputs=np.array([to_utf8(prompt)], dtype=object),
-                                             **sampling_inputs(0))["text"][0]
-        return text[len(read):].decode("utf-8", "replace")
+        data = to_utf8(prompt)
+        outputs = self._one_call(data, max_new_tokens, temperature, top_k, top_p, seed)
+        read = outputs["prompt"] if "prompt" in outputs else self._one_call(data, 0)["text"]
+        return outputs["text"][0][len(read[0]):].decode("utf-8", "replace")
 
     def log_prob(self, ids: Sequence[int]) -> float:
         """log p(ids) read after bos, in natural log units."""
