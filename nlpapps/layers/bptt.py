@@ -17,8 +17,12 @@ units)` accumulator: a second matmul per step and a pass over the whole kernel.
 
       dU = sum_t h_in_{t-1}^T dz_t = H_in^T dZ      (H_in, dZ flattened to (time * batch, .)),
 
-  and `dZ` is the gradient of the input projection `x W + b`, which TensorFlow differentiates
-  as one matmul too.
+  and `dZ` is the gradient of the input projection `z_x = x W + b`. The layers let each step
+  project its own input inside the loop (`projection`): the projections of the next steps
+  then run beside the current step's recurrence on a multi-core CPU, as in Keras's loop, and
+  their gradients are again one op over every step each,
+
+      dX = dZ W^T,   dW = X^T dZ,   db = sum_t dZ_t.
 
 Per step, with `a' = a (1 - a)` for a sigmoid `a` and `1 - a^2` for a tanh:
 
@@ -62,17 +66,28 @@ def applies(cell) -> bool:
             and cell.recurrent_activation is keras.activations.sigmoid)
 
 
+def input_projection(cell):
+    """`(W, b)` of the cell's `project_inputs`, `x W + b` (b None without a bias)."""
+    return FORMS[type(cell).written_gradient](cell).projection()
+
+
 def sequence(cell, projected, initial_states, mask=None, recurrent_mask=None,
-             zero_output_for_mask=False):
+             zero_output_for_mask=False, projection=None):
     """The recurrence of `cell` over time-major inputs, differentiated as the module says.
 
     Args:
         cell: a cell for which `applies(cell)` holds, built.
-        projected: `(time, batch, gates * units)`, the cell's `project_inputs` of every step.
+        projected: `(time, batch, gates * units)`, the cell's `project_inputs` of every step;
+            with `projection`, the inputs themselves `(time, batch, features)`.
         initial_states: the cell's states, `(batch, units)` each.
         mask: optional `(time, batch)` bool; a masked step keeps the states and repeats the
             last output (or outputs zeros, `zero_output_for_mask`).
         recurrent_mask: optional `(batch, units)` dropout mask on `h_{t-1}` in the matmul.
+        projection: optional `(W, b)` (`input_projection`): each step then projects its own
+            input, `x_t W + b`, inside the loop. On a CPU the projections of the next steps
+            then run on another core beside the current step's recurrence, as in Keras's loop,
+            instead of all before it; their gradients, `dX = dZ W^T`, `dW = X^T dZ` and
+            `db = sum dZ`, are each one matmul or sum over every step.
 
     Returns:
         `(last_output, outputs, final_states)`: `(batch, units)`, `(time, batch, units)` and
@@ -80,26 +95,43 @@ def sequence(cell, projected, initial_states, mask=None, recurrent_mask=None,
     """
     math = FORMS[type(cell).written_gradient](cell)
     weights = [tf.cast(w, projected.dtype) for w in math.weights()]
-    count = len(initial_states)
+    count, width = len(initial_states), len(weights)
+    kernel, bias = (None, None) if projection is None else projection
+    projections = [tf.cast(w, projected.dtype) for w in (kernel, bias) if w is not None]
 
     @tf.custom_gradient
-    def run(projected, *tensors):
-        states0, weights = list(tensors[:count]), list(tensors[count:])
+    def run(inputs, *tensors):
+        states0 = list(tensors[:count])
+        weights = list(tensors[count:count + width])
+        project = None
+        if projection is not None:
+            kernel, *bias = tensors[count + len(weights):]
+            project = (lambda x: tf.matmul(x, kernel) + bias[0]) if bias else \
+                (lambda x: tf.matmul(x, kernel))
         outputs, last_output, states, saved, history = _forward(
-            math, weights, projected, states0, mask, recurrent_mask, zero_output_for_mask)
+            math, weights, inputs, states0, mask, recurrent_mask, zero_output_for_mask,
+            project)
 
         def gradient(d_outputs, d_last, *d_states):
-            return _backward(math, weights, states0, saved, history, mask, recurrent_mask,
-                             zero_output_for_mask, d_outputs, d_last, list(d_states))
+            d_projected, *rest = _backward(
+                math, weights, states0, saved, history, mask, recurrent_mask,
+                zero_output_for_mask, d_outputs, d_last, list(d_states))
+            if projection is None:
+                return (d_projected, *rest)
+            d_kernel = tf.matmul(_flat(inputs), _flat(d_projected), transpose_a=True)
+            d_bias = [tf.reduce_sum(d_projected, axis=[0, 1])] if bias else []
+            return (tf.matmul(d_projected, kernel, transpose_b=True), *rest, d_kernel, *d_bias)
 
         return (outputs, last_output, *states), gradient
 
-    outputs, last_output, *states = run(projected, *initial_states, *weights)
+    outputs, last_output, *states = run(projected, *initial_states, *weights, *projections)
     return last_output, outputs, states
 
 
-def _forward(math, weights, projected, states0, mask, recurrent_mask, zero_output_for_mask):
-    """The step loop, keeping every step's saved activations and states."""
+def _forward(math, weights, projected, states0, mask, recurrent_mask, zero_output_for_mask,
+             project=None):
+    """The step loop, keeping every step's saved activations and states; `project` maps each
+    step's input to its projection where `projected` holds the inputs."""
     steps = tf.shape(projected)[0]
     dtype = projected.dtype
     inputs_ta = tf.TensorArray(dtype, size=steps, element_shape=projected.shape[1:])
@@ -107,7 +139,7 @@ def _forward(math, weights, projected, states0, mask, recurrent_mask, zero_outpu
     mask_ta = None if mask is None else \
         tf.TensorArray(tf.bool, size=steps, element_shape=mask.shape[1:]).unstack(mask)
     saved_ta = tf.TensorArray(dtype, size=steps, element_shape=(
-        projected.shape[1], math.saved_width(states0[0].shape[-1])))
+        states0[0].shape[0], math.saved_width(states0[0].shape[-1])))
     states_tas = [tf.TensorArray(dtype, size=steps, element_shape=s.shape) for s in states0]
     outputs_ta = tf.TensorArray(dtype, size=steps, element_shape=states0[0].shape)
     zeros = tf.zeros_like(states0[0])
@@ -115,7 +147,8 @@ def _forward(math, weights, projected, states0, mask, recurrent_mask, zero_outpu
 
     def body(t, states, last_output, saved_ta, states_tas, outputs_ta):
         h_in = states[0] if recurrent_mask is None else states[0] * recurrent_mask
-        new_states, saved = math.forward(inputs_ta.read(t), h_in, states, kernels)
+        step_input = inputs_ta.read(t) if project is None else project(inputs_ta.read(t))
+        new_states, saved = math.forward(step_input, h_in, states, kernels)
         if mask_ta is None:  # the outputs are the h states
             last_output = new_states[0]
         else:
@@ -211,6 +244,9 @@ class _LSTM:
     def weights(self):
         return [tf.convert_to_tensor(self.cell.recurrent_kernel)]
 
+    def projection(self):
+        return self.cell.kernel, self.cell.bias if self.cell.use_bias else None
+
     def saved_width(self, units):
         return 5 * units
 
@@ -263,6 +299,12 @@ class _GRU:
         if self.recurrent_bias:
             weights.append(tf.convert_to_tensor(self.cell.bias))
         return weights
+
+    def projection(self):
+        bias = None
+        if self.cell.use_bias:
+            bias = self.cell.bias[0] if self.reset_after else self.cell.bias
+        return self.cell.kernel, bias
 
     def saved_width(self, units):
         return (4 if self.reset_after else 3) * units

@@ -290,30 +290,32 @@ class RNN(keras.layers.Layer):
         """`(last_output, outputs or None, states)` of the step loop; batch-major tensors."""
         # Time-major before the projection: the inputs are narrower than the gates.
         inputs = ops.transpose(inputs, (1, 0, 2))  # (time, batch, features)
-        if hasattr(self.cell, "project_inputs"):
-            projected = self.cell.project_inputs(inputs)  # (time, batch, gates * units)
-
-            def step(x, s):
-                return self.cell.step(x, s, recurrent_mask)
-        else:  # a Keras cell: its whole step on each input
-            projected = inputs
-
-            def step(x, s):
-                output, new_states = self.cell(x, list(s), training=training)
-                return output, list(new_states) if isinstance(new_states, (list, tuple)) \
-                    else [new_states]
         if mask is not None:
             mask = ops.transpose(mask, (1, 0))  # (time, batch)
         if self.go_backwards:
-            projected = ops.flip(projected, axis=0)
+            inputs = ops.flip(inputs, axis=0)
             mask = None if mask is None else ops.flip(mask, axis=0)
 
         if training and bptt.applies(self.cell):  # the same values, a faster gradient
+            # Each step projects its own input there (see `bptt.sequence`).
             last_output, outputs, states = bptt.sequence(
-                self.cell, projected, states, mask=mask, recurrent_mask=recurrent_mask,
-                zero_output_for_mask=self.zero_output_for_mask)
+                self.cell, inputs, states, mask=mask, recurrent_mask=recurrent_mask,
+                zero_output_for_mask=self.zero_output_for_mask,
+                projection=bptt.input_projection(self.cell))
             outputs = outputs if self.return_sequences else None
         else:
+            if hasattr(self.cell, "project_inputs"):
+                projected = self.cell.project_inputs(inputs)  # (time, batch, gates * units)
+
+                def step(x, s):
+                    return self.cell.step(x, s, recurrent_mask)
+            else:  # a Keras cell: its whole step on each input
+                projected = inputs
+
+                def step(x, s):
+                    output, new_states = self.cell(x, list(s), training=training)
+                    return output, list(new_states) if isinstance(new_states, (list, tuple)) \
+                        else [new_states]
             last_output, outputs, states = recurrence(
                 step, projected, states, mask=mask, return_sequences=self.return_sequences,
                 zero_output_for_mask=self.zero_output_for_mask)

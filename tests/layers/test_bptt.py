@@ -83,6 +83,42 @@ def test_gradients_equal_the_differentiated_loop(name, masked, zero_output_for_m
         np.testing.assert_allclose(gradient, expected_gradient, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.parametrize("name", sorted(CELLS))
+@pytest.mark.parametrize("masked", [False, True])
+def test_steps_that_project_their_own_inputs_give_the_same_gradients(name, masked):
+    """With `projection`, each step computes `x_t W + b` inside the loop: the values and the
+    gradients of the inputs, the states and every weight (W, U, the biases) are those of
+    TensorFlow differentiating `project_inputs` and the step loop."""
+    cell = _built(name)
+    rng = np.random.default_rng(5)
+    time, batch = 6, 4
+    inputs = tf.constant(rng.normal(size=(time, batch, 3)), tf.float32)
+    states = [tf.constant(rng.normal(size=(batch, 5)), tf.float32) for _ in cell.state_size]
+    mask = tf.constant(np.array([[1] * 6, [0, 0, 1, 1, 1, 1], [1, 1, 1, 0, 0, 0],
+                                 [1, 1, 0, 0, 1, 1]], bool).T) if masked else None
+
+    def gradients(run):
+        with tf.GradientTape() as tape:
+            tape.watch([inputs, *states])
+            last_output, outputs, final_states = run()
+            loss = tf.reduce_sum(tf.sin(outputs)) + sum(
+                tf.reduce_sum(s * s) for s in [last_output, *final_states])
+        return [outputs, *final_states], tape.gradient(loss, [inputs, *states,
+                                                              *cell.trainable_weights])
+
+    expected_values, expected = gradients(lambda: recurrence(
+        lambda x, s: cell.step(x, s), cell.project_inputs(inputs), states, mask=mask,
+        return_sequences=True))
+    values, got = gradients(lambda: bptt.sequence(
+        cell, inputs, states, mask=mask, projection=bptt.input_projection(cell)))
+    for value, expected_value in zip(values, expected_values, strict=True):
+        np.testing.assert_allclose(value, expected_value, rtol=1e-5, atol=1e-6)
+    assert len(got) == 1 + len(states) + len(cell.trainable_weights)
+    for gradient, expected_gradient in zip(got, expected, strict=True):
+        assert float(tf.reduce_max(tf.abs(expected_gradient))) > 1e-3
+        np.testing.assert_allclose(gradient, expected_gradient, rtol=1e-4, atol=1e-5)
+
+
 def test_gradients_equal_finite_differences():
     """An independent check of the equations: central differences of a scalar loss."""
     cell = _built("lstm", features=2)
