@@ -96,8 +96,8 @@ def sequence(cell, projected, initial_states, mask=None, recurrent_mask=None,
     math = FORMS[type(cell).written_gradient](cell)
     weights = [tf.cast(w, projected.dtype) for w in math.weights()]
     count, width = len(initial_states), len(weights)
-    kernel, bias = (None, None) if projection is None else projection
-    projections = [tf.cast(w, projected.dtype) for w in (kernel, bias) if w is not None]
+    projections = [] if projection is None else \
+        [tf.cast(w, projected.dtype) for w in projection if w is not None]  # W (and b)
 
     @tf.custom_gradient
     def run(inputs, *tensors):
@@ -105,7 +105,7 @@ def sequence(cell, projected, initial_states, mask=None, recurrent_mask=None,
         weights = list(tensors[count:count + width])
         project = None
         if projection is not None:
-            kernel, *bias = tensors[count + len(weights):]
+            kernel, *bias = tensors[count + width:]
             project = (lambda x: tf.matmul(x, kernel) + bias[0]) if bias else \
                 (lambda x: tf.matmul(x, kernel))
         outputs, last_output, states, saved, history = _forward(
