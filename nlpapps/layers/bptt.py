@@ -66,11 +66,6 @@ def applies(cell) -> bool:
             and cell.recurrent_activation is keras.activations.sigmoid)
 
 
-def input_projection(cell):
-    """`(W, b)` of the cell's `project_inputs`, `x W + b` (b None without a bias)."""
-    return FORMS[type(cell).written_gradient](cell).projection()
-
-
 def sequence(cell, projected, initial_states, mask=None, recurrent_mask=None,
              zero_output_for_mask=False, projection=None):
     """The recurrence of `cell` over time-major inputs, differentiated as the module says.
@@ -83,11 +78,11 @@ def sequence(cell, projected, initial_states, mask=None, recurrent_mask=None,
         mask: optional `(time, batch)` bool; a masked step keeps the states and repeats the
             last output (or outputs zeros, `zero_output_for_mask`).
         recurrent_mask: optional `(batch, units)` dropout mask on `h_{t-1}` in the matmul.
-        projection: optional `(W, b)` (`input_projection`): each step then projects its own
-            input, `x_t W + b`, inside the loop. On a CPU the projections of the next steps
-            then run on another core beside the current step's recurrence, as in Keras's loop,
-            instead of all before it; their gradients, `dX = dZ W^T`, `dW = X^T dZ` and
-            `db = sum dZ`, are each one matmul or sum over every step.
+        projection: optional `(W, b)` (the cell's `input_projection()`): each step then
+            projects its own input, `x_t W + b`, inside the loop. On a CPU the projections of
+            the next steps then run on another core beside the current step's recurrence, as
+            in Keras's loop, instead of all before it; their gradients, `dX = dZ W^T`,
+            `dW = X^T dZ` and `db = sum dZ`, are each one matmul or sum over every step.
 
     Returns:
         `(last_output, outputs, final_states)`: `(batch, units)`, `(time, batch, units)` and
@@ -244,9 +239,6 @@ class _LSTM:
     def weights(self):
         return [tf.convert_to_tensor(self.cell.recurrent_kernel)]
 
-    def projection(self):
-        return self.cell.kernel, self.cell.bias if self.cell.use_bias else None
-
     def saved_width(self, units):
         return 5 * units
 
@@ -299,12 +291,6 @@ class _GRU:
         if self.recurrent_bias:
             weights.append(tf.convert_to_tensor(self.cell.bias))
         return weights
-
-    def projection(self):
-        bias = None
-        if self.cell.use_bias:
-            bias = self.cell.bias[0] if self.reset_after else self.cell.bias
-        return self.cell.kernel, bias
 
     def saved_width(self, units):
         return (4 if self.reset_after else 3) * units

@@ -95,10 +95,15 @@ class RecurrentCell(keras.layers.Layer):
     def bias_initializer_fn(self):
         return self.bias_initializer
 
+    def input_projection(self):
+        """`(W, b)` of `project_inputs`, b None without a bias."""
+        return self.kernel, self.bias if self.use_bias else None
+
     def project_inputs(self, inputs):
         """`inputs W (+ b)` for any leading shape: `(..., features) -> (..., gates * units)`."""
-        projected = ops.matmul(inputs, self.kernel)
-        return projected + self.bias if self.use_bias else projected
+        kernel, bias = self.input_projection()
+        projected = ops.matmul(inputs, kernel)
+        return projected if bias is None else projected + bias
 
     def call(self, inputs, states, training=False):
         """One step on `(batch, features)` inputs: `(output, new_states)`."""

@@ -73,11 +73,12 @@ class GRUCell(RecurrentCell):
     def bias_shape(self):
         return (2, self.gates * self.units) if self.reset_after else (self.gates * self.units,)
 
-    def project_inputs(self, inputs):
-        projected = ops.matmul(inputs, self.kernel)
+    def input_projection(self):
+        """`(W, b)` of `project_inputs`: the input bias is the first row of a reset-after
+        cell's two."""
         if not self.use_bias:
-            return projected
-        return projected + (self.bias[0] if self.reset_after else self.bias)
+            return self.kernel, None
+        return self.kernel, self.bias[0] if self.reset_after else self.bias
 
     def step(self, projected, states, recurrent_mask=None):
         h_tm1 = states[0]

@@ -301,7 +301,7 @@ class RNN(keras.layers.Layer):
             last_output, outputs, states = bptt.sequence(
                 self.cell, inputs, states, mask=mask, recurrent_mask=recurrent_mask,
                 zero_output_for_mask=self.zero_output_for_mask,
-                projection=bptt.input_projection(self.cell))
+                projection=self.cell.input_projection())
             outputs = outputs if self.return_sequences else None
         else:
             if hasattr(self.cell, "project_inputs"):

@@ -110,7 +110,7 @@ def test_steps_that_project_their_own_inputs_give_the_same_gradients(name, maske
         lambda x, s: cell.step(x, s), cell.project_inputs(inputs), states, mask=mask,
         return_sequences=True))
     values, got = gradients(lambda: bptt.sequence(
-        cell, inputs, states, mask=mask, projection=bptt.input_projection(cell)))
+        cell, inputs, states, mask=mask, projection=cell.input_projection()))
     for value, expected_value in zip(values, expected_values, strict=True):
         np.testing.assert_allclose(value, expected_value, rtol=1e-5, atol=1e-6)
     assert len(got) == 1 + len(states) + len(cell.trainable_weights)
