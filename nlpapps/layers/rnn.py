@@ -3,15 +3,20 @@
 A cell of nlpapps splits its work in two:
 
 - `project_inputs(x)`: the input part of every gate, `x W + b`, which does not depend on the
-  previous state. The sequence layer calls it once for all time steps, one large matmul.
+  previous state.
 - `step(projected_t, states, recurrent_mask)`: the recurrent part, one fused matmul of the
   previous state with the recurrent kernel per time step.
 
-`RNN` runs `step` in one compiled `tf.while_loop`, so a training step does no per-step Python
-and no per-step input matmul. The loop writes into a `TensorArray` of fixed element shape,
-which TFLite lowers to its built-in ops. In training, the LSTM and GRU cells run the loop of
-`bptt.py` instead, whose gradient through time is written out (the same values, fewer and
-cheaper ops per step). On a GPU the LSTM and GRU layers run cuDNN's fused kernel instead where
+`RNN` runs `step` in one compiled `tf.while_loop`, so a step does no per-step Python. Where the
+batch is known to be small when the loop is traced (fewer than `PROJECT_FIRST_BELOW` rows: a
+batch-1 export, one text at a time), `project_inputs` runs once for all time steps, one large
+matmul before the loop. Otherwise each step projects its own input inside the loop, as Keras's
+loop does: on a CPU the projections of the next steps then run on another core beside the
+current step's recurrent matmul instead of all of them before the loop. The loop writes into a
+`TensorArray` of fixed element shape, which TFLite lowers to its built-in ops. In training, the
+LSTM and GRU cells run the loop of `bptt.py` instead, which projects inside it at every batch
+and whose gradient through time is written out (the same values, fewer and cheaper ops per
+step). On a GPU the LSTM and GRU layers run cuDNN's fused kernel instead where
 their configuration allows it, with the same results (`cudnn.py`).
 """
 
@@ -22,6 +27,11 @@ from keras.src.utils.tracking import no_automatic_dependency_tracking
 
 from nlpapps.layers import bptt, cudnn
 from nlpapps.layers.cell import check_dropout
+
+# The smallest batch whose steps each project their own input inside the inference loop; a
+# smaller batch known when traced is projected in one matmul before it (faster below 8 rows:
+# `docs/benchmarks.md`, "Inference at a batch").
+PROJECT_FIRST_BELOW = 8
 
 
 def recurrence(step, projected, initial_states, mask=None, return_sequences=False,
@@ -75,6 +85,13 @@ def recurrence(step, projected, initial_states, mask=None, return_sequences=Fals
     )
     outputs = outputs_ta.stack() if return_sequences else None
     return last_output, outputs, states
+
+
+def _small_batch(inputs) -> bool:
+    """Whether time-major `inputs` have a batch known at tracing to be below
+    `PROJECT_FIRST_BELOW` rows."""
+    batch = inputs.shape[1]
+    return batch is not None and batch < PROJECT_FIRST_BELOW
 
 
 class RNN(keras.layers.Layer):
@@ -304,11 +321,16 @@ class RNN(keras.layers.Layer):
                 projection=self.cell.input_projection())
             outputs = outputs if self.return_sequences else None
         else:
-            if hasattr(self.cell, "project_inputs"):
+            if hasattr(self.cell, "project_inputs") and _small_batch(inputs):
                 projected = self.cell.project_inputs(inputs)  # (time, batch, gates * units)
 
                 def step(x, s):
                     return self.cell.step(x, s, recurrent_mask)
+            elif hasattr(self.cell, "project_inputs"):  # each step projects its own input
+                projected = inputs
+
+                def step(x, s):
+                    return self.cell.step(self.cell.project_inputs(x), s, recurrent_mask)
             else:  # a Keras cell: its whole step on each input
                 projected = inputs
 

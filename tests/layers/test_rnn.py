@@ -1,12 +1,14 @@
 """The sequence options of `rnn.py` that Keras's recurrent layers have, against Keras or the
 layer itself: states carried by a stateful layer, `initial_state` as Keras takes it, mixed
-precision, and `unroll` and `implementation` (accepted, without effect on results)."""
+precision, `unroll` and `implementation` (accepted, without effect on results), and the inputs
+projected before the loop or inside it, by the batch's size."""
 
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
-from nlpapps.layers import GRU, LSTM, SimpleRNN
+from nlpapps.layers import GRU, LSTM, SimpleRNN, rnn
 
 from helpers import assert_all_close, make_sequences
 
@@ -115,3 +117,33 @@ def test_unroll_and_implementation_do_not_change_results(layer_class):
     assert_all_close(other(sequences, mask=mask), plain(sequences, mask=mask), atol=0)
     assert other.get_config()["unroll"] is True
     assert other.get_config()["implementation"] == 1
+
+
+BUILTINS = [(SimpleRNN, keras.layers.SimpleRNN, {}), (LSTM, keras.layers.LSTM, {}),
+            (GRU, keras.layers.GRU, {}), (GRU, keras.layers.GRU, {"reset_after": False})]
+
+
+@pytest.mark.parametrize("go_backwards", [False, True], ids=["forwards", "backwards"])
+@pytest.mark.parametrize("ours_class, builtin_class, options", BUILTINS,
+                         ids=["SimpleRNN", "LSTM", "GRU", "GRU-reset-before"])
+def test_inputs_projected_before_or_inside_the_loop_give_keras_results(
+        ours_class, builtin_class, options, go_backwards):
+    # A batch known to be small when traced is projected before the loop; a larger one, or
+    # one unknown (None), inside it, one step at a time.
+    assert rnn.PROJECT_FIRST_BELOW == 8
+    keras.utils.set_random_seed(6)
+    kwargs = {"return_sequences": True, "return_state": True, "go_backwards": go_backwards,
+              **options}
+    lengths = (6, 4, 2, 6, 1, 5, 3, 6, 2, 4)
+    sequences, mask = make_sequences(len(lengths), TIME, FEATURES, lengths)
+    reference = builtin_class(UNITS, **kwargs)
+    reference.build(sequences.shape)
+    ours = built(ours_class, weights=reference.get_weights(), **kwargs)
+    expected = reference(sequences, mask=mask)
+
+    unknown_batch = tf.function(lambda x, m: ours(x, mask=m), input_signature=[
+        tf.TensorSpec((None, TIME, FEATURES)), tf.TensorSpec((None, TIME), tf.bool)])
+    assert_all_close(ours(sequences[:3], mask=mask[:3]), [e[:3] for e in expected])
+    assert_all_close(ours(sequences, mask=mask), expected)
+    assert_all_close(unknown_batch(sequences, mask), expected)
+    assert_all_close(unknown_batch(sequences[:3], mask[:3]), [e[:3] for e in expected])
