@@ -1,6 +1,7 @@
 """Benchmarks that compare ratios measured inside one run.
 
     python scripts/benchmark.py layers [--rounds 5] [--steps 10] [--units 128 256 512 1024]
+        [--min-seconds 0.5]
     python scripts/benchmark.py generate [--rounds 5] [--tokens 100] [--model DIR ... [--litert]]
     python scripts/benchmark.py generate-command [--rounds 5] [--tokens 500] [--model DIR]
         [--prompt TEXT]
@@ -11,8 +12,9 @@
 
 `layers`: tokens/s of nlpapps's LSTM and both GRU forms against `keras.layers.LSTM` /
 `keras.layers.GRU` with the same weights, at widths 128 to 1024: training (forward + backward +
-Adam update) at batch 32 and inference at batch 1, over 64 steps, measured alternately (ours,
-built-in, ours, ...) so that machine noise hits both alike; prints each row's median ratio and
+Adam update) at batch 32 and inference at batch 1 and 32, over 64 steps. Each round sweeps
+every row, timing ours and the built-in back to back (in turn first), so that machine noise
+hits both alike and every row's rounds span the whole run; prints each row's median ratio and
 the quartiles of its rounds' ratios.
 
 `generate`: new tokens/s of text generation at batch 1 and 32 on the language model in `--model`
@@ -66,6 +68,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import math
 import os
 import statistics
 import subprocess
@@ -81,6 +84,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 LAYER_UNITS = (128, 256, 512, 1024)  # H of every layer row
 TRAIN_SHAPE = (32, 64)  # (batch, steps) of a training row; the input is H wide
 INFER_SHAPE = (1, 64)  # (batch, steps) of an inference row
+INFER_BATCH_SHAPE = (32, 64)  # (batch, steps) of a batched inference row
 
 
 def _layer_model(layer, steps, features):
@@ -106,13 +110,21 @@ def _inference_seconds(model, x, repeats):
     return (time.perf_counter() - start) / repeats
 
 
-def benchmark_layers(rounds: int, repeats: int, units: tuple[int, ...] = LAYER_UNITS) -> None:
+def benchmark_layers(rounds: int, repeats: int, units: tuple[int, ...] = LAYER_UNITS,
+                     min_seconds: float = 0.0) -> None:
     """Ours against the Keras built-in with the same weights, for LSTM, GRU (reset after the
     recurrent product, cuDNN's form and Keras's default) and GRU (reset before it, the
     textbook's), at each width in `units`: training (forward, backward, Adam) at batch 32 and
-    inference at batch 1, each over 64 steps. Each round times `repeats` calls of ours, then
-    of the built-in; the row gives the median ratio of the rounds and its spread (the
-    quartiles), so that a reader sees whether the median is stable."""
+    inference at batch 1 and 32, each over 64 steps.
+
+    Every row's pair of models is built and traced first, and one call of each is timed: a
+    row's measurement is then `repeats` calls, or as many more as last `min_seconds` on the
+    faster side (a fast row's few calls would be a short sample of the host's noise). Each
+    round then sweeps all the rows, timing a measurement of ours and of the built-in back to
+    back, ours first in even rounds and the built-in first in odd ones; so each row's rounds
+    are spread over the whole run and meet the host's slow and fast spells alike, and neither
+    side always runs second. A row gives the median of its rounds' ratios and their
+    quartiles."""
     import keras
     import numpy as np
 
@@ -122,14 +134,12 @@ def benchmark_layers(rounds: int, repeats: int, units: tuple[int, ...] = LAYER_U
     forms = (("LSTM", layers.LSTM, keras.layers.LSTM, {}),
              ("GRU", layers.GRU, keras.layers.GRU, {}),
              ("GRU r-b", layers.GRU, keras.layers.GRU, {"reset_after": False}))
-    print("GPU: both run cuDNN's fused kernel" if cudnn.gpu_available()
-          else "CPU: our step loop against Keras's")
-    print(f"{'layer':7} {'units':>5} {'mode':>9} {'ours tok/s':>11} {'keras tok/s':>11} "
-          f"{'ratio':>6} {'quartiles':>11}")
+    rows = []  # (label, tokens per call, run ours, run the built-in)
     for name, ours_cls, keras_cls, options in forms:
         for width in units:
             rng = np.random.default_rng(0)
-            for mode, (batch, steps) in (("train b32", TRAIN_SHAPE), ("infer b1", INFER_SHAPE)):
+            for mode, (batch, steps) in (("train b32", TRAIN_SHAPE), ("infer b1", INFER_SHAPE),
+                                         ("infer b32", INFER_BATCH_SHAPE)):
                 x = rng.normal(size=(batch, steps, width)).astype("float32")
                 y = rng.normal(size=(batch, steps, width)).astype("float32")
                 builtin = _layer_model(keras_cls(width, return_sequences=True, **options),
@@ -139,22 +149,38 @@ def benchmark_layers(rounds: int, repeats: int, units: tuple[int, ...] = LAYER_U
                 ours.set_weights(builtin.get_weights())
                 train = mode.startswith("train")
 
-                def run(model, x=x, y=y, train=train):
-                    return _training_seconds(model, x, y, repeats) if train else \
-                        _inference_seconds(model, x, repeats)
+                def run(model, calls, x=x, y=y, train=train):
+                    return _training_seconds(model, x, y, calls) if train else \
+                        _inference_seconds(model, x, calls)
 
-                run(ours), run(builtin)  # traced outside the timing
-                ours_s, keras_s = [], []
-                for _ in range(rounds):
-                    ours_s.append(run(ours))
-                    keras_s.append(run(builtin))
-                ratios = sorted(k / o for o, k in zip(ours_s, keras_s))
-                low, high = np.percentile(ratios, [25, 75])
-                tokens = batch * steps
-                print(f"{name:7} {width:5d} {mode:>9} "
-                      f"{tokens / statistics.median(ours_s):11.0f} "
-                      f"{tokens / statistics.median(keras_s):11.0f} "
-                      f"{statistics.median(ratios):6.2f} {low:5.2f}-{high:<5.2f}", flush=True)
+                run(ours, 1), run(builtin, 1)  # traced outside the timing
+                call_seconds = min(run(ours, 1), run(builtin, 1))
+                calls = max(repeats, math.ceil(min_seconds / call_seconds))
+                rows.append((f"{name:7} {width:5d} {mode:>9} {calls:5d}", batch * steps,
+                             functools.partial(run, ours, calls),
+                             functools.partial(run, builtin, calls)))
+    times = [([], []) for _ in rows]  # per row: ours' seconds, the built-in's
+    for round_index in range(rounds):
+        for (_, _, run_ours, run_builtin), (ours_s, keras_s) in zip(rows, times):
+            if round_index % 2 == 0:
+                ours_s.append(run_ours())
+                keras_s.append(run_builtin())
+            else:
+                keras_s.append(run_builtin())
+                ours_s.append(run_ours())
+        print(f"round {round_index + 1} of {rounds}", file=sys.stderr, flush=True)
+
+    print("GPU: both run cuDNN's fused kernel" if cudnn.gpu_available()
+          else "CPU: our step loop against Keras's")
+    print(f"{'layer':7} {'units':>5} {'mode':>9} {'calls':>5} {'ours tok/s':>11} "
+          f"{'keras tok/s':>11} "
+          f"{'ratio':>6} {'quartiles':>11}")
+    for (label, tokens, _, _), (ours_s, keras_s) in zip(rows, times):
+        ratios = sorted(k / o for o, k in zip(ours_s, keras_s))
+        low, high = np.percentile(ratios, [25, 75])
+        print(f"{label} {tokens / statistics.median(ours_s):11.0f} "
+              f"{tokens / statistics.median(keras_s):11.0f} "
+              f"{statistics.median(ratios):6.2f} {low:5.2f}-{high:<5.2f}", flush=True)
 
 
 def benchmark_generate(rounds: int, tokens: int, model_dir: Path | None = None,
@@ -751,9 +777,13 @@ def main(argv: list[str] | None = None) -> int:
     layers_parser = sub.add_parser("layers", help="our LSTM/GRU vs the Keras built-ins")
     layers_parser.add_argument("--rounds", type=int, default=5)
     layers_parser.add_argument("--steps", type=int, default=10,
-                               help="calls (training steps or predictions) per round")
+                               help="the fewest calls (training steps or predictions) per "
+                                    "measurement")
     layers_parser.add_argument("--units", type=int, nargs="+", default=list(LAYER_UNITS),
                                help="the layer widths to run")
+    layers_parser.add_argument("--min-seconds", type=float, default=0.5,
+                               help="the least time a round's measurement of a row lasts: "
+                                    "fast rows make more calls than --steps")
     generate_parser = sub.add_parser("generate", help="compiled generation loop vs one step "
                                                       "per Python call")
     generate_parser.add_argument("--rounds", type=int, default=5)
@@ -798,7 +828,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.what == "generate" and args.litert and not args.model:
         parser.error("--litert needs --model")
     if args.what == "layers":
-        benchmark_layers(args.rounds, args.steps, tuple(args.units))
+        benchmark_layers(args.rounds, args.steps, tuple(args.units), args.min_seconds)
     elif args.what == "generate":
         for model_dir in args.model or [None]:
             benchmark_generate(args.rounds, args.tokens, model_dir, args.litert)
