@@ -8,6 +8,7 @@
     python scripts/benchmark.py translate [--batch 64] [--beam 5] [--rounds 5] [--model DIR]
     python scripts/benchmark.py train-step [--rounds 5] [--steps 3]
     python scripts/benchmark.py memory-step [--rounds 7] [--tokens 128]
+    python scripts/benchmark.py projection [--rounds 15]
     python scripts/benchmark.py startup [--rounds 3]
 
 `layers`: tokens/s of nlpapps's LSTM and both GRU forms against `keras.layers.LSTM` /
@@ -58,6 +59,11 @@ memory of the attentive language model's size (1,024 x 768) at every step, with 
 rewritten at every step, moved under a `tf.cond`, or kept in blocks by two nested loops (the
 shape of the files' generation loop, `decoding.decode_in_blocks`); see
 `benchmark_memory_step`.
+
+`projection`: milliseconds of one inference pass of our LSTM and GRU (widths 128 and 512, 64
+steps) at batches 1 to 64, with the inputs projected for every step in one matmul before the
+loop or by each step inside it, alternately; the ratio says where `nlpapps.layers.rnn` switches
+from one to the other (`PROJECT_FIRST_BELOW`).
 
 `startup`: seconds from starting `nlpapps translate "Hello."` and `nlpapps generate ROMEO:` to
 their first byte of output, with `--runtime auto` (the LiteRT file) and `--runtime tf`,
@@ -530,6 +536,55 @@ def benchmark_memory_step(rounds: int, tokens: int, memory: int = 1024, width: i
     print(f"largest difference of the outputs: {difference:.2g}", flush=True)
 
 
+def benchmark_projection(rounds: int) -> None:
+    """Our LSTM's and GRU's inference loop (`rnn.recurrence`) with `project_inputs` run once
+    before it against each step projecting its own input, the same weights and inputs, at
+    widths 128 and 512 and batches 1 to 64; their outputs are checked equal first."""
+    import numpy as np
+    import tensorflow as tf
+
+    from nlpapps import layers
+    from nlpapps.layers.rnn import projecting_step, recurrence
+
+    steps = 64
+    print(f"{'cell':5} {'units':>5} {'batch':>5} {'before ms':>10} {'inside ms':>10} "
+          f"{'before/inside':>14}")
+    for width in (128, 512):
+        for name in ("LSTM", "GRU"):
+            layer = getattr(layers, name)(width, return_sequences=True)
+            layer.build((None, steps, width))
+            cell = layer.cell
+            for batch in (1, 2, 4, 8, 16, 32, 64):
+                x = tf.constant(np.random.default_rng(0).normal(
+                    size=(steps, batch, width)).astype("float32"))  # time-major
+                states = cell.get_initial_state(batch)
+
+                @tf.function
+                def before(x, cell=cell, states=states):
+                    return recurrence(lambda p, s: cell.step(p, s), cell.project_inputs(x),
+                                      states, return_sequences=True)[1]
+
+                @tf.function
+                def inside(x, cell=cell, states=states):
+                    return recurrence(projecting_step(cell), x, states,
+                                      return_sequences=True)[1]
+
+                np.testing.assert_allclose(before(x), inside(x), atol=1e-5)
+                calls = max(3, 64 // batch)
+
+                def run(loop, x=x, calls=calls):
+                    for _ in range(calls):
+                        loop(x)
+
+                first, second = alternate_seconds(functools.partial(run, before),
+                                                  functools.partial(run, inside), rounds)
+                ratio = statistics.median(a / b for a, b in zip(first, second))
+                print(f"{name:5} {width:5d} {batch:5d} "
+                      f"{1000 * statistics.median(first) / calls:10.2f} "
+                      f"{1000 * statistics.median(second) / calls:10.2f} {ratio:14.2f}",
+                      flush=True)
+
+
 def alternate_seconds(first, second, rounds: int) -> tuple[list[float], list[float]]:
     """Seconds of each of `rounds` calls of `first` and of `second`, alternately, after one
     untimed call of each (tracing and warming up outside the timing)."""
@@ -819,6 +874,9 @@ def main(argv: list[str] | None = None) -> int:
                                    "rewritten each step, under a cond, or in blocks")
     memory_parser.add_argument("--rounds", type=int, default=7)
     memory_parser.add_argument("--tokens", type=int, default=128, help="steps per call")
+    projection_parser = sub.add_parser("projection", help="inputs projected before the "
+                                       "inference loop or inside it, by batch")
+    projection_parser.add_argument("--rounds", type=int, default=15)
     startup_parser = sub.add_parser("startup", help="seconds to the first output of "
                                     "`nlpapps translate` and `nlpapps generate`")
     startup_parser.add_argument("--rounds", type=int, default=3)
@@ -840,6 +898,8 @@ def main(argv: list[str] | None = None) -> int:
         benchmark_train_step(args.rounds, args.steps)
     elif args.what == "memory-step":
         benchmark_memory_step(args.rounds, args.tokens)
+    elif args.what == "projection":
+        benchmark_projection(args.rounds)
     elif args.what == "startup":
         benchmark_startup(args.rounds, args.before)
     return 0

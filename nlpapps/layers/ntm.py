@@ -139,12 +139,19 @@ class NTMCell(keras.layers.Layer):
             initializer=initializers.RandomNormal(stddev=0.5))
         self.built = True
 
+    def input_projection(self):
+        """`(W, b)` of `project_inputs`: the controller's kernel rows of `x`, and its bias (None
+        without one)."""
+        controller = self.controller_cell
+        return controller.kernel[:self.features], controller.bias if controller.use_bias \
+            else None
+
     def project_inputs(self, inputs):
         """The controller's input projection of `x` alone, `(..., features) -> (..., gates
         units)`; the part of the previous read vectors is added at each step."""
-        controller = self.controller_cell
-        projected = ops.matmul(inputs, controller.kernel[:self.features])
-        return projected + controller.bias if controller.use_bias else projected
+        kernel, bias = self.input_projection()
+        projected = ops.matmul(inputs, kernel)
+        return projected if bias is None else projected + bias
 
     def call(self, inputs, states, training=False):
         """One step on `(batch, features)` inputs: `(output, new_states)`."""

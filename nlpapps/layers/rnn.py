@@ -87,6 +87,20 @@ def recurrence(step, projected, initial_states, mask=None, return_sequences=Fals
     return last_output, outputs, states
 
 
+def projecting_step(cell, recurrent_mask=None):
+    """`step(x_t, states)` of one of our cells that projects its own input,
+    `cell.step(x_t W + b, states)`, with the `(W, b)` of `cell.input_projection()` read once,
+    outside the loop it is called in."""
+    kernel, bias = cell.input_projection()
+
+    def step(x, states):
+        projected = ops.matmul(x, kernel)
+        return cell.step(projected if bias is None else projected + bias, states,
+                         recurrent_mask)
+
+    return step
+
+
 def _small_batch(inputs) -> bool:
     """Whether time-major `inputs` have a batch known at tracing to be below
     `PROJECT_FIRST_BELOW` rows."""
@@ -321,16 +335,14 @@ class RNN(keras.layers.Layer):
                 projection=self.cell.input_projection())
             outputs = outputs if self.return_sequences else None
         else:
-            if hasattr(self.cell, "project_inputs") and _small_batch(inputs):
+            if hasattr(self.cell, "project_inputs") and (
+                    _small_batch(inputs) or not hasattr(self.cell, "input_projection")):
                 projected = self.cell.project_inputs(inputs)  # (time, batch, gates * units)
 
                 def step(x, s):
                     return self.cell.step(x, s, recurrent_mask)
-            elif hasattr(self.cell, "project_inputs"):  # each step projects its own input
-                projected = inputs
-
-                def step(x, s):
-                    return self.cell.step(self.cell.project_inputs(x), s, recurrent_mask)
+            elif hasattr(self.cell, "input_projection"):  # each step projects its own input
+                projected, step = inputs, projecting_step(self.cell, recurrent_mask)
             else:  # a Keras cell: its whole step on each input
                 projected = inputs
 

@@ -114,18 +114,23 @@ def test_one_step_matches_the_papers_equations(read_heads, write_heads):
     np.testing.assert_allclose(weightings.sum(-1), 1.0, atol=1e-5)
 
 
-def test_sequence_layer_steps_the_cell_from_its_learned_initial_states():
+# A batch of 2 is projected before the loop, one of 10 step by step inside it (`rnn.py`).
+@pytest.mark.parametrize("batch", [2, 10], ids=["projected-first", "projected-inside"])
+def test_sequence_layer_steps_the_cell_from_its_learned_initial_states(batch):
     layer = NTM(UNITS, memory_size=N, memory_width=WIDTH, return_sequences=True,
                 return_state=True)
-    sequences = np.random.default_rng(3).normal(size=(2, 6, FEATURES)).astype("float32")
+    rng = np.random.default_rng(3)
+    sequences = rng.normal(size=(batch, 6, FEATURES)).astype("float32")
+    layer.build(sequences.shape)  # the controller's bias too, which starts at zero
+    layer.set_weights([rng.normal(scale=0.5, size=w.shape) for w in layer.weights])
     outputs, *final = layer(sequences)
     cell = layer.cell
-    states = cell.get_initial_state(2)
+    states = cell.get_initial_state(batch)
     # The initial memory is the constant; the read vectors and weightings are learned.
     np.testing.assert_allclose(np.asarray(states[2]), 1e-6)
     np.testing.assert_allclose(np.asarray(states[0])[:, UNITS:],
                                np.tanh(np.asarray(cell.initial_read)).reshape(1, -1)
-                               .repeat(2, 0), atol=1e-6)
+                               .repeat(batch, 0), atol=1e-6)
     for t in range(6):
         output, states = cell(sequences[:, t], states)
         np.testing.assert_allclose(np.asarray(outputs)[:, t], np.asarray(output), atol=1e-5)

@@ -93,14 +93,16 @@ def test_lstm_rejects_initial_states_that_are_not_h_and_c(initial_state, message
         LSTM(UNITS)(sequences, initial_state=given)
 
 
+@pytest.mark.parametrize("lengths", [LENGTHS, LENGTHS * 3], ids=["projected-first",
+                                                                "projected-inside"])
 @pytest.mark.parametrize("layer_class", CLASSES, ids=lambda c: c.__name__)
-def test_mixed_precision_computes_in_float16(layer_class):
+def test_mixed_precision_computes_in_float16(layer_class, lengths):
     keras.utils.set_random_seed(4)
     full = built(layer_class, return_sequences=True, return_state=True)
     mixed = built(layer_class, weights=full.get_weights(), return_sequences=True,
                   return_state=True, dtype="mixed_float16")
-    sequences, mask = make_sequences(BATCH, TIME, FEATURES, LENGTHS)
-    states = [np.full((BATCH, UNITS), 0.5, "float32")] * len(full.state_size)
+    sequences, mask = make_sequences(len(lengths), TIME, FEATURES, lengths)
+    states = [np.full((len(lengths), UNITS), 0.5, "float32")] * len(full.state_size)
     outputs = mixed(sequences, mask=mask, initial_state=states)
     assert [x.dtype for x in outputs] == ["float16"] * len(outputs)
     assert [w.dtype for w in mixed.weights] == ["float32"] * 3
@@ -138,6 +140,8 @@ def test_inputs_projected_before_or_inside_the_loop_give_keras_results(
     sequences, mask = make_sequences(len(lengths), TIME, FEATURES, lengths)
     reference = builtin_class(UNITS, **kwargs)
     reference.build(sequences.shape)
+    rng = np.random.default_rng(6)  # biases too, which Keras starts at zero
+    reference.set_weights([rng.normal(scale=0.5, size=w.shape) for w in reference.weights])
     ours = built(ours_class, weights=reference.get_weights(), **kwargs)
     expected = reference(sequences, mask=mask)
 
