@@ -9,6 +9,7 @@
     python scripts/benchmark.py train-step [--rounds 5] [--steps 3]
     python scripts/benchmark.py memory-step [--rounds 7] [--tokens 128]
     python scripts/benchmark.py projection [--rounds 15]
+    python scripts/benchmark.py saved-translators OLD NEW [--rounds 9] [--batch 64]
     python scripts/benchmark.py startup [--rounds 3]
 
 `layers`: tokens/s of nlpapps's LSTM and both GRU forms against `keras.layers.LSTM` /
@@ -64,6 +65,12 @@ shape of the files' generation loop, `decoding.decode_in_blocks`); see
 steps) at batches 1 to 64, with the inputs projected for every step in one matmul before the
 loop or by each step inside it, alternately; the ratio says where `nlpapps.layers.rnn` switches
 from one to the other (`PROJECT_FIRST_BELOW`).
+
+`saved-translators`: two exports of a translator folder (an older SavedModel and the same
+weights exported again, say), each served as `nlpapps translate --runtime tf` serves it (the
+SavedModel's batched `translate` signature): whether every English sentence of
+`tests/fixtures/pairs.en-de.tsv` gets the same best translation, greedy and beam 5, and the
+sentences/s of each at `--batch` sentences per call, alternately; median ratio NEW/OLD.
 
 `startup`: seconds from starting `nlpapps translate "Hello."` and `nlpapps generate ROMEO:` to
 their first byte of output, with `--runtime auto` (the LiteRT file) and `--runtime tf`,
@@ -585,6 +592,37 @@ def benchmark_projection(rounds: int) -> None:
                       flush=True)
 
 
+def benchmark_saved_translators(old: Path, new: Path, rounds: int, batch: int) -> None:
+    """The batched `translate` signature of two SavedModels of a translator: the same best
+    translations of the fixture's sentences, and their speed at `batch` sentences a call."""
+    import tensorflow as tf
+    import tensorflow_text  # noqa: F401  (the tokenizer's ops, which the SavedModels call)
+
+    modules = {name: tf.saved_model.load(str(folder)) for name, folder in
+               (("old", old), ("new", new))}
+    text = (ROOT / "tests" / "fixtures" / "pairs.en-de.tsv").read_text(encoding="utf-8")
+    sentences = [line.split("\t")[0] for line in text.splitlines() if line.strip()]
+
+    def translate(name, rows, beam):
+        return modules[name].translate(inputs=tf.constant(rows), beam_size=tf.constant(beam),
+                                       alpha=tf.constant(0.6))["outputs"].numpy()[:, 0]
+
+    print(f"{old} (old) against {new} (new), {len(sentences)} sentences, {rounds} rounds")
+    print(f"{'decoding':8} {'same':>9} {'old sent/s':>11} {'new sent/s':>11} {'new/old':>8}")
+    for name, beam in (("greedy", 1), ("beam 5", 5)):
+        same = sum(int(a == b) for start in range(0, len(sentences), batch)
+                   for a, b in zip(translate("old", sentences[start:start + batch], beam),
+                                   translate("new", sentences[start:start + batch], beam)))
+        rows = sentences[:batch]
+        old_s, new_s = alternate_seconds(functools.partial(translate, "old", rows, beam),
+                                         functools.partial(translate, "new", rows, beam),
+                                         rounds)
+        ratio = statistics.median(o / n for o, n in zip(old_s, new_s))
+        print(f"{name:8} {same:4d}/{len(sentences):<4d} "
+              f"{len(rows) / statistics.median(old_s):11.1f} "
+              f"{len(rows) / statistics.median(new_s):11.1f} {ratio:8.2f}", flush=True)
+
+
 def alternate_seconds(first, second, rounds: int) -> tuple[list[float], list[float]]:
     """Seconds of each of `rounds` calls of `first` and of `second`, alternately, after one
     untimed call of each (tracing and warming up outside the timing)."""
@@ -877,6 +915,12 @@ def main(argv: list[str] | None = None) -> int:
     projection_parser = sub.add_parser("projection", help="inputs projected before the "
                                        "inference loop or inside it, by batch")
     projection_parser.add_argument("--rounds", type=int, default=15)
+    saved_parser = sub.add_parser("saved-translators", help="two SavedModels of a "
+                                  "translator: same translations, and their speed")
+    saved_parser.add_argument("old", type=Path)
+    saved_parser.add_argument("new", type=Path)
+    saved_parser.add_argument("--rounds", type=int, default=9)
+    saved_parser.add_argument("--batch", type=int, default=64)
     startup_parser = sub.add_parser("startup", help="seconds to the first output of "
                                     "`nlpapps translate` and `nlpapps generate`")
     startup_parser.add_argument("--rounds", type=int, default=3)
@@ -900,6 +944,8 @@ def main(argv: list[str] | None = None) -> int:
         benchmark_memory_step(args.rounds, args.tokens)
     elif args.what == "projection":
         benchmark_projection(args.rounds)
+    elif args.what == "saved-translators":
+        benchmark_saved_translators(args.old, args.new, args.rounds, args.batch)
     elif args.what == "startup":
         benchmark_startup(args.rounds, args.before)
     return 0
