@@ -9,15 +9,15 @@ A cell of nlpapps splits its work in two:
 
 `RNN` runs `step` in one compiled `tf.while_loop`, so a step does no per-step Python. Where the
 batch is known to be small when the loop is traced (fewer than `PROJECT_FIRST_BELOW` rows: a
-batch-1 export, one text at a time), `project_inputs` runs once for all time steps, one large
-matmul before the loop. Otherwise each step projects its own input inside the loop, as Keras's
+batch-1 export, say), `project_inputs` runs once for all time steps, one large matmul before
+the loop. Otherwise each step projects its own input inside the loop, as Keras's
 loop does: on a CPU the projections of the next steps then run on another core beside the
 current step's recurrent matmul instead of all of them before the loop. The loop writes into a
 `TensorArray` of fixed element shape, which TFLite lowers to its built-in ops. In training, the
 LSTM and GRU cells run the loop of `bptt.py` instead, which projects inside it at every batch
 and whose gradient through time is written out (the same values, fewer and cheaper ops per
-step). On a GPU the LSTM and GRU layers run cuDNN's fused kernel instead where
-their configuration allows it, with the same results (`cudnn.py`).
+step). On a GPU the LSTM and GRU layers run cuDNN's fused kernel instead where their
+configuration allows it, with the same results (`cudnn.py`).
 """
 
 import keras
