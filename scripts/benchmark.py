@@ -124,7 +124,7 @@ def _inference_seconds(model, x, repeats):
 
 
 def benchmark_layers(rounds: int, repeats: int, units: tuple[int, ...] = LAYER_UNITS,
-                     min_seconds: float = 0.0) -> None:
+                     min_seconds: float = 0.5) -> None:
     """Ours against the Keras built-in with the same weights, for LSTM, GRU (reset after the
     recurrent product, cuDNN's form and Keras's default) and GRU (reset before it, the
     textbook's), at each width in `units`: training (forward, backward, Adam) at batch 32 and
@@ -186,8 +186,7 @@ def benchmark_layers(rounds: int, repeats: int, units: tuple[int, ...] = LAYER_U
     print("GPU: both run cuDNN's fused kernel" if cudnn.gpu_available()
           else "CPU: our step loop against Keras's")
     print(f"{'layer':7} {'units':>5} {'mode':>9} {'calls':>5} {'ours tok/s':>11} "
-          f"{'keras tok/s':>11} "
-          f"{'ratio':>6} {'quartiles':>11}")
+          f"{'keras tok/s':>11} {'ratio':>6} {'quartiles':>11}")
     for (label, tokens, _, _), (ours_s, keras_s) in zip(rows, times):
         ratios = sorted(k / o for o, k in zip(ours_s, keras_s))
         low, high = np.percentile(ratios, [25, 75])
