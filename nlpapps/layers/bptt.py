@@ -52,9 +52,13 @@ Only the cells' default activations (tanh and sigmoid) have their derivatives wr
 otherwise.
 """
 
+import functools
+
 import keras
 import numpy as np
 import tensorflow as tf
+
+from nlpapps.layers.cell import project as cell_projection
 
 
 def applies(cell) -> bool:
@@ -101,8 +105,8 @@ def sequence(cell, projected, initial_states, mask=None, recurrent_mask=None,
         project = None
         if projection is not None:
             kernel, *bias = tensors[count + width:]
-            project = (lambda x: tf.matmul(x, kernel) + bias[0]) if bias else \
-                (lambda x: tf.matmul(x, kernel))
+            project = functools.partial(cell_projection, kernel=kernel,
+                                        bias=bias[0] if bias else None)
         outputs, last_output, states, saved, history = _forward(
             math, weights, inputs, states0, mask, recurrent_mask, zero_output_for_mask,
             project)

@@ -4,6 +4,12 @@ import keras
 from keras import activations, constraints, initializers, ops, regularizers
 
 
+
+def project(inputs, kernel, bias=None):
+    """A cell's input projection `inputs W (+ b)`, for any leading shape."""
+    projected = ops.matmul(inputs, kernel)
+    return projected if bias is None else projected + bias
+
 class RecurrentCell(keras.layers.Layer):
     """Base of the cells: one time step of a recurrence, split into an input projection that
     the sequence layer computes once for all steps and a recurrent step.
@@ -101,9 +107,7 @@ class RecurrentCell(keras.layers.Layer):
 
     def project_inputs(self, inputs):
         """`inputs W (+ b)` for any leading shape: `(..., features) -> (..., gates * units)`."""
-        kernel, bias = self.input_projection()
-        projected = ops.matmul(inputs, kernel)
-        return projected if bias is None else projected + bias
+        return project(inputs, *self.input_projection())
 
     def call(self, inputs, states, training=False):
         """One step on `(batch, features)` inputs: `(output, new_states)`."""

@@ -3,6 +3,7 @@
 import keras
 from keras import initializers, ops
 
+from nlpapps.layers.cell import project
 from nlpapps.layers.gru import GRUCell
 from nlpapps.layers.lstm import LSTMCell
 from nlpapps.layers.rnn import RNN
@@ -149,9 +150,7 @@ class NTMCell(keras.layers.Layer):
     def project_inputs(self, inputs):
         """The controller's input projection of `x` alone, `(..., features) -> (..., gates
         units)`; the part of the previous read vectors is added at each step."""
-        kernel, bias = self.input_projection()
-        projected = ops.matmul(inputs, kernel)
-        return projected if bias is None else projected + bias
+        return project(inputs, *self.input_projection())
 
     def call(self, inputs, states, training=False):
         """One step on `(batch, features)` inputs: `(output, new_states)`."""

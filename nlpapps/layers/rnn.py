@@ -26,7 +26,7 @@ from keras import ops, regularizers
 from keras.src.utils.tracking import no_automatic_dependency_tracking
 
 from nlpapps.layers import bptt, cudnn
-from nlpapps.layers.cell import check_dropout
+from nlpapps.layers.cell import check_dropout, project
 
 # The smallest batch whose steps each project their own input inside the inference loop; a
 # smaller batch known when traced is projected in one matmul before it (faster below 8 rows:
@@ -94,9 +94,7 @@ def projecting_step(cell, recurrent_mask=None):
     kernel, bias = cell.input_projection()
 
     def step(x, states):
-        projected = ops.matmul(x, kernel)
-        return cell.step(projected if bias is None else projected + bias, states,
-                         recurrent_mask)
+        return cell.step(project(x, kernel, bias), states, recurrent_mask)
 
     return step
 
@@ -112,9 +110,10 @@ class RNN(keras.layers.Layer):
     """Base sequence layer: drives a cell over a `(batch, time, features)` input.
 
     `RNN(cell, ...)` takes a cell as `keras.layers.RNN` does: one of ours (`LSTMCell`,
-    `GRUCell`, `SimpleRNNCell`, `NTMCell`, which split each step into `project_inputs` for all
-    steps at once and `step`), or any Keras cell (`call(inputs, states) -> (output,
-    new_states)` and `state_size`, e.g. `keras.layers.GRUCell`), which is called step by step
+    `GRUCell`, `SimpleRNNCell`, `NTMCell`, which split each step into the input projection
+    `x W + b` (`input_projection`, `project_inputs`) and `step`), or any Keras cell
+    (`call(inputs, states) -> (output, new_states)` and `state_size`, e.g.
+    `keras.layers.GRUCell`), which is called step by step
     inside the same loop. Subclasses (`SimpleRNN`, `LSTM`, `GRU`, `NTM`) create `self.cell`
     from their own arguments. Dropout masks are drawn once
     per sequence and reused at every step, as in Keras: `dropout` on the inputs,
@@ -335,21 +334,20 @@ class RNN(keras.layers.Layer):
                 projection=self.cell.input_projection())
             outputs = outputs if self.return_sequences else None
         else:
-            if hasattr(self.cell, "project_inputs") and (
-                    _small_batch(inputs) or not hasattr(self.cell, "input_projection")):
-                projected = self.cell.project_inputs(inputs)  # (time, batch, gates * units)
-
-                def step(x, s):
-                    return self.cell.step(x, s, recurrent_mask)
-            elif hasattr(self.cell, "input_projection"):  # each step projects its own input
-                projected, step = inputs, projecting_step(self.cell, recurrent_mask)
-            else:  # a Keras cell: its whole step on each input
+            if not hasattr(self.cell, "input_projection"):  # a Keras cell: its whole step
                 projected = inputs
 
                 def step(x, s):
                     output, new_states = self.cell(x, list(s), training=training)
                     return output, list(new_states) if isinstance(new_states, (list, tuple)) \
                         else [new_states]
+            elif _small_batch(inputs):  # every step projected at once, before the loop
+                projected = self.cell.project_inputs(inputs)  # (time, batch, gates * units)
+
+                def step(x, s):
+                    return self.cell.step(x, s, recurrent_mask)
+            else:  # each step projects its own input
+                projected, step = inputs, projecting_step(self.cell, recurrent_mask)
             last_output, outputs, states = recurrence(
                 step, projected, states, mask=mask, return_sequences=self.return_sequences,
                 zero_output_for_mask=self.zero_output_for_mask)
