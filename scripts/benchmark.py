@@ -10,6 +10,7 @@
     python scripts/benchmark.py memory-step [--rounds 7] [--tokens 128]
     python scripts/benchmark.py projection [--rounds 15]
     python scripts/benchmark.py saved-translators OLD NEW [--rounds 9] [--batch 64]
+    python scripts/benchmark.py kept-tensors [--rounds 11]
     python scripts/benchmark.py startup [--rounds 3]
 
 `layers`: tokens/s of nlpapps's LSTM and both GRU forms against `keras.layers.LSTM` /
@@ -71,6 +72,15 @@ weights exported again, say), each served as `nlpapps translate --runtime tf` se
 SavedModel's batched `translate` signature): whether every English sentence of
 `tests/fixtures/pairs.en-de.tsv` gets the same best translation, greedy and beam 5, and the
 sentences/s of each at `--batch` sentences per call, alternately; median ratio NEW/OLD.
+
+`kept-tensors`: milliseconds per call of the shipped files in LiteRT at batch 1, opened as
+plain interpreters and with every tensor kept (`open_interpreter(..., preserve_tensors=True)`,
+how `LiteRTLanguageModel` generates), alternately: the language model drawing 500 tokens
+after `ROMEO:` greedy and at temperature 0.8, and 300 with top-k 40 and top-p 0.9; the
+translator's five first fixture sentences, greedy and beam 5. Says whether both draw the same
+output; median ratio plain/kept. Then the peak memory (resident set) of a process that opens
+one file either way and makes one such call, or scores the first 3,000 tokens of the fixture
+test play with the language model's `score` signature.
 
 `startup`: seconds from starting `nlpapps translate "Hello."` and `nlpapps generate ROMEO:` to
 their first byte of output, with `--runtime auto` (the LiteRT file) and `--runtime tf`,
@@ -836,6 +846,90 @@ def import_seconds(statement: str) -> float:
     return time.perf_counter() - start
 
 
+def benchmark_kept_tensors(rounds: int) -> None:
+    """Milliseconds per call of the shipped LiteRT files opened as plain interpreters and with
+    every tensor kept, alternately (see the module's docstring)."""
+    import numpy as np
+
+    from nlpapps.serving.litert_interpreter import open_interpreter
+    from nlpapps.serving.litert_language_model import sampling_inputs
+
+    sentences = [line.split("\t")[0].encode() for line in
+                 (ROOT / "tests" / "fixtures" / "pairs.en-de.tsv").read_text().splitlines()[:5]]
+    prompt = np.array([b"ROMEO:"], dtype=object)
+    jobs = {  # name: (file, signature, [inputs of each call])
+        "language model, greedy, 500 tokens": (
+            DEFAULT_GENERATOR, "serving_default", [sampling_inputs(500, 0.0)]),
+        "language model, temperature 0.8, 500 tokens": (
+            DEFAULT_GENERATOR, "serving_default", [sampling_inputs(500, 0.8)]),
+        "language model, top-k 40, top-p 0.9, 300 tokens": (
+            DEFAULT_GENERATOR, "serving_default", [sampling_inputs(300, 0.8, 40, 0.9)]),
+        "translator, greedy, 5 sentences": (DEFAULT_TRANSLATOR, "serving_default", [
+            {"inputs": np.array([s], dtype=object)} for s in sentences]),
+        "translator, beam 5, 5 sentences": (DEFAULT_TRANSLATOR, "beam", [
+            {"inputs": np.array([s], dtype=object), "alpha": np.array(1.0, np.float32)}
+            for s in sentences]),
+    }
+    print(f"LiteRT, batch 1, {rounds} rounds")
+    print(f"{'call':48} {'plain ms':>9} {'kept ms':>8} {'ratio':>6} {'same output':>12}")
+    for name, (folder, signature, calls) in jobs.items():
+        if "language model" in name:
+            calls = [dict(call, inputs=prompt) for call in calls]
+        runners = [open_interpreter(folder / "model.dynamic.tflite", preserve_tensors=kept)
+                   .get_signature_runner(signature) for kept in (False, True)]
+        outputs = [[runner(**call) for call in calls] for runner in runners]
+        same = all(a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
+                   for a, b in zip(*outputs))
+        plain_s, kept_s = alternate_seconds(*(
+            functools.partial(lambda r: [r(**call) for call in calls], runner)
+            for runner in runners), rounds)
+        ratio = statistics.median(p / k for p, k in zip(plain_s, kept_s))
+        print(f"{name:48} {1000 * statistics.median(plain_s):9.1f} "
+              f"{1000 * statistics.median(kept_s):8.1f} {ratio:6.2f} {str(same):>12}",
+              flush=True)
+    print(f"{'peak memory of a process making one call':48} {'plain MB':>9} {'kept MB':>8}")
+    for name, call in KEPT_TENSORS_MEMORY.items():
+        print(f"{name:48} " + " ".join(
+            f"{peak_memory_mb(KEPT_TENSORS_PROCESS.format(kept=kept, call=call)):{width}.0f}"
+            for kept, width in ((False, 9), (True, 8))), flush=True)
+
+
+# A process of `benchmark_kept_tensors`'s memory table: one file opened, one call.
+KEPT_TENSORS_PROCESS = """
+import numpy as np
+from nlpapps.commands.common import DEFAULT_GENERATOR, DEFAULT_TRANSLATOR
+from nlpapps.serving.litert_interpreter import open_interpreter
+from nlpapps.serving.litert_language_model import sampling_inputs, total_log_prob
+def runner(folder, signature):
+    return open_interpreter(folder / "model.dynamic.tflite",
+                            preserve_tensors={kept}).get_signature_runner(signature)
+{call}
+"""
+KEPT_TENSORS_MEMORY = {
+    "language model, temperature 0.8, 500 tokens":
+        'runner(DEFAULT_GENERATOR, "serving_default")(inputs=np.array([b"ROMEO:"], '
+        'dtype=object), **sampling_inputs(500, 0.8))',
+    "language model, score 3,000 tokens":
+        "from nlpapps.tokenizer import Tokenizer\n"
+        'ids = Tokenizer.load(DEFAULT_GENERATOR / "tokenizer.model").encode(open('
+        f'"{ROOT / "tests" / "fixtures" / "shakespeare" / "test.txt"}").read())[:3000]\n'
+        'score = runner(DEFAULT_GENERATOR, "score")\n'
+        'total_log_prob(score, ids, score.get_input_details()["states"]["shape"][1])',
+    "translator, beam 5, 1 sentence":
+        'runner(DEFAULT_TRANSLATOR, "beam")(inputs=np.array([b"Where is the station?"], '
+        'dtype=object), alpha=np.array(1.0, np.float32))',
+}
+
+
+def peak_memory_mb(code: str) -> float:
+    """Peak resident memory (`VmHWM`), in MB, of a Python process running `code`."""
+    code += '\nprint(open("/proc/self/status").read().split("VmHWM:")[1].split()[0])'
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    if done.returncode:
+        raise SystemExit(f"the measured process failed:\n{done.stderr[-2000:]}")
+    return int(done.stdout.split()[-1]) / 1024
+
+
 def benchmark_startup(rounds: int, before: Path | None = None) -> None:
     """Time to first output of the two commands in each runtime, and of the imports alone;
     with `before` (a folder holding an earlier nlpapps package, e.g. `git archive <commit>
@@ -920,6 +1014,9 @@ def main(argv: list[str] | None = None) -> int:
     saved_parser.add_argument("new", type=Path)
     saved_parser.add_argument("--rounds", type=int, default=9)
     saved_parser.add_argument("--batch", type=int, default=64)
+    kept_parser = sub.add_parser("kept-tensors", help="the shipped LiteRT files as plain "
+                                 "interpreters and with every tensor kept")
+    kept_parser.add_argument("--rounds", type=int, default=11)
     startup_parser = sub.add_parser("startup", help="seconds to the first output of "
                                     "`nlpapps translate` and `nlpapps generate`")
     startup_parser.add_argument("--rounds", type=int, default=3)
@@ -945,6 +1042,8 @@ def main(argv: list[str] | None = None) -> int:
         benchmark_projection(args.rounds)
     elif args.what == "saved-translators":
         benchmark_saved_translators(args.old, args.new, args.rounds, args.batch)
+    elif args.what == "kept-tensors":
+        benchmark_kept_tensors(args.rounds)
     elif args.what == "startup":
         benchmark_startup(args.rounds, args.before)
     return 0

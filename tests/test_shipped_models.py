@@ -112,3 +112,24 @@ def test_shipped_generator_writes_play_text():
     first = generator.generate(["ROMEO:\n"], config)
     again = generator.generate(["ROMEO:\n"], config)
     assert first == again and len(first[0].split()) >= 5
+
+
+def test_shipped_litert_file_draws_as_a_plain_interpreter():
+    """The shipped attentive model's file, run as `nlpapps generate` runs it (every tensor
+    kept, see `open_interpreter`), draws the tokens of a plain interpreter of the file: across
+    calls, greedy and sampled, past a block boundary of its memory (64 tokens)."""
+    import numpy as np
+
+    from nlpapps.commands.common import DEFAULT_GENERATOR
+    from nlpapps.serving.litert_interpreter import open_interpreter
+    from nlpapps.serving.litert_language_model import LiteRTLanguageModel, sampling_inputs
+
+    path = DEFAULT_GENERATOR / "model.dynamic.tflite"
+    model = LiteRTLanguageModel(path)
+    plain = open_interpreter(path).get_signature_runner("serving_default")
+    for prompt in ("ROMEO:", "JULIET:\nO Romeo, Romeo!", ""):
+        for temperature, top_k, top_p in ((0.0, 0, 1.0), (0.8, 0, 1.0), (1.0, 40, 0.9)):
+            expected = plain(inputs=np.array([prompt.encode()], dtype=object),
+                             **sampling_inputs(150, temperature, top_k, top_p, 11))
+            text, ids = model.generate(prompt, 150, temperature, top_k, top_p, 11)
+            assert (text, len(ids)) == (expected["text"][0].decode(), 150)

@@ -12,6 +12,7 @@ with its SavedModel.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -93,8 +94,10 @@ class LiteRTLanguageModel:
     """
 
     def __init__(self, path: Path, num_threads: int | None = None):
-        self.path = Path(path)
-        self.interpreter = open_interpreter(self.path, num_threads)
+        self.path, self.num_threads = Path(path), num_threads
+        # Generation keeps every tensor (`open_interpreter`'s `preserve_tensors`): the
+        # loop's per-token IF stops allocating its subgraph at every token, 1.23-1.30x faster.
+        self.interpreter = open_interpreter(self.path, num_threads, preserve_tensors=True)
         signatures = self.interpreter.get_signature_list()
         runners = {name: self.interpreter.get_signature_runner(name) for name in signatures}
         self.stepwise = tuple(sorted(signatures)) == STEPWISE
@@ -180,4 +183,11 @@ class LiteRTLanguageModel:
                 total += logits[next_id] - top - math.log(np.exp(logits - top).sum())
                 token, states = np.array([next_id], np.int32), outputs["states"]
             return total
-        return total_log_prob(self._runners["score"], ids, self.state_width)
+        return total_log_prob(self._score, ids, self.state_width)
+
+    @functools.cached_property
+    def _score(self) -> Callable[..., dict]:
+        """A one-call file's `score` signature, in an interpreter of its own whose tensors
+        share memory: kept tensors would cost scoring 3,000 tokens 87 MB more, and make it no
+        faster."""
+        return open_interpreter(self.path, self.num_threads).get_signature_runner("score")

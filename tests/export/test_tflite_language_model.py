@@ -144,6 +144,30 @@ def test_one_thread_and_the_default_threads_draw_the_same_tokens(float_file, dyn
         assert one.log_prob(ids) == pytest.approx(default.log_prob(ids), abs=1e-4)
 
 
+def test_generation_keeps_its_tensors_and_draws_as_an_interpreter_that_shares_them(
+        float_file, dynamic_file):
+    """A runner generates in an interpreter that keeps every tensor (its loops' subgraphs are
+    not prepared again at every run) and scores in one that shares memory between tensors;
+    both draw and score as a plain interpreter of the file."""
+    from nlpapps.serving.litert_interpreter import open_interpreter
+    from nlpapps.serving.litert_language_model import sampling_inputs, total_log_prob
+
+    for path in (float_file, dynamic_file):
+        model = LiteRTLanguageModel(path)
+        plain = open_interpreter(path).get_signature_runner("serving_default")
+        for prompt in PROMPTS[:4]:
+            for temperature, top_k, top_p in ((0.0, 0, 1.0), (5.0, 0, 1.0), (5.0, 40, 0.9)):
+                expected = plain(inputs=np.array([as_bytes(prompt)], dtype=object),
+                                 **sampling_inputs(NEW_TOKENS, temperature, top_k, top_p, 3))
+                ids = [i for i in expected["ids"][0].tolist() if i != 0]
+                assert model.generate(prompt, NEW_TOKENS, temperature, top_k, top_p, 3) == \
+                    (expected["text"][0].decode("utf-8", "replace"), ids)
+        kept = open_interpreter(path, preserve_tensors=True).get_signature_runner("score")
+        ids = model.tokenizer.encode(text("test")[:2000])
+        assert len(ids) > 300 and model.log_prob(ids) == total_log_prob(kept, ids, model.state_width)
+        assert model._score is not model._runners["score"]
+
+
 def test_the_continuation_is_the_text_after_the_prompt_as_read(float_file):
     """`continuation` cuts the text at the prompt the file says it read; for a file written
     before it said so, at the text of a call that draws nothing."""
