@@ -881,7 +881,7 @@ def benchmark_kept_tensors(rounds: int) -> None:
         same = all(a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
                    for a, b in zip(*outputs))
         plain_s, kept_s = alternate_seconds(*(
-            functools.partial(lambda r: [r(**call) for call in calls], runner)
+            functools.partial(lambda r, calls: [r(**call) for call in calls], runner, calls)
             for runner in runners), rounds)
         ratio = statistics.median(p / k for p, k in zip(plain_s, kept_s))
         print(f"{name:48} {1000 * statistics.median(plain_s):9.1f} "

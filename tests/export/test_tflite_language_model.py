@@ -164,7 +164,8 @@ def test_generation_keeps_its_tensors_and_draws_as_an_interpreter_that_shares_th
                     (expected["text"][0].decode("utf-8", "replace"), ids)
         kept = open_interpreter(path, preserve_tensors=True).get_signature_runner("score")
         ids = model.tokenizer.encode(text("test")[:2000])
-        assert len(ids) > 300 and model.log_prob(ids) == total_log_prob(kept, ids, model.state_width)
+        assert len(ids) > 300
+        assert model.log_prob(ids) == total_log_prob(kept, ids, model.state_width)
         assert model._score is not model._runners["score"]
 
 
