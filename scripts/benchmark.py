@@ -8,7 +8,7 @@
     python scripts/benchmark.py translate [--batch 64] [--beam 5] [--rounds 5] [--model DIR]
     python scripts/benchmark.py train-step [--rounds 5] [--steps 3]
     python scripts/benchmark.py memory-step [--rounds 7] [--tokens 128]
-    python scripts/benchmark.py projection [--rounds 15]
+    python scripts/benchmark.py projection [--rounds 15] [--units 128 512]
     python scripts/benchmark.py saved-translators OLD NEW [--rounds 9] [--batch 64]
     python scripts/benchmark.py kept-tensors [--rounds 11]
     python scripts/benchmark.py startup [--rounds 3]
@@ -62,10 +62,11 @@ rewritten at every step, moved under a `tf.cond`, or kept in blocks by two neste
 shape of the files' generation loop, `decoding.decode_in_blocks`); see
 `benchmark_memory_step`.
 
-`projection`: milliseconds of one inference pass of our LSTM and GRU (widths 128 and 512, 64
-steps) at batches 1 to 64, with the inputs projected for every step in one matmul before the
-loop or by each step inside it, alternately; the ratio says where `nlpapps.layers.rnn` switches
-from one to the other (`PROJECT_FIRST_BELOW`).
+`projection`: milliseconds of one inference pass of our LSTM and both GRU forms (widths
+`--units`, 64 steps) at batches 1 to 64, with the inputs projected for every step in one
+matmul before the loop or by each step inside it, alternately; the ratio says where
+`nlpapps.layers.rnn` switches from one to the other (`PROJECT_FIRST_BELOW`,
+`PROJECT_INSIDE_MAX_KERNEL`).
 
 `saved-translators`: two exports of a translator folder (an older SavedModel and the same
 weights exported again, say), each served as `nlpapps translate --runtime tf` serves it (the
@@ -552,22 +553,22 @@ def benchmark_memory_step(rounds: int, tokens: int, memory: int = 1024, width: i
     print(f"largest difference of the outputs: {difference:.2g}", flush=True)
 
 
-def benchmark_projection(rounds: int) -> None:
-    """Our LSTM's and GRU's inference loop (`rnn.recurrence`) with `project_inputs` run once
-    before it against each step projecting its own input, the same weights and inputs, at
-    widths 128 and 512 and batches 1 to 64; their outputs are checked equal first."""
+def benchmark_projection(rounds: int, units: tuple[int, ...] = (128, 512)) -> None:
+    """Our LSTM's and both GRUs' inference loop (`rnn.recurrence`) with `project_inputs` run
+    once before it against each step projecting its own input, the same weights and inputs,
+    at widths `units` and batches 1 to 64; their outputs are checked equal first."""
     import numpy as np
     import tensorflow as tf
 
     from nlpapps import layers
-    from nlpapps.layers.rnn import projecting_step, recurrence
+    from nlpapps.layers.rnn import loop_step, projecting_step, recurrence
 
     steps = 64
-    print(f"{'cell':5} {'units':>5} {'batch':>5} {'before ms':>10} {'inside ms':>10} "
+    print(f"{'cell':7} {'units':>5} {'batch':>5} {'before ms':>10} {'inside ms':>10} "
           f"{'before/inside':>14}")
-    for width in (128, 512):
-        for name in ("LSTM", "GRU"):
-            layer = getattr(layers, name)(width, return_sequences=True)
+    for width in units:
+        for name, options in (("LSTM", {}), ("GRU", {}), ("GRU r-b", {"reset_after": False})):
+            layer = getattr(layers, name.split()[0])(width, return_sequences=True, **options)
             layer.build((None, steps, width))
             cell = layer.cell
             for batch in (1, 2, 4, 8, 16, 32, 64):
@@ -577,7 +578,7 @@ def benchmark_projection(rounds: int) -> None:
 
                 @tf.function
                 def before(x, cell=cell, states=states):
-                    return recurrence(lambda p, s: cell.step(p, s), cell.project_inputs(x),
+                    return recurrence(loop_step(cell), cell.project_inputs(x),
                                       states, return_sequences=True)[1]
 
                 @tf.function
@@ -595,7 +596,7 @@ def benchmark_projection(rounds: int) -> None:
                 first, second = alternate_seconds(functools.partial(run, before),
                                                   functools.partial(run, inside), rounds)
                 ratio = statistics.median(a / b for a, b in zip(first, second))
-                print(f"{name:5} {width:5d} {batch:5d} "
+                print(f"{name:7} {width:5d} {batch:5d} "
                       f"{1000 * statistics.median(first) / calls:10.2f} "
                       f"{1000 * statistics.median(second) / calls:10.2f} {ratio:14.2f}",
                       flush=True)
@@ -1008,6 +1009,8 @@ def main(argv: list[str] | None = None) -> int:
     projection_parser = sub.add_parser("projection", help="inputs projected before the "
                                        "inference loop or inside it, by batch")
     projection_parser.add_argument("--rounds", type=int, default=15)
+    projection_parser.add_argument("--units", type=int, nargs="+", default=[128, 512],
+                                   help="the layer widths to run")
     saved_parser = sub.add_parser("saved-translators", help="two SavedModels of a "
                                   "translator: same translations, and their speed")
     saved_parser.add_argument("old", type=Path)
@@ -1039,7 +1042,7 @@ def main(argv: list[str] | None = None) -> int:
     elif args.what == "memory-step":
         benchmark_memory_step(args.rounds, args.tokens)
     elif args.what == "projection":
-        benchmark_projection(args.rounds)
+        benchmark_projection(args.rounds, tuple(args.units))
     elif args.what == "saved-translators":
         benchmark_saved_translators(args.old, args.new, args.rounds, args.batch)
     elif args.what == "kept-tensors":

@@ -109,6 +109,12 @@ class RecurrentCell(keras.layers.Layer):
         """`inputs W (+ b)` for any leading shape: `(..., features) -> (..., gates * units)`."""
         return project(inputs, *self.input_projection())
 
+    def loop_step(self, recurrent_mask=None):
+        """`step(projected, states)` for a loop over time steps: `self.step`, with what it
+        reads of the weights taken once, outside the loop it is called in (a cell whose step
+        slices its weights overrides it)."""
+        return lambda projected, states: self.step(projected, states, recurrent_mask)
+
     def call(self, inputs, states, training=False):
         """One step on `(batch, features)` inputs: `(output, new_states)`."""
         states = list(states) if isinstance(states, (list, tuple)) else [states]

@@ -7,18 +7,22 @@ A cell of nlpapps splits its work in two:
 - `step(projected_t, states, recurrent_mask)`: the recurrent part, one fused matmul of the
   previous state with the recurrent kernel per time step.
 
-`RNN` runs `step` in one compiled `tf.while_loop`, so a step does no per-step Python. Where the
-batch is known to be small when the loop is traced (fewer than `PROJECT_FIRST_BELOW` rows: a
-batch-1 export, say), `project_inputs` runs once for all time steps, one large matmul before
-the loop. Otherwise each step projects its own input inside the loop, as Keras's
-loop does: on a CPU the projections of the next steps then run on another core beside the
-current step's recurrent matmul instead of all of them before the loop. The loop writes into a
-`TensorArray` of fixed element shape, which TFLite lowers to its built-in ops. In training, the
-LSTM and GRU cells run the loop of `bptt.py` instead, which projects inside it at every batch
-and whose gradient through time is written out (the same values, fewer and cheaper ops per
-step). On a GPU the LSTM and GRU layers run cuDNN's fused kernel instead where their
-configuration allows it, with the same results (`cudnn.py`).
+`RNN` runs `step` in one compiled `tf.while_loop`, so a step does no per-step Python; what a
+step reads of the weights is read once, outside the loop (`loop_step`). Each step projects its
+own input inside the loop, as Keras's loop does: on a CPU the projections of the next steps
+then run on another core beside the current step's recurrent matmul instead of all of them
+before the loop. Two cases run `project_inputs` once for all time steps instead, one large
+matmul before the loop (`projects_inside`): a batch known to be small when the loop is traced
+(fewer than `PROJECT_FIRST_BELOW` rows: a batch-1 export, say), and an input kernel too large
+to be read again at every step (more than `PROJECT_INSIDE_MAX_KERNEL` weights). The loop writes
+into a `TensorArray` of fixed element shape, which TFLite lowers to its built-in ops. In
+training, the LSTM and GRU cells run the loop of `bptt.py` instead, under the same choice of
+where to project, whose gradient through time is written out (the same values, fewer and
+cheaper ops per step). On a GPU the LSTM and GRU layers run cuDNN's fused kernel instead where
+their configuration allows it, with the same results (`cudnn.py`).
 """
+
+import math
 
 import keras
 import tensorflow as tf
@@ -32,6 +36,11 @@ from nlpapps.layers.cell import check_dropout, project
 # smaller batch known when traced is projected in one matmul before it (faster below 8 rows:
 # `docs/benchmarks.md`, "Inference at a batch").
 PROJECT_FIRST_BELOW = 8
+# The largest input kernel (in weights) that each step reads again inside the loop: a larger
+# one, read from memory at every step, makes the loop slower than one matmul before it (at
+# width 1024, 4M weights for an LSTM: 1.7-1.9x slower at 8 rows, 1.1-1.2x at 32; at 512, 1M,
+# level or faster: `docs/benchmarks.md`, "Wide kernels are projected first").
+PROJECT_INSIDE_MAX_KERNEL = 2 ** 21
 
 
 def recurrence(step, projected, initial_states, mask=None, return_sequences=False,
@@ -89,21 +98,33 @@ def recurrence(step, projected, initial_states, mask=None, return_sequences=Fals
 
 def projecting_step(cell, recurrent_mask=None):
     """`step(x_t, states)` of one of our cells that projects its own input,
-    `cell.step(x_t W + b, states)`, with the `(W, b)` of `cell.input_projection()` read once,
-    outside the loop it is called in."""
+    `cell.step(x_t W + b, states)`, with the `(W, b)` of `cell.input_projection()` (and what
+    the cell's `loop_step` reads) read once, outside the loop it is called in."""
     kernel, bias = cell.input_projection()
+    cell_step = loop_step(cell, recurrent_mask)
 
     def step(x, states):
-        return cell.step(project(x, kernel, bias), states, recurrent_mask)
+        return cell_step(project(x, kernel, bias), states)
 
     return step
 
 
-def _small_batch(inputs) -> bool:
-    """Whether time-major `inputs` have a batch known at tracing to be below
-    `PROJECT_FIRST_BELOW` rows."""
+def loop_step(cell, recurrent_mask=None):
+    """`step(projected, states)` of one of our cells for a loop over time: its `loop_step`,
+    which reads its weights once outside the loop, or its `step` for a cell without one."""
+    if hasattr(cell, "loop_step"):
+        return cell.loop_step(recurrent_mask)
+    return lambda projected, states: cell.step(projected, states, recurrent_mask)
+
+
+def projects_inside(cell, inputs) -> bool:
+    """Whether each step of `cell`'s loop over time-major `inputs` projects its own input:
+    unless the batch is known at tracing to be below `PROJECT_FIRST_BELOW` rows, or the
+    input kernel holds more than `PROJECT_INSIDE_MAX_KERNEL` weights."""
     batch = inputs.shape[1]
-    return batch is not None and batch < PROJECT_FIRST_BELOW
+    kernel = cell.input_projection()[0]
+    return (batch is None or batch >= PROJECT_FIRST_BELOW) and \
+        math.prod(kernel.shape) <= PROJECT_INSIDE_MAX_KERNEL
 
 
 class RNN(keras.layers.Layer):
@@ -327,11 +348,12 @@ class RNN(keras.layers.Layer):
             mask = None if mask is None else ops.flip(mask, axis=0)
 
         if training and bptt.applies(self.cell):  # the same values, a faster gradient
-            # Each step projects its own input there (see `bptt.sequence`).
+            inside = projects_inside(self.cell, inputs)  # see `bptt.sequence`'s `projection`
             last_output, outputs, states = bptt.sequence(
-                self.cell, inputs, states, mask=mask, recurrent_mask=recurrent_mask,
+                self.cell, inputs if inside else self.cell.project_inputs(inputs), states,
+                mask=mask, recurrent_mask=recurrent_mask,
                 zero_output_for_mask=self.zero_output_for_mask,
-                projection=self.cell.input_projection())
+                projection=self.cell.input_projection() if inside else None)
             outputs = outputs if self.return_sequences else None
         else:
             if not hasattr(self.cell, "input_projection"):  # a Keras cell: its whole step
@@ -341,11 +363,9 @@ class RNN(keras.layers.Layer):
                     output, new_states = self.cell(x, list(s), training=training)
                     return output, list(new_states) if isinstance(new_states, (list, tuple)) \
                         else [new_states]
-            elif _small_batch(inputs):  # every step projected at once, before the loop
+            elif not projects_inside(self.cell, inputs):  # every step projected at once
                 projected = self.cell.project_inputs(inputs)  # (time, batch, gates * units)
-
-                def step(x, s):
-                    return self.cell.step(x, s, recurrent_mask)
+                step = loop_step(self.cell, recurrent_mask)
             else:  # each step projects its own input
                 projected, step = inputs, projecting_step(self.cell, recurrent_mask)
             last_output, outputs, states = recurrence(

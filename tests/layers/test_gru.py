@@ -51,3 +51,33 @@ def test_reset_after_is_in_the_config():
     clone = GRU.from_config(layer.get_config())
     clone.build((None, TIME, FEATURES))
     assert clone.cell.reset_after is False and clone.cell.bias.shape == (3 * UNITS,)
+
+
+def test_the_loop_reads_the_kernel_parts_once_and_keeps_a_subclass_step():
+    """A loop's step (`loop_step`) takes the recurrent kernel's parts once and gives `step`'s
+    values, in both forms; a subclass that overrides `step` has its own step run by the
+    layer's loop."""
+    from nlpapps.layers.rnn import RNN
+
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(10, TIME, FEATURES)).astype("float32")
+    for reset_after in (True, False):
+        cell = GRUCell(UNITS, reset_after=reset_after, bias_initializer="random_normal")
+        cell.build((None, FEATURES))
+        projected = cell.project_inputs(x[:, 0])
+        h = rng.normal(size=(10, UNITS)).astype("float32")
+        np.testing.assert_allclose(cell.loop_step()(projected, [h])[0],
+                                   cell.step(projected, [h])[0], rtol=1e-6)
+
+    class Halved(GRUCell):
+        def step(self, projected, states, recurrent_mask=None):
+            h, _ = super().step(projected, states, recurrent_mask)
+            return h * 0.5, [h * 0.5]
+
+    for batch in (3, 10):  # projected before the loop, and inside it
+        layer = RNN(Halved(UNITS, reset_after=False), return_sequences=True)
+        outputs = np.asarray(layer(x[:batch]))
+        h = np.zeros((batch, UNITS), "float32")
+        for t in range(TIME):
+            h = np.asarray(layer.cell.step(layer.cell.project_inputs(x[:batch, t]), [h])[0])
+            np.testing.assert_allclose(outputs[:, t], h, rtol=1e-5, atol=1e-6)

@@ -3,6 +3,8 @@ layer itself: states carried by a stateful layer, `initial_state` as Keras takes
 precision, `unroll` and `implementation` (accepted, without effect on results), and the inputs
 projected before the loop or inside it, by the batch's size."""
 
+import math
+
 import keras
 import numpy as np
 import pytest
@@ -123,6 +125,53 @@ def test_unroll_and_implementation_do_not_change_results(layer_class):
 
 BUILTINS = [(SimpleRNN, keras.layers.SimpleRNN, {}), (LSTM, keras.layers.LSTM, {}),
             (GRU, keras.layers.GRU, {}), (GRU, keras.layers.GRU, {"reset_after": False})]
+
+
+def test_a_wide_input_kernel_is_projected_before_the_loop():
+    """Each step projects its own input only where the batch is unknown or at least 8 rows and
+    the input kernel holds at most `PROJECT_INSIDE_MAX_KERNEL` weights (an LSTM at width 1024
+    holds twice that)."""
+    limit = rnn.PROJECT_INSIDE_MAX_KERNEL
+    assert limit == 2 ** 21
+    for features, units, inside in ((limit // 512, 128, True), (limit // 512 + 1, 128, False),
+                                    (1024, 1024, False), (512, 512, True)):
+        cell = LSTM(units).cell
+        cell.build((None, features))
+        assert math.prod(cell.kernel.shape) == features * 4 * units
+        for batch, expected in ((10, inside), (None, inside), (3, False)):
+            assert rnn.projects_inside(cell, tf.TensorSpec((TIME, batch, features))) is expected
+
+
+@pytest.mark.parametrize("ours_class, builtin_class, options", BUILTINS[1:],
+                         ids=["LSTM", "GRU", "GRU-reset-before"])
+def test_kernels_above_the_limit_give_keras_results_in_inference_and_training(
+        ours_class, builtin_class, options, monkeypatch):
+    """With the limit at 0 every kernel is above it: a batch of 10 is projected before the
+    loop, in inference and in training (the written gradient's loop over projected inputs),
+    and both still give Keras's results."""
+    monkeypatch.setattr(rnn, "PROJECT_INSIDE_MAX_KERNEL", 0)
+    lengths = (6, 4, 2, 6, 1, 5, 3, 6, 2, 4)
+    sequences, mask = make_sequences(len(lengths), TIME, FEATURES, lengths)
+    rng = np.random.default_rng(8)
+
+    def model(layer):
+        inputs = keras.Input((TIME, FEATURES))
+        result = keras.Model(inputs, layer(keras.layers.Masking()(inputs)))
+        result.compile(optimizer=keras.optimizers.Adam(0.05), loss="mse")
+        return result
+
+    builtin = model(builtin_class(UNITS, return_sequences=True, **options))
+    builtin.set_weights([rng.normal(scale=0.5, size=w.shape) for w in builtin.get_weights()])
+    ours = model(ours_class(UNITS, return_sequences=True, **options))
+    ours.set_weights(builtin.get_weights())
+    x = np.where(mask[..., None], sequences, 0.0).astype("float32")
+    y = rng.normal(size=(len(lengths), TIME, UNITS)).astype("float32")
+    assert_all_close(ours.predict_on_batch(x), builtin.predict_on_batch(x))
+    for _ in range(3):
+        np.testing.assert_allclose(ours.train_on_batch(x, y), builtin.train_on_batch(x, y),
+                                   rtol=1e-5)
+    for got, expected in zip(ours.get_weights(), builtin.get_weights(), strict=True):
+        np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
 
 
 @pytest.mark.parametrize("go_backwards", [False, True], ids=["forwards", "backwards"])
