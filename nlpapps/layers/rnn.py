@@ -38,8 +38,8 @@ from nlpapps.layers.cell import check_dropout, project
 PROJECT_FIRST_BELOW = 8
 # The largest input kernel (in weights) that each step reads again inside the loop: a larger
 # one, read from memory at every step, makes the loop slower than one matmul before it (at
-# width 1024, 4M weights for an LSTM: 1.7-1.9x slower at 8 rows, 1.1-1.2x at 32; at 512, 1M,
-# level or faster: `docs/benchmarks.md`, "Wide kernels are projected first").
+# width 1024, 4M weights for an LSTM: 1.4-2.0x slower at 8 rows, 1.1x at 32; at 512, 1M,
+# level or faster: `docs/benchmarks.md`, "Wide kernels projected first").
 PROJECT_INSIDE_MAX_KERNEL = 2 ** 21
 
 
