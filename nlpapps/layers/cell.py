@@ -4,11 +4,11 @@ import keras
 from keras import activations, constraints, initializers, ops, regularizers
 
 
-
 def project(inputs, kernel, bias=None):
     """A cell's input projection `inputs W (+ b)`, for any leading shape."""
     projected = ops.matmul(inputs, kernel)
     return projected if bias is None else projected + bias
+
 
 class RecurrentCell(keras.layers.Layer):
     """Base of the cells: one time step of a recurrence, split into an input projection that
