@@ -18,6 +18,15 @@ CELLS = {
 }
 
 
+@pytest.fixture(params=["in the loop", "after the loop"])
+def sums(request, monkeypatch):
+    """Where the backward loop adds up the weights' gradients: each step's term in the loop
+    (the default at these widths), or one matmul over every step after it."""
+    if request.param == "after the loop":
+        monkeypatch.setattr(bptt, "SUMS_IN_LOOP_MAX_KERNEL", 0)
+    return request.param
+
+
 def _built(name, features=3):
     cell = CELLS[name]()
     cell.build((None, features))
@@ -46,8 +55,10 @@ def _gradients(cell, run, projected, states, cotangents):
 @pytest.mark.parametrize("masked, zero_output_for_mask",
                          [(False, False), (True, False), (True, True)])
 @pytest.mark.parametrize("dropped", [False, True])
-def test_gradients_equal_the_differentiated_loop(name, masked, zero_output_for_mask, dropped):
+def test_gradients_equal_the_differentiated_loop(name, masked, zero_output_for_mask, dropped,
+                                                 sums):
     cell = _built(name)
+    assert bptt.sums_in_loop(cell.recurrent_kernel) == (sums == "in the loop")
     rng = np.random.default_rng(2)
     time, batch = 6, 4
     projected = tf.constant(rng.normal(size=(time, batch, cell.gates * 5)), tf.float32)
@@ -85,7 +96,7 @@ def test_gradients_equal_the_differentiated_loop(name, masked, zero_output_for_m
 
 @pytest.mark.parametrize("name", sorted(CELLS))
 @pytest.mark.parametrize("masked", [False, True])
-def test_steps_that_project_their_own_inputs_give_the_same_gradients(name, masked):
+def test_steps_that_project_their_own_inputs_give_the_same_gradients(name, masked, sums):
     """With `projection`, each step computes `x_t W + b` inside the loop: the values and the
     gradients of the inputs, the states and every weight (W, U, the biases) are those of
     TensorFlow differentiating `project_inputs` and the step loop."""
@@ -154,6 +165,20 @@ def test_gradients_equal_finite_differences():
         np.testing.assert_allclose(d_kernel[index], numeric, rtol=2e-2, atol=2e-3)
 
 
+def test_the_gradients_of_small_kernels_are_added_up_in_the_loop():
+    """LSTM 128's kernels (2^16 weights each) in the loop; a wider recurrent or input kernel
+    after it."""
+    def kernel(units, gates=4):
+        return tf.zeros((units, gates * units))
+
+    assert bptt.sums_in_loop(kernel(128))
+    assert bptt.sums_in_loop(kernel(128), features=128)
+    assert not bptt.sums_in_loop(kernel(128), features=129)
+    assert not bptt.sums_in_loop(kernel(129))
+    assert bptt.sums_in_loop(kernel(147, gates=3))  # GRU: 64,827 weights
+    assert not bptt.sums_in_loop(kernel(148, gates=3))
+
+
 def test_other_activations_and_subclasses_keep_the_differentiated_loop():
     assert not bptt.applies(layers.LSTMCell(4, activation="relu"))
     assert not bptt.applies(layers.GRUCell(4, recurrent_activation="hard_sigmoid"))
@@ -171,7 +196,7 @@ def test_other_activations_and_subclasses_keep_the_differentiated_loop():
     (layers.GRU, keras.layers.GRU, {"reset_after": False}),
     (layers.LSTM, keras.layers.LSTM, {"go_backwards": True, "return_sequences": False}),
 ])
-def test_a_training_step_equals_keras(ours_cls, keras_cls, options):
+def test_a_training_step_equals_keras(ours_cls, keras_cls, options, sums):
     """One Adam step of each layer in a model, from the same weights, on masked input: the
     weights after it agree (the layer takes the written gradient in training)."""
     options = {"return_sequences": True, **options}
