@@ -9,6 +9,7 @@
     python scripts/benchmark.py train-step [--rounds 5] [--steps 3]
     python scripts/benchmark.py memory-step [--rounds 7] [--tokens 128]
     python scripts/benchmark.py projection [--rounds 15] [--units 128 512]
+    python scripts/benchmark.py sums [--rounds 9] [--units 128 256 512]
     python scripts/benchmark.py saved-translators OLD NEW [--rounds 9] [--batch 64]
     python scripts/benchmark.py kept-tensors [--rounds 11]
     python scripts/benchmark.py startup [--rounds 3]
@@ -67,6 +68,12 @@ shape of the files' generation loop, `decoding.decode_in_blocks`); see
 matmul before the loop or by each step inside it, alternately; the ratio says where
 `nlpapps.layers.rnn` switches from one to the other (`PROJECT_FIRST_BELOW`,
 `PROJECT_INSIDE_MAX_KERNEL`).
+
+`sums`: milliseconds of one training step (forward, backward, Adam) of our LSTM and both GRU
+forms in a model (widths `--units`, batch 32, 64 steps, each step projecting its own input),
+with the backward loop adding up the recurrent kernel's gradient step by step or in one matmul
+over every step after it, the same weights, alternately; the ratio says where
+`nlpapps.layers.bptt` switches from one to the other (`SUMS_IN_LOOP_MAX_KERNEL`).
 
 `saved-translators`: two exports of a translator folder (an older SavedModel and the same
 weights exported again, say), each served as `nlpapps translate --runtime tf` serves it (the
@@ -602,6 +609,47 @@ def benchmark_projection(rounds: int, units: tuple[int, ...] = (128, 512)) -> No
                       flush=True)
 
 
+def benchmark_sums(rounds: int, units: tuple[int, ...] = (128, 256, 512)) -> None:
+    """A training step of our LSTM's and both GRUs' layers with the recurrent kernel's
+    gradient added up in the backward loop against after it (`bptt.sums_in_loop`, chosen
+    when each model is traced), the same weights and data; the losses after one update are
+    checked equal."""
+    import numpy as np
+
+    from nlpapps import layers
+    from nlpapps.layers import bptt
+
+    batch, steps = TRAIN_SHAPE
+    print(f"{'layer':7} {'units':>5} {'in loop ms':>11} {'after ms':>9} {'after/in loop':>14}")
+    limit = bptt.SUMS_IN_LOOP_MAX_KERNEL
+    try:
+        for width in units:
+            rng = np.random.default_rng(0)
+            x = rng.normal(size=(batch, steps, width)).astype("float32")
+            y = rng.normal(size=(batch, steps, width)).astype("float32")
+            for name, options in (("LSTM", {}), ("GRU", {}), ("GRU r-b", {"reset_after": False})):
+                models = [_layer_model(getattr(layers, name.split()[0])(
+                    width, return_sequences=True, **options), steps, width) for _ in "ab"]
+                models[1].set_weights(models[0].get_weights())
+                losses = []
+                for in_loop, model in zip((True, False), models):
+                    bptt.SUMS_IN_LOOP_MAX_KERNEL = math.inf if in_loop else 0
+                    model.train_on_batch(x, y)  # traced now, with the limit just set
+                    losses.append(float(model.train_on_batch(x, y)))  # after one update
+                np.testing.assert_allclose(losses[0], losses[1], rtol=1e-4)
+                calls = max(3, math.ceil(0.5 / _training_seconds(models[0], x, y, 1)))
+                first, second = alternate_seconds(
+                    *(functools.partial(_training_seconds, model, x, y, calls)
+                      for model in models), rounds)
+                ratio = statistics.median(a / b for a, b in zip(second, first))
+                # `_training_seconds` gives the seconds of one step, `calls` steps timed.
+                print(f"{name:7} {width:5d} {1000 * statistics.median(first) / calls:11.2f} "
+                      f"{1000 * statistics.median(second) / calls:9.2f} {ratio:14.2f}",
+                      flush=True)
+    finally:
+        bptt.SUMS_IN_LOOP_MAX_KERNEL = limit
+
+
 def benchmark_saved_translators(old: Path, new: Path, rounds: int, batch: int) -> None:
     """The batched `translate` signature of two SavedModels of a translator: the same best
     translations of the fixture's sentences, and their speed at `batch` sentences a call."""
@@ -1011,6 +1059,11 @@ def main(argv: list[str] | None = None) -> int:
     projection_parser.add_argument("--rounds", type=int, default=15)
     projection_parser.add_argument("--units", type=int, nargs="+", default=[128, 512],
                                    help="the layer widths to run")
+    sums_parser = sub.add_parser("sums", help="training with the recurrent kernel's gradient "
+                                 "added up in the backward loop or after it")
+    sums_parser.add_argument("--rounds", type=int, default=9)
+    sums_parser.add_argument("--units", type=int, nargs="+", default=[128, 256, 512],
+                             help="the layer widths to run")
     saved_parser = sub.add_parser("saved-translators", help="two SavedModels of a "
                                   "translator: same translations, and their speed")
     saved_parser.add_argument("old", type=Path)
@@ -1043,6 +1096,8 @@ def main(argv: list[str] | None = None) -> int:
         benchmark_memory_step(args.rounds, args.tokens)
     elif args.what == "projection":
         benchmark_projection(args.rounds, tuple(args.units))
+    elif args.what == "sums":
+        benchmark_sums(args.rounds, tuple(args.units))
     elif args.what == "saved-translators":
         benchmark_saved_translators(args.old, args.new, args.rounds, args.batch)
     elif args.what == "kept-tensors":

@@ -16,19 +16,20 @@ units)` accumulator: a second matmul per step and a pass over the whole kernel.
   step, by a `U^T` transposed once before the loop;
 - the recurrent kernel's gradient is a sum over the steps,
 
-      dU = sum_t h_in_{t-1}^T dz_t = H_in^T dZ      (H_in, dZ flattened to (time * batch, .)),
+      dU = sum_t h_in_{t-1}^T dz_t = H_in^T dZ      (H_in, dZ flattened to (time * batch, .)).
 
-  and `dZ` is the gradient of the input projection `z_x = x W + b`. The layers let each step
-  project its own input inside the loop (`projection`): the projections of the next steps
-  then run beside the current step's recurrence on a multi-core CPU, as in Keras's loop, and
-  their gradients are sums over the steps again,
+  For a kernel of up to 2^18 weights (`sums_in_loop`: LSTM and GRU 256 and narrower), the
+  backward loop adds each step's term as it goes: those small matmuls run on another core
+  beside the next steps' gradients. A wider kernel takes one matmul over every step after the
+  loop; a step's term would be as large as the kernel, and adding them up the slower part.
 
-      dX = dZ W^T,   dW = X^T dZ,   db = sum_t dZ_t.
+`dZ` is the gradient of the input projection `z_x = x W + b`. The layers let each step project
+its own input inside the loop (`projection`): the projections of the next steps then run
+beside the current step's recurrence on a multi-core CPU, as in Keras's loop, and their
+gradients are one op over every step each, after the loop (adding `dW` up in the loop as well
+left the other core too little time for `dU`):
 
-  Where the kernels are small (`sums_in_loop`), the backward loop adds each step's term as it
-  goes: those small matmuls run on another core beside the next steps' gradients. Larger
-  kernels take one matmul over every step after the loop instead; a step's term would be as
-  large as the kernel, and adding them up the slower part.
+    dX = dZ W^T,   dW = X^T dZ,   db = sum_t dZ_t.
 
 Per step, with `a' = a (1 - a)` for a sigmoid `a` and `1 - a^2` for a tanh:
 
@@ -119,14 +120,14 @@ def sequence(cell, projected, initial_states, mask=None, recurrent_mask=None,
         outputs, last_output, states = forward[:3]
 
         def gradient(d_outputs, d_last, *d_states):
-            d_projected, d_initial, d_weights, d_projection = _backward(
-                math, weights, states0, inputs, *forward[3:], mask, recurrent_mask,
-                zero_output_for_mask, d_outputs, d_last, list(d_states),
-                projection_bias=None if projection is None else bool(bias))
+            d_projected, *rest = _backward(
+                math, weights, states0, *forward[3:], mask, recurrent_mask,
+                zero_output_for_mask, d_outputs, d_last, list(d_states))
             if projection is None:
-                return (d_projected, *d_initial, *d_weights)
-            return (tf.matmul(d_projected, kernel, transpose_b=True), *d_initial, *d_weights,
-                    *d_projection)
+                return (d_projected, *rest)
+            d_kernel = tf.matmul(_flat(inputs), _flat(d_projected), transpose_a=True)
+            d_bias = [tf.reduce_sum(_flat(d_projected), axis=0)] if bias else []
+            return (tf.matmul(d_projected, kernel, transpose_b=True), *rest, d_kernel, *d_bias)
 
         return (outputs, last_output, *states), gradient
 
@@ -142,8 +143,8 @@ def _forward(math, weights, projected, states0, mask, recurrent_mask, zero_outpu
     maps each step's input to its projection where `projected` holds the inputs."""
     steps = tf.shape(projected)[0]
     dtype = projected.dtype
-    inputs_ta = tf.TensorArray(dtype, size=steps, clear_after_read=False,
-                               element_shape=projected.shape[1:]).unstack(projected)
+    inputs_ta = tf.TensorArray(dtype, size=steps, element_shape=projected.shape[1:])
+    inputs_ta = inputs_ta.unstack(projected)
     mask_ta = None if mask is None else \
         tf.TensorArray(tf.bool, size=steps, element_shape=mask.shape[1:]).unstack(mask)
     # Read more than once (an eager array forgets what is read, by default).
@@ -178,16 +179,13 @@ def _forward(math, weights, projected, states0, mask, recurrent_mask, zero_outpu
         maximum_iterations=steps)
     # The outputs are the h states after each step, unless masked steps repeated an output.
     outputs = states_tas[0].stack()[1:] if mask_ta is None else outputs_ta.stack()
-    return outputs, last_output, states, inputs_ta, saved_tas, states_tas
+    return outputs, last_output, states, saved_tas, states_tas
 
 
-def _backward(math, weights, states0, inputs, inputs_ta, saved_tas, states_tas, mask,
-              recurrent_mask, zero_output_for_mask, d_outputs, d_last, d_states,
-              projection_bias=None):
-    """The gradients of `sequence`'s inputs, from what `_forward` returns: `(d_projected,
-    d_initial_states, d_weights, d_projection)`, the last the gradients of `(W, b)` (of `W`
-    alone where `projection_bias` is False) where each step projected its own `inputs`
-    (`projection_bias` not None). The weights' gradients are added up in the loop where
+def _backward(math, weights, states0, saved_tas, states_tas, mask, recurrent_mask,
+              zero_output_for_mask, d_outputs, d_last, d_states):
+    """The gradients of `sequence`'s inputs, projected, initial states and weights, from what
+    `_forward` returns. The recurrent weights' gradients are added up in the loop where
     `sums_in_loop` holds, else after it (the module's docstring)."""
     steps = saved_tas[0].size()
     dtype = saved_tas[0].dtype
@@ -212,15 +210,8 @@ def _backward(math, weights, states0, inputs, inputs_ta, saved_tas, states_tas, 
         h = states_tas[0].read(t)
         return h if recurrent_mask is None else h * recurrent_mask
 
-    projected_inside = projection_bias is not None
-    in_loop = sums_in_loop(weights[0], inputs.shape[-1] if projected_inside else None)
-    totals = []
-    if in_loop:
-        totals = math.zero_terms(weights)
-        if projected_inside:
-            totals.append(tf.zeros([inputs.shape[-1], weights[0].shape[-1]], dtype))
-            if projection_bias:
-                totals.append(tf.zeros([weights[0].shape[-1]], dtype))
+    in_loop = sums_in_loop(weights[0])
+    totals = math.zero_terms(weights) if in_loop else []
 
     def body(t, d_states, d_last, d_projected_ta, totals):
         d_output = d_outputs_ta.read(t)
@@ -234,12 +225,7 @@ def _backward(math, weights, states0, inputs, inputs_ta, saved_tas, states_tas, 
             d_last = (1.0 - keep) * (d_last if zero_output_for_mask else d_last + d_output)
         d_projected, d_previous, d_h_in, terms = math.backward(
             [ta.read(t) for ta in saved_tas], d_new, lambda i: states_tas[i].read(t),
-            lambda: h_in(t),
-            kernels, terms=in_loop)
-        if in_loop and projected_inside:
-            terms.append(tf.matmul(inputs_ta.read(t), d_projected, transpose_a=True))
-            if projection_bias:
-                terms.append(tf.reduce_sum(d_projected, axis=0))
+            lambda: h_in(t), kernels, terms=in_loop)
         if recurrent_mask is not None:
             d_h_in = d_h_in * recurrent_mask
         d_previous[0] = d_h_in if d_previous[0] is None else d_previous[0] + d_h_in
@@ -253,32 +239,25 @@ def _backward(math, weights, states0, inputs, inputs_ta, saved_tas, states_tas, 
         maximum_iterations=steps)
     d_projected = d_projected_ta.stack()  # (time, batch, gates * units)
     if in_loop:
-        count = len(totals) - (1 + bool(projection_bias) if projected_inside else 0)
-        return d_projected, d_initial, math.weight_gradients(totals[:count]), totals[count:]
+        return (d_projected, *d_initial, *math.weight_gradients(totals))
     h_states = states_tas[0].stack()[:-1]  # the h states before each step
     h_in_all = h_states if recurrent_mask is None else h_states * recurrent_mask
     d_weights = math.weight_gradients_of_every_step(h_in_all, d_projected, saved_tas, weights)
-    d_projection = []
-    if projected_inside:
-        d_projection.append(tf.matmul(_flat(inputs), _flat(d_projected), transpose_a=True))
-        if projection_bias:
-            d_projection.append(tf.reduce_sum(_flat(d_projected), axis=0))
-    return d_projected, d_initial, d_weights, d_projection
+    return (d_projected, *d_initial, *d_weights)
 
 
-# The largest kernel (in weights) whose gradient the backward loop adds up step by step; a
-# larger one is one matmul over every step after the loop (`_backward`). LSTM 128 has 2^16
-# weights in its recurrent kernel (in the loop: 1.02-1.03x faster training at batch 32);
-# LSTM and GRU 256 more (after the loop: 1.05-1.09x faster than in it).
-SUMS_IN_LOOP_MAX_KERNEL = 2 ** 16
+# The largest recurrent kernel (in weights) whose gradient the backward loop adds up step by
+# step; a larger one is one matmul over every step after the loop. LSTM 256 has 2^18 weights,
+# GRU 256 three quarters of that: adding up in the loop trains both GRU forms and the LSTM
+# 1.05-1.06x faster at 256 and 1.09-1.14x at 128; at 512 (2^20 weights for the LSTM),
+# 0.96-1.01x (`python scripts/benchmark.py sums`, batch 32).
+SUMS_IN_LOOP_MAX_KERNEL = 2 ** 18
 
 
-def sums_in_loop(recurrent_kernel, features=None) -> bool:
-    """Whether the backward loop adds the weights' gradients step by step: the recurrent
-    kernel `(units, gates * units)`, and the input kernel `(features, gates * units)` where
-    the steps project their inputs, hold at most `SUMS_IN_LOOP_MAX_KERNEL` weights each."""
-    width = recurrent_kernel.shape[-1]
-    return max(recurrent_kernel.shape[0], features or 0) * width <= SUMS_IN_LOOP_MAX_KERNEL
+def sums_in_loop(recurrent_kernel) -> bool:
+    """Whether the backward loop adds the recurrent kernel's gradient up step by step: a
+    `(units, gates * units)` kernel of at most `SUMS_IN_LOOP_MAX_KERNEL` weights."""
+    return recurrent_kernel.shape[0] * recurrent_kernel.shape[1] <= SUMS_IN_LOOP_MAX_KERNEL
 
 
 def _flat(tensor):

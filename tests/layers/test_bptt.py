@@ -166,17 +166,14 @@ def test_gradients_equal_finite_differences():
 
 
 def test_the_gradients_of_small_kernels_are_added_up_in_the_loop():
-    """LSTM 128's kernels (2^16 weights each) in the loop; a wider recurrent or input kernel
-    after it."""
+    """Recurrent kernels up to LSTM 256's (2^18 weights) in the loop; a wider one after it."""
     def kernel(units, gates=4):
         return tf.zeros((units, gates * units))
 
-    assert bptt.sums_in_loop(kernel(128))
-    assert bptt.sums_in_loop(kernel(128), features=128)
-    assert not bptt.sums_in_loop(kernel(128), features=129)
-    assert not bptt.sums_in_loop(kernel(129))
-    assert bptt.sums_in_loop(kernel(147, gates=3))  # GRU: 64,827 weights
-    assert not bptt.sums_in_loop(kernel(148, gates=3))
+    assert bptt.sums_in_loop(kernel(256))
+    assert not bptt.sums_in_loop(kernel(257))
+    assert bptt.sums_in_loop(kernel(295, gates=3))  # GRU: 261,075 weights
+    assert not bptt.sums_in_loop(kernel(296, gates=3))
 
 
 def test_other_activations_and_subclasses_keep_the_differentiated_loop():
