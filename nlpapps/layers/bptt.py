@@ -138,9 +138,9 @@ def sequence(cell, projected, initial_states, mask=None, recurrent_mask=None,
 def _forward(math, weights, projected, states0, mask, recurrent_mask, zero_output_for_mask,
              project=None):
     """The step loop. Returns the outputs, the last output, the final states, and the
-    `TensorArray`s the backward loop reads: the inputs, what `math.forward` saves at each
-    step, and the states (index 0 the initial states, `t + 1` those after step t). `project`
-    maps each step's input to its projection where `projected` holds the inputs."""
+    `TensorArray`s the backward loop reads: what `math.forward` saves at each step, and the
+    states (index 0 the initial states, `t + 1` those after step t). `project` maps each
+    step's input to its projection where `projected` holds the inputs."""
     steps = tf.shape(projected)[0]
     dtype = projected.dtype
     inputs_ta = tf.TensorArray(dtype, size=steps, element_shape=projected.shape[1:])
