@@ -20,8 +20,8 @@ CELLS = {
 
 @pytest.fixture(params=["in the loop", "after the loop"])
 def sums(request, monkeypatch):
-    """Where the backward loop adds up the weights' gradients: each step's term in the loop
-    (the default at these widths), or one matmul over every step after it."""
+    """Where the backward loop adds up the recurrent kernel's gradient: each step's term in
+    the loop (the default at these widths), or one matmul over every step after it."""
     if request.param == "after the loop":
         monkeypatch.setattr(bptt, "SUMS_IN_LOOP_MAX_KERNEL", 0)
     return request.param
