@@ -17,9 +17,9 @@
 `layers`: tokens/s of nlpapps's LSTM and both GRU forms against `keras.layers.LSTM` /
 `keras.layers.GRU` with the same weights, at widths 128 to 1024: training (forward + backward +
 Adam update) at batch 32 and inference at batch 1 and 32, over 64 steps. Each round sweeps
-every row, timing ours and the built-in back to back (in turn first), so that machine noise
-hits both alike and every row's rounds span the whole run; prints each row's median ratio and
-the quartiles of its rounds' ratios.
+every row, timing ours and the built-in in turns of about 0.1 s (in turn first), so that machine
+noise hits both alike and every row's rounds span the whole run; prints each row's median ratio
+and the quartiles of its rounds' ratios.
 
 `generate`: new tokens/s of text generation at batch 1 and 32 on the language model in `--model`
 (default: a model of the default `LanguageModelConfig` size, randomly initialized: speed does
@@ -134,28 +134,41 @@ def _training_seconds(model, x, y, repeats):
     return (time.perf_counter() - start) / repeats
 
 
-def _inference_seconds(model, x, repeats):
-    start = time.perf_counter()
-    for _ in range(repeats):
-        model.predict_on_batch(x)
-    return (time.perf_counter() - start) / repeats
+def _paired_seconds(first, second, calls: int, block: int = 1) -> tuple[float, float]:
+    """Mean seconds of a call of `first` and of `second` over `calls` calls of each, made in
+    turns of `block` calls (first's, second's, first's, ...), so that both sample the same
+    stretch of the host's time while each side's weights stay in the cache for a turn."""
+    first_s = second_s = 0.0
+    for turn in range(0, calls, block):
+        turn_calls = range(min(block, calls - turn))
+        start = time.perf_counter()
+        for _ in turn_calls:
+            first()
+        middle = time.perf_counter()
+        for _ in turn_calls:
+            second()
+        first_s += middle - start
+        second_s += time.perf_counter() - middle
+    return first_s / calls, second_s / calls
 
 
 def benchmark_layers(rounds: int, repeats: int, units: tuple[int, ...] = LAYER_UNITS,
-                     min_seconds: float = 0.5) -> None:
+                     min_seconds: float = 0.5, turn_seconds: float = 0.1) -> None:
     """Ours against the Keras built-in with the same weights, for LSTM, GRU (reset after the
     recurrent product, cuDNN's form and Keras's default) and GRU (reset before it, the
     textbook's), at each width in `units`: training (forward, backward, Adam) at batch 32 and
     inference at batch 1 and 32, each over 64 steps.
 
     Every row's pair of models is built and traced first, and one call of each is timed: a
-    row's measurement is then `repeats` calls, or as many more as last `min_seconds` on the
-    faster side (a fast row's few calls would be a short sample of the host's noise). Each
-    round then sweeps all the rows, timing a measurement of ours and of the built-in back to
-    back, ours first in even rounds and the built-in first in odd ones; so each row's rounds
-    are spread over the whole run and meet the host's slow and fast spells alike, and neither
-    side always runs second. A row gives the median of its rounds' ratios and their
-    quartiles."""
+    row's measurement is then `repeats` calls of each, or as many more as last `min_seconds`
+    on the faster side (a fast row's few calls would be a short sample of the host's noise).
+    The two sides take turns of about `turn_seconds` each (`_paired_seconds`), so a slow spell
+    of the host longer than a turn or two slows both alike and leaves the ratio as it was,
+    while a turn is long enough for its side's weights to stay in the cache (turns of one
+    call let each model evict the other's weights at every call); ours goes first in even
+    rounds and the built-in in odd ones. Each round sweeps all the
+    rows, so each row's rounds are spread over the whole run. A row gives the median of its
+    rounds' ratios and their quartiles."""
     import keras
     import numpy as np
 
@@ -180,32 +193,37 @@ def benchmark_layers(rounds: int, repeats: int, units: tuple[int, ...] = LAYER_U
                 ours.set_weights(builtin.get_weights())
                 train = mode.startswith("train")
 
-                def run(model, calls, x=x, y=y, train=train):
-                    return _training_seconds(model, x, y, calls) if train else \
-                        _inference_seconds(model, x, calls)
+                def call(model, x=x, y=y, train=train):
+                    return model.train_on_batch(x, y) if train else model.predict_on_batch(x)
 
-                run(ours, 1), run(builtin, 1)  # traced outside the timing
-                call_seconds = min(run(ours, 1), run(builtin, 1))
-                calls = max(repeats, math.ceil(min_seconds / call_seconds))
+                call_ours = functools.partial(call, ours)
+                call_builtin = functools.partial(call, builtin)
+                _paired_seconds(call_ours, call_builtin, 1)  # traced outside the timing
+                call_seconds = min(_paired_seconds(call_ours, call_builtin, 1))
+                block = max(1, round(turn_seconds / call_seconds))
+                calls = block * math.ceil(
+                    max(repeats, math.ceil(min_seconds / call_seconds)) / block)
                 rows.append((f"{name:7} {width:5d} {mode:>9} {calls:5d}", batch * steps,
-                             functools.partial(run, ours, calls),
-                             functools.partial(run, builtin, calls)))
+                             call_ours, call_builtin, calls, block))
     times = [([], []) for _ in rows]  # per row: ours' seconds, the built-in's
     for round_index in range(rounds):
-        for (_, _, run_ours, run_builtin), (ours_s, keras_s) in zip(rows, times):
+        for (_, _, call_ours, call_builtin, calls, block), (ours_s, keras_s) in zip(rows,
+                                                                                  times):
             if round_index % 2 == 0:
-                ours_s.append(run_ours())
-                keras_s.append(run_builtin())
+                ours_call_s, keras_call_s = _paired_seconds(call_ours, call_builtin, calls,
+                                                            block)
             else:
-                keras_s.append(run_builtin())
-                ours_s.append(run_ours())
+                keras_call_s, ours_call_s = _paired_seconds(call_builtin, call_ours, calls,
+                                                            block)
+            ours_s.append(ours_call_s)
+            keras_s.append(keras_call_s)
         print(f"round {round_index + 1} of {rounds}", file=sys.stderr, flush=True)
 
     print("GPU: both run cuDNN's fused kernel" if cudnn.gpu_available()
           else "CPU: our step loop against Keras's")
     print(f"{'layer':7} {'units':>5} {'mode':>9} {'calls':>5} {'ours tok/s':>11} "
           f"{'keras tok/s':>11} {'ratio':>6} {'quartiles':>11}")
-    for (label, tokens, _, _), (ours_s, keras_s) in zip(rows, times):
+    for (label, tokens, *_), (ours_s, keras_s) in zip(rows, times):
         ratios = sorted(k / o for o, k in zip(ours_s, keras_s))
         low, high = np.percentile(ratios, [25, 75])
         print(f"{label} {tokens / statistics.median(ours_s):11.0f} "
