@@ -166,9 +166,9 @@ def benchmark_layers(rounds: int, repeats: int, units: tuple[int, ...] = LAYER_U
     of the host longer than a turn or two slows both alike and leaves the ratio as it was,
     while a turn is long enough for its side's weights to stay in the cache (turns of one
     call let each model evict the other's weights at every call); ours goes first in even
-    rounds and the built-in in odd ones. Each round sweeps all the
-    rows, so each row's rounds are spread over the whole run. A row gives the median of its
-    rounds' ratios and their quartiles."""
+    rounds and the built-in in odd ones. Each round sweeps all the rows, so each row's rounds
+    are spread over the whole run. A row gives the median of its rounds' ratios and their
+    quartiles."""
     import keras
     import numpy as np
 
